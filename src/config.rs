@@ -1,0 +1,99 @@
+//! Reactor configuration.
+
+use std::time::Duration;
+
+/// Settings of a [`Reactor`](crate::Reactor); every field has a default.
+///
+/// ```
+/// use std::time::Duration;
+/// let mut config = halfclose::Config::default();
+/// config.idle_timeout = Some(Duration::from_secs(30));
+/// config.backlog = 4096;
+/// let reactor = halfclose::Reactor::with_config(config).unwrap();
+/// # drop(reactor);
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// Close a connection gracefully when no byte moved in either direction
+    /// for this long (reason `TimedOut(Idle)`); a connection already
+    /// closing is aborted instead. Default 300 s; `None` disables it.
+    pub idle_timeout: Option<Duration>,
+    /// The CLOSE_WAIT guard: the peer sent FIN and we neither finished nor
+    /// made progress for this long. Default 60 s; `None` disables it.
+    pub peer_eof_timeout: Option<Duration>,
+    /// The FIN_WAIT_2 guard: our FIN is out and the peer's has not come.
+    /// After [`Conn::close`](crate::Conn::close) it runs from our FIN
+    /// (lingering close, like nginx's `lingering_time`); after
+    /// [`Conn::shutdown_write`](crate::Conn::shutdown_write) every byte
+    /// received restarts it. Default 30 s; `None` disables it.
+    pub linger_timeout: Option<Duration>,
+    /// How long an outbound connect may take. Default 30 s; `None` leaves
+    /// it to the kernel (about two minutes of SYN retries).
+    pub connect_timeout: Option<Duration>,
+    /// Queued output above which [`Conn::is_write_blocked`](crate::Conn::is_write_blocked)
+    /// is true. Default 64 KiB.
+    pub write_high_water: usize,
+    /// Queued output at or below which a blocked connection gets
+    /// [`Handler::handle_write`](crate::Handler::handle_write). Default 16 KiB.
+    pub write_low_water: usize,
+    /// Hard limit on queued output per connection; a write that would pass
+    /// it is refused with [`Error::QueueFull`](crate::Error::QueueFull).
+    /// With nothing queued a write is always accepted. Default `None`:
+    /// handlers are expected to honour the high-water mark.
+    pub max_pending: Option<usize>,
+    /// Size of the one read buffer shared by every connection. Default 64 KiB.
+    pub read_buffer_size: usize,
+    /// Reads per connection per wakeup before it yields to the others
+    /// (it is re-queued, not dropped). Default 16.
+    pub read_budget: usize,
+    /// Listen backlog. Default 1024 (the kernel caps it at
+    /// `net.core.somaxconn`).
+    pub backlog: i32,
+    /// Set `SO_REUSEPORT` on listeners so that several reactors, one per
+    /// thread, can share a port. Default false.
+    pub reuse_port: bool,
+    /// Connections accepted per listener per wakeup. Default 128.
+    pub accept_batch: usize,
+    /// Accept no more than this many open connections; past it, new
+    /// connections are accepted and closed at once. Default `None`.
+    pub max_connections: Option<usize>,
+    /// How long a listener rests after `EMFILE`/`ENFILE` or another accept
+    /// failure before it tries again. Default 100 ms.
+    pub accept_backoff: Duration,
+    /// Readiness events fetched per poll. Default 1024.
+    pub events_capacity: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            idle_timeout: Some(Duration::from_secs(300)),
+            peer_eof_timeout: Some(Duration::from_secs(60)),
+            linger_timeout: Some(Duration::from_secs(30)),
+            connect_timeout: Some(Duration::from_secs(30)),
+            write_high_water: 64 * 1024,
+            write_low_water: 16 * 1024,
+            max_pending: None,
+            read_buffer_size: 64 * 1024,
+            read_budget: 16,
+            backlog: 1024,
+            reuse_port: false,
+            accept_batch: 128,
+            max_connections: None,
+            accept_backoff: Duration::from_millis(100),
+            events_capacity: 1024,
+        }
+    }
+}
+
+/// Milliseconds, rounded up, saturating at `u32::MAX`.
+pub(crate) fn millis_u32(d: Duration) -> u32 {
+    let ms = d.as_nanos().div_ceil(1_000_000);
+    u32::try_from(ms).unwrap_or(u32::MAX)
+}
+
+/// Milliseconds, rounded up.
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
+}

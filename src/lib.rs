@@ -1,0 +1,143 @@
+//! A single-threaded TCP reactor on [`mio`] in which each protocol decides,
+//! in code, what the peer's FIN means, and every close is lossless by
+//! default.
+//!
+//! ```no_run
+//! use halfclose::{Conn, Eof, Handler, Reactor};
+//!
+//! /// Reads a request until the client half-closes, then answers it.
+//! struct Upper;
+//!
+//! impl Handler for Upper {
+//!     fn handle_read(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
+//!         let _ = conn.write(&data.to_ascii_uppercase());
+//!     }
+//!
+//!     fn handle_readable_eof(&mut self, conn: &mut Conn<'_>) -> Eof {
+//!         // The client only stopped sending: a last word, then our FIN.
+//!         let _ = conn.write(b"-- done\n");
+//!         conn.close();
+//!         Eof::HalfClose
+//!     }
+//! }
+//!
+//! let mut reactor = Reactor::new()?;
+//! let listener = reactor.listen("127.0.0.1:0".parse()?, || Upper)?;
+//! println!("listening on {}", reactor.local_addr(listener).unwrap());
+//! reactor.run()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # What a FIN means
+//!
+//! TCP lets each side close its own direction. `shutdown(SHUT_WR)` sends a
+//! FIN, "I will send no more", and the peer's next read returns 0 bytes;
+//! the other direction stays open. A client can send a request, half-close
+//! to mark its end, and still read the whole reply: the `tcp_deadlock`
+//! example of *Foundations of Python Network Programming*, and the
+//! "ERROR:no end!" server of a well-known Python recipe, which can still
+//! tell a client that its request was cut short because the client only
+//! half-closed.
+//!
+//! The maintainer of asyncore answered that recipe that every asynchronous
+//! framework treats "readable with no data" as a disconnect and closes,
+//! so a client relying on half-close meets a server that never replies.
+//! Both are right, for different protocols: HTTP/1.1 and most line
+//! protocols frame their requests and treat the FIN as "gone"; `rsh`, the
+//! half-close echo, or a proxy must keep the other direction open. Here
+//! the protocol says which it is, in [`Handler::handle_readable_eof`], by
+//! returning an [`Eof`].
+//!
+//! # Closing without losing data
+//!
+//! | call | on the wire | queued output |
+//! |---|---|---|
+//! | [`Conn::shutdown_write`] | FIN after the queue; we keep reading | sent |
+//! | [`Conn::close`] | FIN after the queue, then read and discard until the peer's FIN (*lingering close*), then `close(2)` | sent |
+//! | [`Eof::Close`] (default) | after the peer's FIN: FIN after the queue, by `close(2)` alone | sent |
+//! | [`Conn::abort`], [`Eof::Abort`] | RST now (`SO_LINGER` 0) | dropped, counted |
+//!
+//! Closing a socket whose receive queue still holds unread bytes makes
+//! Linux send RST instead of FIN, and the RST makes the peer throw away
+//! whatever it had not read yet: a 4 MiB reply closed that way arrives
+//! truncated with `ECONNRESET`. The lingering close reads to the peer's FIN
+//! first, so the reply arrives whole with a clean EOF
+//! (`tests/linux_facts.rs`, `tests/b_graceful.rs`). When the peer's FIN has
+//! already been read, `close(2)` alone sends our FIN and no `shutdown` call
+//! is made.
+//!
+//! Every connection ends with one [`Handler::handle_close`] whose
+//! [`Closed`] says why ([`Reason`]: local close, peer closed, reset, timed
+//! out, error, aborted, panicked, stopped, protocol error) and how many
+//! queued bytes were dropped (0 on every lossless path). A peer's RST is
+//! never mistaken for a FIN: it reaches [`Handler::handle_error`] with
+//! `ConnectionReset`.
+//!
+//! # The loop
+//!
+//! Sockets are registered once, edge-triggered, for reading and writing.
+//! Reads go until the kernel queue is empty, with a per-wakeup budget that
+//! re-queues a busy connection rather than starving the others; one read
+//! buffer serves every connection, and a connection owns an output buffer
+//! only while the kernel will not take its bytes. Callbacks never run
+//! re-entrantly: what a handler asks through [`Conn`] is recorded and
+//! applied after the callback returns. A panicking handler aborts only its
+//! own connection.
+//!
+//! Timeouts guard every state: idle, peer-EOF (we hold a half-closed
+//! connection: CLOSE_WAIT), linger (our FIN is unanswered: FIN_WAIT_2), and
+//! connect; see [`Config`]. Listeners take a real backlog, accept in
+//! bounded batches, may share a port through `SO_REUSEPORT`, and survive
+//! `EMFILE` without spinning.
+//!
+//! To embed the reactor in another loop, watch its epoll descriptor
+//! ([`AsRawFd`](std::os::fd::AsRawFd)) and call [`Reactor::run_once`];
+//! other threads reach it through a [`Handle`].
+//!
+//! # Platform
+//!
+//! Linux only. The behaviour described here (RST on close with unread
+//! input, `EPOLLRDHUP`, edge-triggered readiness, `SO_REUSEPORT` balancing)
+//! is Linux's, and the tests pin it.
+//!
+//! # Layout
+//!
+//! | module | responsibility |
+//! |---|---|
+//! | `reactor` | the poll loop, event dispatch, timers, tasks, stop, drain |
+//! | `drive` | applying a connection's state: connect, flush, FIN, reads, EOF, timeouts, final close |
+//! | `conn` | per-connection state (one enum per half) and the [`Conn`] API |
+//! | `ctx` | state callbacks may reach, and [`Ctx`] |
+//! | `outq` | the output queue |
+//! | `listener` | accept loop, backlog, `EMFILE`, `SO_REUSEPORT` |
+//! | `timer` | the pure timer queue |
+//! | `token` | ids with generations and `mio::Token`s |
+//! | `handler` | [`Handler`], [`Eof`], [`Closed`], [`Reason`] |
+//! | `config`, `stats`, `error` | [`Config`], [`Stats`], [`Error`] |
+//!
+//! MSRV: Rust 1.74.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+#![doc(test(attr(deny(warnings))))]
+
+mod config;
+mod conn;
+mod ctx;
+mod drive;
+mod error;
+mod handler;
+mod listener;
+mod outq;
+mod reactor;
+mod stats;
+mod timer;
+mod token;
+
+pub use config::Config;
+pub use conn::{Conn, Ctx};
+pub use error::{Error, Result};
+pub use handler::{Closed, Eof, Handler, ProtocolError, Reason, Timeout, TimerId};
+pub use reactor::{Handle, Reactor};
+pub use stats::Stats;
+pub use token::{ConnId, ListenerId};

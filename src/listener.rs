@@ -1,0 +1,158 @@
+//! Listening sockets: creation with a real backlog and `SO_REUSEPORT`, and
+//! the accept loop with its batch limit, connection limit and
+//! descriptor-exhaustion handling.
+//!
+//! When `accept` fails with `EMFILE` or `ENFILE` the pending connection
+//! stays in the kernel queue and the listener stays readable (V7): a loop
+//! that logs and returns spins. Here the listener rests for
+//! [`Config::accept_backoff`](crate::Config::accept_backoff) and, using one
+//! descriptor held in reserve for the purpose, accepts and closes the
+//! pending connections so their clients get an answer instead of a hang.
+
+use std::fs::File;
+use std::io;
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use mio::net::TcpListener;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::config::Config;
+use crate::conn::Writing;
+use crate::ctx::Core;
+use crate::drive::panic_message;
+use crate::handler::Handler;
+use crate::timer::TimerKey;
+use crate::token::ConnId;
+
+/// Makes one handler per accepted connection.
+pub(crate) type Factory = Box<dyn FnMut() -> Box<dyn Handler>>;
+
+pub(crate) struct Listener {
+    pub(crate) socket: TcpListener,
+    pub(crate) factory: Factory,
+    pub(crate) local_addr: SocketAddr,
+    /// Resting after an accept failure until this timer fires.
+    pub(crate) resting: Option<TimerKey>,
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("local_addr", &self.local_addr)
+            .field("resting", &self.resting.is_some())
+            .finish()
+    }
+}
+
+/// How an accept round ended.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Round {
+    /// The kernel queue is empty; wait for the next event.
+    Drained,
+    /// The batch limit was reached with connections maybe still queued.
+    More,
+    /// Accepting failed (out of descriptors or another error): rest.
+    Rest,
+}
+
+/// A listening socket created with socket2, so the backlog and
+/// `SO_REUSEPORT` are ours to choose (mio's `bind` fixes the backlog at 128).
+pub(crate) fn bind(addr: SocketAddr, config: &Config) -> io::Result<TcpListener> {
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking().cloexec(),
+        Some(Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    if config.reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(config.backlog)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+pub(crate) fn is_fd_exhaustion(e: &io::Error) -> bool {
+    // EMFILE, ENFILE, ENOBUFS, ENOMEM: resources, not this connection.
+    matches!(e.raw_os_error(), Some(24) | Some(23) | Some(105) | Some(12))
+}
+
+/// One descriptor kept open so that, when the process runs out, it can be
+/// released to accept and close a pending connection.
+#[derive(Debug, Default)]
+pub(crate) struct Reserve(Option<File>);
+
+impl Reserve {
+    pub(crate) fn new() -> Self {
+        Reserve(File::open("/dev/null").ok())
+    }
+}
+
+impl Listener {
+    /// Accept up to one batch, handing each connection to a new handler.
+    pub(crate) fn accept(&mut self, core: &mut Core, reserve: &mut Reserve, accepted: &mut Vec<ConnId>) -> Round {
+        for _ in 0..core.config.accept_batch.max(1) {
+            match self.socket.accept() {
+                Ok((stream, peer)) => {
+                    if core.config.max_connections.is_some_and(|max| core.conns.len() >= max) {
+                        log::debug!("refusing {peer}: max_connections reached");
+                        core.stats.refused += 1;
+                        continue; // dropped: closed at once
+                    }
+                    let handler = match catch_unwind(AssertUnwindSafe(&mut self.factory)) {
+                        Ok(h) => h,
+                        Err(payload) => {
+                            log::error!("handler factory panicked: {}; closing {peer}", panic_message(&*payload));
+                            core.stats.panics += 1;
+                            continue;
+                        }
+                    };
+                    match core.insert(stream, handler, Writing::Open) {
+                        Ok(id) => {
+                            core.stats.accepted += 1;
+                            accepted.push(id);
+                        }
+                        Err(e) => log::warn!("cannot register connection from {peer}: {e}"),
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Round::Drained,
+                Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted) => {}
+                Err(e) if is_fd_exhaustion(&e) => {
+                    core.stats.fd_exhausted += 1;
+                    let shed = self.shed(reserve, core.config.accept_batch);
+                    core.stats.refused += shed;
+                    log::warn!(
+                        "accept on {}: {e}; shed {shed} pending connection(s), resting",
+                        self.local_addr
+                    );
+                    return Round::Rest;
+                }
+                Err(e) => {
+                    log::warn!("accept on {}: {e}; resting", self.local_addr);
+                    return Round::Rest;
+                }
+            }
+        }
+        Round::More
+    }
+
+    /// Release the reserve descriptor, accept and close up to `max` pending
+    /// connections with it, and take the reserve back.
+    fn shed(&mut self, reserve: &mut Reserve, max: usize) -> u64 {
+        let Some(file) = reserve.0.take() else { return 0 };
+        drop(file);
+        let mut shed = 0;
+        while shed < max as u64 {
+            match self.socket.accept() {
+                Ok((stream, _)) => {
+                    drop(stream);
+                    shed += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        *reserve = Reserve::new();
+        shed
+    }
+}

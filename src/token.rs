@@ -1,0 +1,155 @@
+//! Connection ids with generations, and their mapping to `mio::Token`.
+//!
+//! A slab slot is reused as soon as its connection closes. An event already
+//! collected for the old connection, or an id a handler kept, must never
+//! reach the new one: every id carries the slot's generation, which is bumped
+//! each time the slot is freed.
+
+use std::fmt;
+
+use mio::Token;
+
+/// Identifies one connection for its whole life.
+///
+/// Ids are never reused while the reactor lives: once the connection closes,
+/// operations through an old id fail with [`Error::StaleId`](crate::Error::StaleId)
+/// even when another connection occupies the same slot.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId {
+    pub(crate) index: u32,
+    pub(crate) generation: u32,
+}
+
+impl fmt::Debug for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ConnId({}v{})", self.index, self.generation)
+    }
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}.{}", self.index, self.generation)
+    }
+}
+
+/// Identifies one listening socket of a reactor.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct ListenerId(pub(crate) u32);
+
+const KIND_SHIFT: u32 = 62;
+const GEN_MASK: u64 = (1 << 30) - 1;
+const KIND_CONN: u64 = 0;
+const KIND_LISTENER: u64 = 1;
+
+/// The token of the reactor's waker; never produced by [`encode_conn`].
+pub(crate) const WAKER: Token = Token(usize::MAX);
+
+/// What an event's token refers to.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Target {
+    Conn(ConnId),
+    Listener(ListenerId),
+    Waker,
+}
+
+pub(crate) fn encode_conn(id: ConnId) -> Token {
+    let g = u64::from(id.generation) & GEN_MASK;
+    Token(((KIND_CONN << KIND_SHIFT) | (g << 32) | u64::from(id.index)) as usize)
+}
+
+pub(crate) fn encode_listener(id: ListenerId) -> Token {
+    Token(((KIND_LISTENER << KIND_SHIFT) | u64::from(id.0)) as usize)
+}
+
+pub(crate) fn decode(token: Token) -> Target {
+    if token == WAKER {
+        return Target::Waker;
+    }
+    let raw = token.0 as u64;
+    let index = raw as u32;
+    match raw >> KIND_SHIFT {
+        KIND_LISTENER => Target::Listener(ListenerId(index)),
+        _ => Target::Conn(ConnId {
+            index,
+            generation: ((raw >> 32) & GEN_MASK) as u32,
+        }),
+    }
+}
+
+/// The generation of every slot index ever used.
+#[derive(Debug, Default)]
+pub(crate) struct Generations {
+    gens: Vec<u32>,
+}
+
+impl Generations {
+    /// The id that a connection inserted at `index` gets.
+    pub(crate) fn id_for(&mut self, index: usize) -> ConnId {
+        if index >= self.gens.len() {
+            self.gens.resize(index + 1, 0);
+        }
+        ConnId {
+            index: index as u32,
+            generation: self.gens[index],
+        }
+    }
+
+    /// Whether `id` names the connection that currently holds its slot.
+    pub(crate) fn is_current(&self, id: ConnId) -> bool {
+        self.gens.get(id.index as usize) == Some(&id.generation)
+    }
+
+    /// Retire the generation of a freed slot.
+    pub(crate) fn retire(&mut self, index: usize) {
+        let g = &mut self.gens[index];
+        *g = (*g + 1) & GEN_MASK as u32;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conn_token_round_trips() {
+        for (index, generation) in [(0, 0), (1, 7), (u32::MAX - 1, GEN_MASK as u32)] {
+            let id = ConnId { index, generation };
+            assert_eq!(decode(encode_conn(id)), Target::Conn(id));
+        }
+    }
+
+    #[test]
+    fn listener_and_waker_tokens_are_distinct_from_conns() {
+        let l = ListenerId(3);
+        assert_eq!(decode(encode_listener(l)), Target::Listener(l));
+        assert_eq!(decode(WAKER), Target::Waker);
+        let c = ConnId {
+            index: 3,
+            generation: 0,
+        };
+        assert_ne!(encode_conn(c), encode_listener(l));
+    }
+
+    #[test]
+    fn retired_slot_makes_old_id_stale() {
+        let mut g = Generations::default();
+        let old = g.id_for(5);
+        assert!(g.is_current(old));
+        g.retire(5);
+        let new = g.id_for(5);
+        assert_ne!(old, new);
+        assert!(!g.is_current(old));
+        assert!(g.is_current(new));
+    }
+
+    #[test]
+    fn generation_wraps_within_token_bits() {
+        let mut g = Generations::default();
+        g.id_for(0);
+        g.gens[0] = GEN_MASK as u32;
+        g.retire(0);
+        let id = g.id_for(0);
+        assert_eq!(id.generation, 0);
+        assert_eq!(decode(encode_conn(id)), Target::Conn(id));
+    }
+}

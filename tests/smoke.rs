@@ -1,0 +1,48 @@
+mod util;
+use halfclose::{Eof, Reason};
+use util::*;
+
+#[test]
+fn echo_then_peer_fin_closes_losslessly() {
+    let log = log();
+    let mut r = reactor();
+    let l2 = log.clone();
+    let addr = listen(&mut r, move || {
+        Recorder::new(&l2).on_read(|c, d| {
+            c.write(d).unwrap();
+        })
+    });
+    let mut c = Client::connect(addr);
+    c.send(b"hello");
+    c.shutdown_write();
+    run_until(&mut r, |_| c.done());
+    assert_eq!(c.received, b"hello");
+    assert_eq!(c.end, End::Eof);
+    run_until(&mut r, |_| closed(&log).is_some());
+    assert_eq!(shape(&log), ["connect", "read", "eof", "close"]);
+    let cl = closed(&log).unwrap();
+    assert_eq!(cl.reason, Reason::PeerClosed);
+    assert_eq!((cl.bytes_in, cl.bytes_out, cl.dropped), (5, 5, 0));
+}
+
+#[test]
+fn half_close_keeps_writing() {
+    let log = log();
+    let mut r = reactor();
+    let l2 = log.clone();
+    let addr = listen(&mut r, move || {
+        Recorder::new(&l2).on_eof(|c| {
+            c.write(b"late reply").unwrap();
+            c.shutdown_write();
+            Eof::HalfClose
+        })
+    });
+    let mut c = Client::connect(addr);
+    c.send(b"req");
+    c.shutdown_write();
+    run_until(&mut r, |_| c.done());
+    assert_eq!(c.received, b"late reply");
+    assert_eq!(c.end, End::Eof);
+    run_until(&mut r, |_| closed(&log).is_some());
+    assert_eq!(closed(&log).unwrap().reason, Reason::PeerClosed);
+}
