@@ -29,7 +29,7 @@ pub enum Error {
         limit: usize,
     },
     /// A frame grew past the configured maximum before its terminator
-    /// arrived (see [`chat`](crate::chat)).
+    /// arrived (see the `chat` framing layer).
     FrameTooLarge {
         /// The configured limit in bytes.
         limit: usize,

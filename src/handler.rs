@@ -79,6 +79,16 @@ pub trait Handler {
         let _ = (conn, timer);
     }
 
+    /// The reactor started a graceful drain ([`Reactor::drain`](crate::Reactor::drain)):
+    /// listeners are closed and open connections should finish. A protocol
+    /// closes here what it can close without losing anything (an idle
+    /// keep-alive connection, a connection between requests). The default
+    /// does nothing: the connection goes on until it ends by itself or the
+    /// drain deadline aborts it.
+    fn handle_drain(&mut self, conn: &mut Conn<'_>) {
+        let _ = conn;
+    }
+
     /// The connection is gone and its descriptor closed. Called exactly
     /// once, last. `ctx` reaches the other connections (a proxy closes its
     /// other half here).

@@ -259,7 +259,8 @@ impl Reactor {
     }
 
     /// Drain gracefully: close every listener now (new connections are
-    /// refused), let open connections finish on their own, and abort
+    /// refused), tell each open connection ([`Handler::handle_drain`]), let
+    /// them finish, and abort
     /// whatever is still open after `timeout` (reason [`Reason::Stopped`]).
     /// [`run`](Reactor::run) returns once no connection is left.
     pub fn drain(&mut self, timeout: Duration) {
@@ -272,6 +273,16 @@ impl Reactor {
             self.core.control = Control::Draining;
             let at = self.core.deadline_after(timeout);
             self.core.timers.insert(at, TimerTarget::Drain);
+            let ids: Vec<ConnId> = self.core.conns.iter().map(|(_, s)| s.state.id).collect();
+            for id in ids {
+                if let Some(key) = self.core.live(id) {
+                    if !self.core.conns[key].state.is_failing() {
+                        self.core.call(key, |h, c| h.handle_drain(c));
+                    }
+                }
+                self.core.dirty.push(id);
+            }
+            self.apply_dirty();
         }
     }
 
