@@ -312,3 +312,73 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// The path of an example binary, built on first use (`cargo test` builds
+/// examples too; the explicit build makes a single `--test` run work).
+pub fn example_bin(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/examples/<name>
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir").join("examples");
+    let path = dir.join(name);
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--example", name])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "cargo build --example {name} failed");
+    assert!(path.exists(), "{} not found", path.display());
+    path
+}
+
+/// A running example server; killed on drop if still running.
+pub struct Server {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+    pub stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Server {
+    /// Start example `name` with `args` (which should include `--listen
+    /// 127.0.0.1:0`) and read its first stdout line, `listening on IP:PORT`.
+    pub fn start(name: &str, args: &[&str]) -> Server {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(example_bin(name))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("spawn example");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("read first line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("{name}: unexpected first line {line:?}"))
+            .parse()
+            .expect("address");
+        Server { child, addr, stdout }
+    }
+
+    /// Send SIGTERM (via `kill`) and wait for the exit status, bounded by
+    /// [`DEADLINE`].
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = std::process::Command::new("kill").args(["-TERM", &pid]).status();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(start.elapsed() < DEADLINE, "server did not exit after SIGTERM");
+            std::thread::yield_now();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
