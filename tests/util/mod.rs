@@ -365,14 +365,26 @@ impl Server {
     pub fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         let _ = std::process::Command::new("kill").args(["-TERM", &pid]).status();
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
+        self.wait_exit()
+    }
+
+    /// Wait for the process to exit, bounded by [`DEADLINE`] (then kill it
+    /// and fail).
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let watchdog = std::thread::spawn(move || {
+            if rx.recv_timeout(DEADLINE).is_err() {
+                let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+                return true;
             }
-            assert!(start.elapsed() < DEADLINE, "server did not exit after SIGTERM");
-            std::thread::yield_now();
-        }
+            false
+        });
+        let status = self.child.wait().expect("wait");
+        let _ = tx.send(());
+        let killed = watchdog.join().unwrap();
+        assert!(!killed, "process did not exit within {DEADLINE:?}");
+        status
     }
 }
 
