@@ -548,6 +548,185 @@ impl<'a> Conn<'a> {
     ///
     /// As [`Ctx::connect`].
     pub fn connect<H: Handler + 'static>(&mut self, addr: SocketAddr, handler: H) -> Result<ConnId> {
-        self.core.connect(addr, Box::new(handler))
+        self.core.connect(addr, None, Box::new(handler))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The connection state machine, grouped by state, without a reactor:
+    //! each fixture builds a `ConnState` over a real loopback socket and
+    //! sets the halves directly.
+    use super::*;
+    use crate::ctx::Slot;
+    use crate::Config;
+
+    fn stream() -> TcpStream {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        TcpStream::from_std(c)
+    }
+
+    fn state(writing: Writing, reading: Reading) -> ConnState {
+        let id = ConnId {
+            index: 0,
+            generation: 0,
+        };
+        let mut st = ConnState::new(stream(), id, writing, 1_000, 0);
+        st.reading = reading;
+        st
+    }
+
+    fn cfg() -> Config {
+        let mut c = Config::default();
+        c.idle_timeout = None;
+        c.peer_eof_timeout = Some(Duration::from_millis(500));
+        c.linger_timeout = Some(Duration::from_millis(300));
+        c.connect_timeout = Some(Duration::from_millis(200));
+        c
+    }
+
+    #[test]
+    fn per_connection_state_is_small() {
+        // Userspace memory of an idle connection without buffers: the slab
+        // slot (state + boxed handler pointer). Printed for the docs.
+        let slot = std::mem::size_of::<Slot>();
+        println!(
+            "size_of::<Slot>() = {slot} bytes, ConnState = {}",
+            std::mem::size_of::<ConnState>()
+        );
+        assert!(slot <= 160, "a connection slot takes {slot} bytes");
+    }
+
+    mod connecting {
+        use super::*;
+
+        #[test]
+        fn counts_as_connecting_and_only_the_connect_timeout_applies() {
+            let st = state(Writing::Connecting { fin: false }, Reading::Open);
+            assert_eq!(st.classify(), Gauge::Connecting);
+            assert_eq!(st.next_timeout(&cfg()), Some((1_200, Timeout::Connect)));
+        }
+
+        #[test]
+        fn shutdown_waits_for_the_connect() {
+            let mut st = state(Writing::Connecting { fin: false }, Reading::Open);
+            st.shutdown_write();
+            assert_eq!(st.writing, Writing::Connecting { fin: true });
+        }
+
+        #[test]
+        fn close_waits_for_the_connect_and_then_lingers() {
+            let mut st = state(Writing::Connecting { fin: false }, Reading::Open);
+            st.begin_close(Reason::Local);
+            assert_eq!(st.writing, Writing::Connecting { fin: true });
+            assert_eq!(st.reading, Reading::Discarding);
+            assert!(matches!(st.end, End::Graceful(Reason::Local)));
+        }
+    }
+
+    mod established {
+        use super::*;
+
+        #[test]
+        fn close_stops_input_and_queues_the_fin() {
+            let mut st = state(Writing::Open, Reading::Open);
+            assert_eq!(st.classify(), Gauge::Established);
+            assert_eq!(st.graceful_reason(), Reason::Local);
+            st.begin_close(Reason::Local);
+            assert_eq!((st.writing, st.reading), (Writing::Closing, Reading::Discarding));
+            assert_eq!(st.classify(), Gauge::Lingering);
+        }
+
+        #[test]
+        fn close_while_paused_looks_for_a_held_fin() {
+            let mut st = state(Writing::Open, Reading::Paused);
+            st.ready.clear(Ready::READABLE);
+            st.begin_close(Reason::Local);
+            assert_eq!(st.reading, Reading::Discarding);
+            assert!(st.ready.has(Ready::READABLE));
+        }
+
+        #[test]
+        fn second_close_keeps_the_first_reason() {
+            let mut st = state(Writing::Open, Reading::Open);
+            st.begin_close(Reason::TimedOut(Timeout::Idle));
+            st.begin_close(Reason::Local);
+            assert!(matches!(st.end, End::Graceful(Reason::TimedOut(Timeout::Idle))));
+        }
+
+        #[test]
+        fn abort_overrides_a_graceful_close_but_not_a_failure() {
+            let mut st = state(Writing::Open, Reading::Open);
+            st.begin_close(Reason::Local);
+            st.abort(Reason::Aborted);
+            assert!(matches!(st.end, End::Abort(Reason::Aborted)));
+            let mut st = state(Writing::Open, Reading::Open);
+            st.fail(io::ErrorKind::ConnectionReset.into());
+            st.abort(Reason::Aborted);
+            assert!(matches!(st.end, End::Fail(Reason::Reset, _)));
+        }
+
+        #[test]
+        fn idle_timeout_runs_from_the_last_activity() {
+            let mut st = state(Writing::Open, Reading::Open);
+            st.idle_ms = 50;
+            st.last_activity = 5_000;
+            assert_eq!(st.next_timeout(&cfg()), Some((5_050, Timeout::Idle)));
+        }
+    }
+
+    mod half_closed_in {
+        use super::*;
+
+        #[test]
+        fn peer_fin_first_means_peer_closed() {
+            let st = state(Writing::Open, Reading::Eof);
+            assert_eq!(st.classify(), Gauge::HalfClosedIn);
+            assert_eq!(st.graceful_reason(), Reason::PeerClosed);
+        }
+
+        #[test]
+        fn peer_eof_timeout_is_restarted_by_progress() {
+            let mut st = state(Writing::Open, Reading::Eof);
+            assert_eq!(st.next_timeout(&cfg()), Some((1_500, Timeout::PeerEof)));
+            st.last_activity = 2_000;
+            assert_eq!(st.next_timeout(&cfg()), Some((2_500, Timeout::PeerEof)));
+        }
+
+        #[test]
+        fn close_keeps_the_read_half_at_eof() {
+            let mut st = state(Writing::Open, Reading::Eof);
+            st.begin_close(Reason::PeerClosed);
+            assert_eq!((st.writing, st.reading), (Writing::Closing, Reading::Eof));
+        }
+    }
+
+    mod half_closed_out {
+        use super::*;
+
+        #[test]
+        fn linger_after_shutdown_is_restarted_by_input() {
+            let mut st = state(Writing::Shut, Reading::Open);
+            assert_eq!(st.classify(), Gauge::HalfClosedOut);
+            st.since = 1_000;
+            st.last_activity = 1_100;
+            assert_eq!(st.next_timeout(&cfg()), Some((1_400, Timeout::Linger)));
+        }
+
+        #[test]
+        fn linger_after_close_runs_from_our_fin() {
+            let mut st = state(Writing::Shut, Reading::Discarding);
+            st.since = 1_000;
+            st.last_activity = 1_200;
+            assert_eq!(st.next_timeout(&cfg()), Some((1_300, Timeout::Linger)));
+        }
+
+        #[test]
+        fn shutdown_again_is_a_no_op() {
+            let mut st = state(Writing::Shut, Reading::Open);
+            st.shutdown_write();
+            assert_eq!(st.writing, Writing::Shut);
+        }
     }
 }

@@ -144,12 +144,20 @@ impl Core {
         Ok(id)
     }
 
-    pub(crate) fn connect(&mut self, addr: SocketAddr, handler: Box<dyn Handler>) -> Result<ConnId> {
+    pub(crate) fn connect(
+        &mut self,
+        addr: SocketAddr,
+        from: Option<SocketAddr>,
+        handler: Box<dyn Handler>,
+    ) -> Result<ConnId> {
         let socket = Socket::new(
             Domain::for_address(addr),
             Type::STREAM.nonblocking().cloexec(),
             Some(Protocol::TCP),
         )?;
+        if let Some(local) = from {
+            socket.bind(&local.into())?;
+        }
         let early_error = match socket.connect(&addr.into()) {
             Ok(()) => None,
             Err(e) if e.raw_os_error() == Some(115) /* EINPROGRESS */ => None,
@@ -208,7 +216,25 @@ impl Ctx<'_> {
     /// Creating or registering the socket failed (`EMFILE`, for one); the
     /// handler is dropped and gets no callback.
     pub fn connect<H: Handler + 'static>(&mut self, addr: SocketAddr, handler: H) -> Result<ConnId> {
-        self.core.connect(addr, Box::new(handler))
+        self.core.connect(addr, None, Box::new(handler))
+    }
+
+    /// [`connect`](Ctx::connect) from the local address `from` (port 0 lets
+    /// the kernel pick the port): spreading source addresses over
+    /// 127.0.0.0/8 gets a load generator past the ephemeral-port limit of
+    /// one source address.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Ctx::connect), and binding `from` failed
+    /// (`AddrInUse`, `AddrNotAvailable`).
+    pub fn connect_from<H: Handler + 'static>(
+        &mut self,
+        addr: SocketAddr,
+        from: SocketAddr,
+        handler: H,
+    ) -> Result<ConnId> {
+        self.core.connect(addr, Some(from), Box::new(handler))
     }
 
     /// Make [`Reactor::run`](crate::Reactor::run) return after this

@@ -348,6 +348,8 @@ impl Core {
     /// A timer of connection `id` fired.
     pub(crate) fn on_conn_timer(&mut self, id: ConnId, which: ConnTimer, timer: TimerId) {
         let Some(key) = self.live(id) else { return };
+        // Whatever happens, `advance` applies it and re-arms the timeouts.
+        self.dirty.push(id);
         match which {
             ConnTimer::User => {
                 if !self.conns[key].state.is_failing() {
@@ -361,7 +363,7 @@ impl Core {
                     return;
                 };
                 if at > self.now {
-                    return; // progress moved it; `settle` re-arms it
+                    return; // progress moved the deadline
                 }
                 log::debug!("{} timed out: {:?}", st.id, kind);
                 let reason = Reason::TimedOut(kind);
@@ -386,7 +388,6 @@ impl Core {
                 }
             }
         }
-        self.dirty.push(id);
     }
 }
 

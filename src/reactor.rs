@@ -231,7 +231,23 @@ impl Reactor {
     /// As [`Ctx::connect`].
     pub fn connect<H: Handler + 'static>(&mut self, addr: SocketAddr, handler: H) -> Result<ConnId> {
         self.core.update_clock();
-        self.core.connect(addr, Box::new(handler))
+        self.core.connect(addr, None, Box::new(handler))
+    }
+
+    /// Start a non-blocking outbound connection from the local address
+    /// `from`; see [`Ctx::connect_from`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Ctx::connect_from`].
+    pub fn connect_from<H: Handler + 'static>(
+        &mut self,
+        addr: SocketAddr,
+        from: SocketAddr,
+        handler: H,
+    ) -> Result<ConnId> {
+        self.core.update_clock();
+        self.core.connect(addr, Some(from), Box::new(handler))
     }
 
     /// An open connection, to act on it from outside any callback (from a
