@@ -578,12 +578,13 @@ mod tests {
     }
 
     fn cfg() -> Config {
-        let mut c = Config::default();
-        c.idle_timeout = None;
-        c.peer_eof_timeout = Some(Duration::from_millis(500));
-        c.linger_timeout = Some(Duration::from_millis(300));
-        c.connect_timeout = Some(Duration::from_millis(200));
-        c
+        Config {
+            idle_timeout: None,
+            peer_eof_timeout: Some(Duration::from_millis(500)),
+            linger_timeout: Some(Duration::from_millis(300)),
+            connect_timeout: Some(Duration::from_millis(200)),
+            ..Config::default()
+        }
     }
 
     #[test]

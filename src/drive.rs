@@ -260,6 +260,8 @@ impl Core {
     /// The peer's FIN was read.
     fn on_eof(&mut self, key: usize) {
         let st = &mut self.conns[key].state;
+        // Whose FIN came first decides the reason of a graceful end.
+        let ours_first = !matches!(st.writing, Writing::Open | Writing::Connecting { fin: false });
         let was = std::mem::replace(&mut st.reading, Reading::Eof);
         st.since = self.now;
         if was != Reading::Open {
@@ -271,7 +273,7 @@ impl Core {
         let st = &mut self.conns[key].state;
         match eof {
             Eof::Close => {
-                let reason = st.graceful_reason();
+                let reason = if ours_first { Reason::Local } else { Reason::PeerClosed };
                 st.begin_close(reason);
             }
             Eof::HalfClose => {}
@@ -375,7 +377,7 @@ impl Core {
                     }
                     Timeout::Linger => {
                         st.end = End::Graceful(reason);
-                        return self.finalize(key, reason, Teardown::Close);
+                        self.finalize(key, reason, Teardown::Close);
                     }
                     Timeout::Idle | Timeout::PeerEof => {
                         if matches!(st.end, End::Running) && st.writing == Writing::Open {

@@ -1,0 +1,665 @@
+//! Scenario group A of SCENARIOS.md: half-close. The peer's FIN reaches
+//! `handle_readable_eof`, whose `Eof` says what it means; our own
+//! `shutdown_write` closes only our direction.
+mod util;
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::mem::MaybeUninit;
+use std::rc::Rc;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use halfclose::{Closed, Config, Conn, ConnId, Eof, Error, Handler, Reason};
+use util::*;
+
+/// A slot a handler fills with its connection's id, so that the test can
+/// reach the connection from outside any callback.
+type IdSlot = Rc<Cell<Option<ConnId>>>;
+
+fn id_slot() -> IdSlot {
+    Rc::new(Cell::new(None))
+}
+
+/// No timeout may fire during a test: the loop is idle unless the test or
+/// the peer does something.
+fn no_timeouts(c: &mut Config) {
+    c.idle_timeout = None;
+    c.peer_eof_timeout = None;
+    c.linger_timeout = None;
+}
+
+/// The id of the accepted connection, once `handle_connect` ran.
+#[track_caller]
+fn accepted(r: &mut halfclose::Reactor, slot: &IdSlot) -> ConnId {
+    run_until(r, |_| slot.get().is_some());
+    slot.get().unwrap()
+}
+
+/// A1: the peer half-closes first and we keep sending. `Eof::HalfClose`
+/// keeps our write half open: 100 bytes written from a timer after the EOF
+/// arrive intact, the connection counts as half-closed-in while we hold it,
+/// and the peer sees EOF only once we shut down. EOF is delivered once.
+#[test]
+fn a1_half_close_keeps_sending() {
+    let log = log();
+    let mut r = reactor_with(no_timeouts);
+    let slot = id_slot();
+    let (l2, s2) = (log.clone(), slot.clone());
+    let reply = pattern(100, 1);
+    let reply2 = reply.clone();
+    let addr = listen(&mut r, move || {
+        let s3 = s2.clone();
+        let reply = reply2.clone();
+        Recorder::new(&l2)
+            .on_connect(move |c| s3.set(Some(c.id())))
+            .on_eof(|c| {
+                c.set_timer(Duration::from_millis(10));
+                Eof::HalfClose
+            })
+            .on_timer(move |c, _| c.write(&reply).unwrap())
+    });
+    let mut c = Client::connect(addr);
+    c.send(b"request");
+    c.shutdown_write();
+    let id = accepted(&mut r, &slot);
+
+    run_until(&mut r, |_| count(&log, |e| *e == Ev::Eof) >= 1);
+    assert_eq!(r.stats().half_closed_in, 1);
+    {
+        let conn = r.conn(id).expect("held open after HalfClose");
+        assert!(conn.is_read_closed());
+        assert!(conn.may_send());
+    }
+
+    run_until(&mut r, |_| c.pump().received.len() >= reply.len());
+    assert_eq!(c.received, reply);
+    // Our write half is still open: no EOF for the peer yet.
+    for _ in 0..20 {
+        r.run_once(Some(Duration::from_millis(1))).unwrap();
+    }
+    assert_eq!(c.pump().end, End::Open);
+    assert_eq!(r.stats().half_closed_in, 1);
+    assert_eq!(r.stats().open, 1);
+
+    r.conn(id).unwrap().shutdown_write();
+    run_until(&mut r, |_| c.done());
+    assert_eq!(c.end, End::Eof);
+    assert_eq!(c.received, reply);
+    run_until(&mut r, |_| closed(&log).is_some());
+
+    assert_eq!(shape(&log), ["connect", "read", "eof", "timer", "close"]);
+    assert_eq!(read_bytes(&log), b"request");
+    let cl = closed(&log).unwrap();
+    assert_eq!(cl.reason, Reason::PeerClosed);
+    assert_eq!((cl.bytes_in, cl.bytes_out, cl.dropped), (7, 100, 0));
+    assert_eq!(r.stats().half_closed_in, 0);
+    assert_eq!(r.stats().peak_half_closed_in, 1);
+}
+
+/// A protocol that does not override `handle_readable_eof`: the trait's
+/// default must be used, not a recorder's.
+struct DefaultEcho {
+    reads: Rc<RefCell<Vec<u8>>>,
+    closes: Rc<RefCell<Vec<Closed>>>,
+}
+
+impl Handler for DefaultEcho {
+    fn handle_read(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
+        self.reads.borrow_mut().extend_from_slice(data);
+        conn.write(data).unwrap();
+    }
+    fn handle_close(&mut self, _ctx: &mut halfclose::Ctx<'_>, closed: &Closed) {
+        self.closes.borrow_mut().push(*closed);
+    }
+}
+
+/// A2: a protocol that does not opt in to half-close. "hello" then the
+/// peer's FIN: the data is delivered (and echoed), then the default
+/// `Eof::Close` closes losslessly: the peer reads the echo and a clean EOF
+/// (not ECONNRESET), nothing is dropped, and the connection never sits in
+/// the half-closed-in state. Twisted and asyncio tell such a protocol
+/// "connection lost"; here the default of `handle_readable_eof` is that.
+#[test]
+fn a2_no_opt_in_closes_losslessly() {
+    let reads = Rc::new(RefCell::new(Vec::new()));
+    let closes = Rc::new(RefCell::new(Vec::new()));
+    let mut r = reactor_with(no_timeouts);
+    let (rd, cl) = (reads.clone(), closes.clone());
+    let addr = listen(&mut r, move || DefaultEcho {
+        reads: rd.clone(),
+        closes: cl.clone(),
+    });
+    let mut c = Client::connect(addr);
+    c.send(b"hello");
+    c.shutdown_write();
+    run_until(&mut r, |_| c.done());
+    assert_eq!(c.end, End::Eof, "a lossless close ends with FIN, not RST");
+    assert_eq!(c.received, b"hello");
+    run_until(&mut r, |_| !closes.borrow().is_empty());
+
+    assert_eq!(*reads.borrow(), b"hello");
+    let closes = closes.borrow();
+    assert_eq!(closes.len(), 1);
+    assert_eq!(closes[0].reason, Reason::PeerClosed);
+    assert_eq!((closes[0].bytes_in, closes[0].bytes_out, closes[0].dropped), (5, 5, 0));
+    let s = r.stats();
+    assert_eq!((s.open, s.closed, s.resets, s.aborts), (0, 1, 0, 0));
+    assert_eq!(
+        s.peak_half_closed_in, 0,
+        "Eof::Close must not hold the connection half-open"
+    );
+}
+
+/// A3: EOF is delivered exactly once and the loop does not spin after it,
+/// although the socket stays readable at the kernel level (V4: a read would
+/// return 0 at once). With the connection held half-closed and no timer
+/// armed, hundreds of zero-timeout iterations handle no event and call no
+/// callback, and a bounded wait really waits (nothing re-queued). Netty
+/// pins the same after its half-closure event (netty#7255).
+#[test]
+fn a3_eof_exactly_once_no_busy_loop() {
+    let log = log();
+    let mut r = reactor_with(no_timeouts);
+    let slot = id_slot();
+    let (l2, s2) = (log.clone(), slot.clone());
+    let addr = listen(&mut r, move || {
+        let s3 = s2.clone();
+        Recorder::new(&l2)
+            .on_connect(move |c| s3.set(Some(c.id())))
+            .on_eof(|_| Eof::HalfClose)
+    });
+    let mut c = Client::connect(addr);
+    c.send(b"x");
+    c.shutdown_write();
+    let id = accepted(&mut r, &slot);
+    run_until(&mut r, |_| count(&log, |e| *e == Ev::Eof) >= 1);
+    assert_eq!(count(&log, |e| *e == Ev::Eof), 1);
+
+    // V4: the descriptor is still readable: a peek returns EOF at once.
+    {
+        let conn = r.conn(id).unwrap();
+        let mut buf = [MaybeUninit::<u8>::uninit(); 16];
+        assert_eq!(conn.socket().peek(&mut buf).unwrap(), 0);
+    }
+
+    // Let a stray edge collected before the EOF was read come in.
+    for _ in 0..3 {
+        r.run_once(Some(Duration::from_millis(5))).unwrap();
+    }
+    let before = log.borrow().len();
+    let mut handled = 0;
+    for _ in 0..300 {
+        handled += r.run_once(Some(Duration::ZERO)).unwrap();
+    }
+    assert!(handled <= 1, "{handled} events handled after EOF: the reactor spins");
+    assert_eq!(log.borrow().len(), before, "callbacks after EOF: {:?}", shape(&log));
+
+    // Nothing is pending: a bounded wait blocks for its whole timeout
+    // instead of returning at once (a re-queued connection would make the
+    // loop poll with a zero timeout).
+    let wait = Duration::from_millis(30);
+    let t = Instant::now();
+    let n = r.run_once(Some(wait)).unwrap();
+    assert_eq!(n, 0);
+    assert!(
+        t.elapsed() >= wait - Duration::from_millis(2),
+        "run_once returned after {:?}",
+        t.elapsed()
+    );
+
+    assert_eq!(count(&log, |e| *e == Ev::Eof), 1);
+    assert_eq!(r.stats().half_closed_in, 1);
+    assert_eq!(c.pump().end, End::Open);
+
+    r.conn(id).unwrap().shutdown_write();
+    run_until(&mut r, |_| c.done() && closed(&log).is_some());
+    assert_eq!(c.end, End::Eof);
+    assert_eq!(shape(&log), ["connect", "read", "eof", "close"]);
+}
+
+/// A4: all data, then EOF, with a per-wakeup read budget of one 1 KiB read
+/// under edge triggering: 16 KiB and the FIN are in the receive queue before
+/// the first event, so everything after the first read must come from the
+/// re-queued connection, not from a new edge.
+#[test]
+fn a4_all_data_then_eof_with_small_read_budget() {
+    let log = log();
+    let mut r = reactor_with(|c| {
+        no_timeouts(c);
+        c.read_budget = 1;
+        c.read_buffer_size = 1024;
+    });
+    let reads = Rc::new(Cell::new(0usize));
+    let largest = Rc::new(Cell::new(0usize));
+    let (l2, rd, lg) = (log.clone(), reads.clone(), largest.clone());
+    let addr = listen(&mut r, move || {
+        let (rd, lg) = (rd.clone(), lg.clone());
+        Recorder::new(&l2).on_read(move |_, d| {
+            rd.set(rd.get() + 1);
+            lg.set(lg.get().max(d.len()));
+        })
+    });
+    let data = pattern(16 * 1024, 4);
+    let mut c = Client::connect(addr);
+    c.send(&data);
+    assert_eq!(c.unsent(), 0, "16 KiB fit in the loopback buffers");
+    c.shutdown_write();
+
+    run_until(&mut r, |_| closed(&log).is_some());
+    assert_eq!(shape(&log), ["connect", "read", "eof", "close"]);
+    assert_eq!(read_bytes(&log), data);
+    assert!(
+        reads.get() >= 16,
+        "only {} reads: the budget was not in force",
+        reads.get()
+    );
+    assert!(largest.get() <= 1024);
+    let cl = closed(&log).unwrap();
+    assert_eq!(cl.reason, Reason::PeerClosed);
+    assert_eq!((cl.bytes_in, cl.dropped), (16 * 1024, 0));
+    run_until(&mut r, |_| c.done());
+    assert_eq!(c.end, End::Eof);
+}
+
+/// Markers in the order they happened, for A5.
+type Order = Rc<RefCell<Vec<&'static str>>>;
+
+/// A recorder that also writes its callbacks into `order`.
+fn ordered(log: &Log, order: &Order) -> Recorder {
+    let (o1, o2, o3) = (order.clone(), order.clone(), order.clone());
+    Recorder::new(log)
+        .on_read(move |_, _| o1.borrow_mut().push("read"))
+        .on_eof(move |_| {
+            o2.borrow_mut().push("eof");
+            Eof::Close
+        })
+        .on_close(move |_, _| o3.borrow_mut().push("close"))
+}
+
+/// Drive the loop a bounded number of iterations and check that nothing
+/// reached the handler beyond `expected`.
+#[track_caller]
+fn assert_nothing_delivered(r: &mut halfclose::Reactor, log: &Log, expected: &[&str]) {
+    for _ in 0..30 {
+        r.run_once(Some(Duration::from_millis(2))).unwrap();
+    }
+    assert_eq!(shape(log), expected, "input delivered while reading was paused");
+}
+
+/// A5: a FIN that arrives while reading is paused is held. Paused in
+/// `handle_connect`, with data and FIN already queued: nothing is delivered
+/// until `resume_reading`; then the data, then EOF, then close (Twisted's
+/// test_connectionLostAfterPausedTransport).
+#[test]
+fn a5_eof_held_while_paused() {
+    let log = log();
+    let order: Order = Rc::new(RefCell::new(Vec::new()));
+    let mut r = reactor_with(no_timeouts);
+    let slot = id_slot();
+    let (l2, o2, s2) = (log.clone(), order.clone(), slot.clone());
+    let addr = listen(&mut r, move || {
+        let (o3, s3) = (o2.clone(), s2.clone());
+        ordered(&l2, &o2).on_connect(move |c| {
+            s3.set(Some(c.id()));
+            c.pause_reading();
+            o3.borrow_mut().push("paused");
+        })
+    });
+    let mut c = Client::connect(addr);
+    c.send(b"data");
+    c.shutdown_write();
+    let id = accepted(&mut r, &slot);
+    assert_nothing_delivered(&mut r, &log, &["connect"]);
+    {
+        let conn = r.conn(id).unwrap();
+        assert!(conn.is_reading_paused());
+        assert!(!conn.is_read_closed());
+    }
+    assert_eq!(c.pump().end, End::Open);
+
+    r.conn(id).unwrap().resume_reading();
+    order.borrow_mut().push("resumed");
+    run_until(&mut r, |_| closed(&log).is_some());
+    assert_eq!(*order.borrow(), ["paused", "resumed", "read", "eof", "close"]);
+    assert_eq!(read_bytes(&log), b"data");
+    assert_eq!(closed(&log).unwrap().reason, Reason::PeerClosed);
+    run_until(&mut r, |_| c.done());
+    assert_eq!(c.end, End::Eof);
+}
+
+/// A5, paused from inside `handle_read` when the same wakeup also carried
+/// the FIN: the EOF is held until `resume_reading`, not delivered right
+/// after the read that paused.
+#[test]
+fn a5_eof_held_while_paused_in_read() {
+    let log = log();
+    let order: Order = Rc::new(RefCell::new(Vec::new()));
+    let mut r = reactor_with(no_timeouts);
+    let slot = id_slot();
+    let (l2, o2, s2) = (log.clone(), order.clone(), slot.clone());
+    let addr = listen(&mut r, move || {
+        let (o3, s3) = (o2.clone(), s2.clone());
+        let first = Rc::new(Cell::new(true));
+        let mut rec = ordered(&l2, &o2).on_connect(move |c| s3.set(Some(c.id())));
+        let mut inner = rec.on_read.take().unwrap();
+        rec.on_read(move |c, d| {
+            inner(c, d);
+            if first.replace(false) {
+                c.pause_reading();
+                o3.borrow_mut().push("paused");
+            }
+        })
+    });
+    let mut c = Client::connect(addr);
+    c.send(b"data");
+    c.shutdown_write();
+    let id = accepted(&mut r, &slot);
+    run_until(&mut r, |_| !order.borrow().is_empty());
+    assert_nothing_delivered(&mut r, &log, &["connect", "read"]);
+    assert!(!r.conn(id).unwrap().is_read_closed());
+
+    r.conn(id).unwrap().resume_reading();
+    order.borrow_mut().push("resumed");
+    run_until(&mut r, |_| closed(&log).is_some());
+    // The FIN usually comes with the data, in one read; if it came later
+    // there is a second read before the EOF.
+    let order = order.borrow();
+    assert_eq!(order[..3], ["read", "paused", "resumed"]);
+    assert_eq!(order[order.len() - 2..], ["eof", "close"]);
+    assert_eq!(read_bytes(&log), b"data");
+    assert_eq!(count(&log, |e| *e == Ev::Eof), 1);
+}
+
+/// A6: our `shutdown_write` while the peer still sends. The peer reads our
+/// bytes then EOF, can still send afterwards, and we read it; when the peer
+/// finally closes, the connection ends with `Reason::Local` (our FIN came
+/// first).
+#[test]
+fn a6_shutdown_write_keeps_reading() {
+    let log = log();
+    let mut r = reactor_with(no_timeouts);
+    let slot = id_slot();
+    let greeting = pattern(4096, 6);
+    let (l2, s2, g2) = (log.clone(), slot.clone(), greeting.clone());
+    let addr = listen(&mut r, move || {
+        let (s3, g3) = (s2.clone(), g2.clone());
+        Recorder::new(&l2).on_connect(move |c| {
+            s3.set(Some(c.id()));
+            c.write(&g3).unwrap();
+            c.shutdown_write();
+        })
+    });
+    let mut c = Client::connect(addr);
+    c.send(b"one");
+    let id = accepted(&mut r, &slot);
+    run_until(&mut r, |_| c.done());
+    assert_eq!(c.end, End::Eof);
+    assert_eq!(c.received, greeting);
+    assert_eq!(r.stats().half_closed_out, 1);
+    {
+        let conn = r.conn(id).unwrap();
+        assert!(!conn.may_send());
+        assert!(conn.may_recv());
+    }
+
+    // After our EOF the peer still sends, and we still read.
+    c.send(b" two");
+    run_until(&mut r, |_| read_bytes(&log).len() == 7);
+    assert_eq!(read_bytes(&log), b"one two");
+    assert!(closed(&log).is_none());
+
+    drop(c); // the peer closes
+    run_until(&mut r, |_| closed(&log).is_some());
+    assert_eq!(shape(&log), ["connect", "read", "eof", "close"]);
+    let cl = closed(&log).unwrap();
+    assert_eq!(cl.reason, Reason::Local, "our FIN came first");
+    assert_eq!((cl.bytes_in, cl.bytes_out, cl.dropped), (7, 4096, 0));
+    assert_eq!(r.stats().open, 0);
+}
+
+/// A7: writing after our own `shutdown_write` is refused with
+/// `Error::WriteAfterShutdown`, in the same callback (FIN still queued) and
+/// later (FIN sent), and nothing reaches the wire: the peer reads only the
+/// bytes written before, then EOF.
+#[test]
+fn a7_write_after_shutdown_refused() {
+    let log = log();
+    let mut r = reactor_with(no_timeouts);
+    let slot = id_slot();
+    let results: Rc<RefCell<Vec<halfclose::Result<()>>>> = Rc::new(RefCell::new(Vec::new()));
+    let (l2, s2, res2) = (log.clone(), slot.clone(), results.clone());
+    let addr = listen(&mut r, move || {
+        let (s3, res3, res4) = (s2.clone(), res2.clone(), res2.clone());
+        Recorder::new(&l2)
+            .on_connect(move |c| {
+                s3.set(Some(c.id()));
+                c.write(b"before").unwrap();
+                c.shutdown_write();
+                res3.borrow_mut().push(c.write(b"after"));
+            })
+            .on_read(move |c, _| res4.borrow_mut().push(c.write(b"in read")))
+    });
+    let mut c = Client::connect(addr);
+    let id = accepted(&mut r, &slot);
+    run_until(&mut r, |_| c.done());
+    assert_eq!(c.end, End::Eof);
+    assert_eq!(c.received, b"before", "refused bytes reached the wire");
+
+    // Our FIN is out; a write from outside any callback is refused too.
+    {
+        let mut conn = r.conn(id).unwrap();
+        assert!(matches!(conn.write(b"outside"), Err(Error::WriteAfterShutdown)));
+        assert_eq!(conn.pending(), 0);
+    }
+    c.send(b"ping");
+    run_until(&mut r, |_| results.borrow().len() == 2);
+    for res in results.borrow().iter() {
+        assert!(matches!(res, Err(Error::WriteAfterShutdown)), "{res:?}");
+    }
+    drop(c);
+    run_until(&mut r, |_| closed(&log).is_some());
+    let cl = closed(&log).unwrap();
+    assert_eq!((cl.bytes_out, cl.dropped), (6, 0));
+    assert_eq!(count(&log, |e| matches!(e, Ev::Error(_))), 0);
+}
+
+/// A8: `shutdown_write` twice in one callback, and once more after the FIN
+/// is out: no error, the peer sees our bytes and one EOF, the connection
+/// stays open for reading, and it ends normally, once (libuv and tokio pin
+/// the same).
+#[test]
+fn a8_shutdown_write_twice() {
+    let log = log();
+    let mut r = reactor_with(no_timeouts);
+    let slot = id_slot();
+    let (l2, s2) = (log.clone(), slot.clone());
+    let addr = listen(&mut r, move || {
+        let s3 = s2.clone();
+        Recorder::new(&l2).on_connect(move |c| {
+            s3.set(Some(c.id()));
+            c.write(b"bye").unwrap();
+            c.shutdown_write();
+            c.shutdown_write();
+        })
+    });
+    let mut c = Client::connect(addr);
+    let id = accepted(&mut r, &slot);
+    run_until(&mut r, |_| c.done());
+    assert_eq!(c.end, End::Eof);
+    assert_eq!(c.received, b"bye");
+    assert_eq!(r.stats().half_closed_out, 1);
+
+    r.conn(id).unwrap().shutdown_write();
+    for _ in 0..10 {
+        r.run_once(Some(Duration::from_millis(1))).unwrap();
+    }
+    assert!(
+        r.conn(id).is_some(),
+        "a repeated shutdown must not close the connection"
+    );
+    assert_eq!(r.stats().half_closed_out, 1);
+    // The peer can still send to us.
+    c.send(b"late");
+    run_until(&mut r, |_| read_bytes(&log) == b"late");
+
+    drop(c);
+    run_until(&mut r, |_| closed(&log).is_some());
+    assert_eq!(shape(&log), ["connect", "read", "eof", "close"]);
+    // Our FIN came first.
+    assert_eq!(closed(&log).unwrap().reason, Reason::Local);
+    let s = r.stats();
+    assert_eq!((s.open, s.closed, s.errors, s.resets), (0, 1, 0, 0));
+}
+
+/// A9: chained half-closes. The peer's FIN, then our reply and
+/// `shutdown_write` from `handle_readable_eof` (returning `HalfClose`):
+/// both sides see EOF, the connection closes fully (no `shutdown` left
+/// pending, no gauge left counting it), with one `handle_close`.
+#[test]
+fn a9_chained_half_closes() {
+    let log = log();
+    let mut r = reactor_with(no_timeouts);
+    let l2 = log.clone();
+    let addr = listen(&mut r, move || {
+        Recorder::new(&l2).on_eof(|c| {
+            c.write(b"response").unwrap();
+            c.shutdown_write();
+            Eof::HalfClose
+        })
+    });
+    let mut c = Client::connect(addr);
+    c.send(b"request");
+    c.shutdown_write();
+    run_until(&mut r, |_| c.done() && closed(&log).is_some());
+    assert_eq!(c.end, End::Eof);
+    assert_eq!(c.received, b"response");
+
+    assert_eq!(shape(&log), ["connect", "read", "eof", "close"]);
+    assert_eq!(count(&log, |e| matches!(e, Ev::Close(_))), 1);
+    let cl = closed(&log).unwrap();
+    assert_eq!(cl.reason, Reason::PeerClosed);
+    assert_eq!((cl.bytes_in, cl.bytes_out, cl.dropped), (7, 8, 0));
+    let s = r.stats();
+    assert_eq!(
+        (s.open, s.established, s.half_closed_in, s.half_closed_out, s.lingering),
+        (0, 0, 0, 0, 0)
+    );
+    assert_eq!(s.closed, 1);
+    for _ in 0..10 {
+        r.run_once(Some(Duration::from_millis(1))).unwrap();
+    }
+    assert_eq!(count(&log, |e| matches!(e, Ev::Close(_))), 1);
+}
+
+/// Every `log::error!` message, captured for A11.
+fn error_logs() -> &'static Mutex<Vec<String>> {
+    static LOGS: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+    LOGS.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+struct Capture;
+
+impl log::Log for Capture {
+    fn enabled(&self, meta: &log::Metadata<'_>) -> bool {
+        meta.level() <= log::Level::Error
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            error_logs().lock().unwrap().push(record.args().to_string());
+        }
+    }
+    fn flush(&self) {}
+}
+
+/// A11: a handler that panics in `handle_readable_eof`. The panic is logged
+/// once, that connection alone is aborted (the peer reads ECONNRESET; reason
+/// `Panicked`, one `handle_close`, no `handle_error`), and another
+/// connection of the same reactor is served before and after.
+#[test]
+fn a11_panic_in_eof_aborts_only_that_connection() {
+    static CAPTURE: Capture = Capture;
+    let _ = log::set_logger(&CAPTURE);
+    log::set_max_level(log::LevelFilter::Error);
+
+    let logs: Rc<RefCell<Vec<Log>>> = Rc::new(RefCell::new(Vec::new()));
+    let mut r = reactor_with(no_timeouts);
+    let l2 = logs.clone();
+    let addr = listen(&mut r, move || {
+        let log = log();
+        l2.borrow_mut().push(log.clone());
+        Recorder::new(&log)
+            .on_read(|c, d| c.write(d).unwrap())
+            .on_eof(|_| panic!("a11: buggy handle_readable_eof"))
+    });
+
+    let mut good = Client::connect(addr);
+    good.send(b"ping1");
+    run_until(&mut r, |_| good.pump().received == b"ping1");
+    assert_eq!(logs.borrow().len(), 1);
+
+    let mut bad = Client::connect(addr);
+    bad.shutdown_write();
+    run_until(&mut r, |_| bad.done());
+    assert_eq!(bad.end, End::Error(io::ErrorKind::ConnectionReset));
+    let bad_log = logs.borrow()[1].clone();
+    run_until(&mut r, |_| closed(&bad_log).is_some());
+    assert_eq!(shape(&bad_log), ["connect", "eof", "close"]);
+    let cl = closed(&bad_log).unwrap();
+    assert_eq!(cl.reason, Reason::Panicked);
+    assert_eq!(cl.dropped, 0);
+    let s = r.stats();
+    assert_eq!((s.panics, s.open, s.closed), (1, 1, 1));
+    let panics: Vec<String> = error_logs()
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|m| m.contains("a11: buggy handle_readable_eof"))
+        .cloned()
+        .collect();
+    assert_eq!(panics.len(), 1, "logged once: {panics:?}");
+
+    good.send(b"ping2");
+    run_until(&mut r, |_| good.pump().received == b"ping1ping2");
+    assert_eq!(good.end, End::Open);
+    assert_eq!(shape(&logs.borrow()[0]), ["connect", "read"]);
+    assert_eq!(r.stats().panics, 1);
+}
+
+/// A12: `shutdown_write` on a connection the peer already reset (the RST is
+/// in the kernel, the loop has not seen it yet). `shutdown(2)` fails with
+/// ENOTCONN (V6); that is reported as the reset it is: no panic, one
+/// `handle_error(ConnectionReset)`, one `handle_close` with
+/// `Reason::Reset`, never an EOF.
+#[test]
+fn a12_shutdown_after_peer_reset() {
+    let log = log();
+    let mut r = reactor_with(no_timeouts);
+    let slot = id_slot();
+    let (l2, s2) = (log.clone(), slot.clone());
+    let addr = listen(&mut r, move || {
+        let s3 = s2.clone();
+        Recorder::new(&l2).on_connect(move |c| s3.set(Some(c.id())))
+    });
+    let c = Client::connect(addr);
+    let id = accepted(&mut r, &slot);
+    c.reset();
+    r.conn(id).unwrap().shutdown_write();
+    run_until(&mut r, |_| closed(&log).is_some());
+    for _ in 0..10 {
+        r.run_once(Some(Duration::from_millis(1))).unwrap();
+    }
+
+    assert_eq!(
+        shape(&log),
+        ["connect", "error", "close"],
+        "one error report, one close: {:?}",
+        log.borrow()
+    );
+    assert_eq!(count(&log, |e| *e == Ev::Error(io::ErrorKind::ConnectionReset)), 1);
+    let cl = closed(&log).unwrap();
+    assert_eq!(cl.reason, Reason::Reset);
+    assert_eq!(cl.dropped, 0);
+    let s = r.stats();
+    assert_eq!((s.panics, s.resets, s.closed, s.open), (0, 1, 1, 0));
+}
