@@ -113,6 +113,7 @@
 //! | `timer` | the pure timer queue |
 //! | `token` | ids with generations and `mio::Token`s |
 //! | `handler` | [`Handler`], [`Eof`], [`Closed`], [`Reason`] |
+//! | `chat` | asynchat-style framing (sans-IO) and its [`Handler`] adapter |
 //! | `config`, `stats`, `error` | [`Config`], [`Stats`], [`Error`] |
 //!
 //! MSRV: Rust 1.74.
@@ -121,6 +122,7 @@
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod chat;
 mod config;
 mod conn;
 mod ctx;

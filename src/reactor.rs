@@ -58,7 +58,9 @@ pub struct Reactor {
     remote: Arc<Remote>,
     /// Connections that spent their read budget and still have input.
     requeue: Vec<ConnId>,
-    /// Listeners that hit their batch limit.
+    /// Listeners with connections to accept this iteration: readiness
+    /// events, and listeners that hit their batch limit last time. One batch
+    /// each per iteration.
     accept_again: Vec<ListenerId>,
     accepted: Vec<ConnId>,
 }
@@ -370,18 +372,27 @@ impl Reactor {
                 return Err(e);
             }
         }
+        let mut to_accept = std::mem::take(&mut self.accept_again);
         for event in events.iter() {
             handled += 1;
-            self.dispatch(event);
+            match token::decode(event.token()) {
+                Target::Conn(id) => self.dispatch(id, event),
+                Target::Listener(id) => {
+                    if !to_accept.contains(&id) {
+                        to_accept.push(id);
+                    }
+                }
+                Target::Waker => {}
+            }
         }
         self.events = events;
+        for id in to_accept {
+            self.accept(id);
+        }
 
         for id in std::mem::take(&mut self.requeue) {
             self.core.advance(id, &mut self.buf, &mut self.requeue);
             self.apply_dirty();
-        }
-        for id in std::mem::take(&mut self.accept_again) {
-            self.accept(id);
         }
         handled += self.fire_timers();
         self.run_tasks();
@@ -392,29 +403,23 @@ impl Reactor {
         Ok(handled)
     }
 
-    fn dispatch(&mut self, event: &Event) {
-        match token::decode(event.token()) {
-            Target::Conn(id) => {
-                let Some(key) = self.core.live(id) else { return };
-                let ready = &mut self.core.conns[key].state.ready;
-                if event.is_readable() || event.is_read_closed() {
-                    ready.set(Ready::READABLE);
-                }
-                if event.is_read_closed() {
-                    ready.set(Ready::READ_CLOSED);
-                }
-                if event.is_writable() || event.is_write_closed() {
-                    ready.set(Ready::WRITABLE);
-                }
-                if event.is_error() {
-                    ready.set(Ready::ERROR);
-                }
-                self.core.advance(id, &mut self.buf, &mut self.requeue);
-                self.apply_dirty();
-            }
-            Target::Listener(id) => self.accept(id),
-            Target::Waker => {}
+    fn dispatch(&mut self, id: ConnId, event: &Event) {
+        let Some(key) = self.core.live(id) else { return };
+        let ready = &mut self.core.conns[key].state.ready;
+        if event.is_readable() || event.is_read_closed() {
+            ready.set(Ready::READABLE);
         }
+        if event.is_read_closed() {
+            ready.set(Ready::READ_CLOSED);
+        }
+        if event.is_writable() || event.is_write_closed() {
+            ready.set(Ready::WRITABLE);
+        }
+        if event.is_error() {
+            ready.set(Ready::ERROR);
+        }
+        self.core.advance(id, &mut self.buf, &mut self.requeue);
+        self.apply_dirty();
     }
 
     fn accept(&mut self, id: ListenerId) {
