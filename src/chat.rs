@@ -81,7 +81,7 @@
 //! | integer terminator | counts down once, then is 0, which collects everything | [`Len`](Terminator::Len) stays until changed: fixed-size records |
 //! | `Len(0)` | 0 is falsy: collects everything | one empty frame at once (a `Content-Length: 0` body) |
 //! | `None` / [`Eof`](Terminator::Eof) | data goes to `collect_incoming_data`; no `found_terminator` | one frame at EOF, empty if nothing came |
-//! | partial frame at EOF | silently dropped | reported: [`Incomplete`], [`ProtocolError::IncompleteFrame`] |
+//! | partial frame at EOF | not reported (its pieces already went to `collect_incoming_data`) | reported: [`Incomplete`], [`ProtocolError::IncompleteFrame`] |
 //!
 //! An empty byte terminator collects until EOF, as asynchat's `b""` does.
 //! The limit is a property of the frame, not of the reads: a frame longer
@@ -280,11 +280,14 @@ enum Step {
 /// let mut framer = Framer::new(Terminator::LF, 64);
 /// let mut frames = Vec::new();
 /// let mut on_frame = |frame: &[u8], terminator: &mut Terminator| {
-///     frames.push(String::from_utf8_lossy(frame).into_owned());
+///     let text = String::from_utf8_lossy(frame).into_owned();
 ///     *terminator = match terminator {
+///         // The body: back to lines.
 ///         Terminator::Len(_) => Terminator::LF,
-///         _ => Terminator::Len(frame.len()),
+///         // A header: the body's length.
+///         _ => Terminator::Len(text.parse().unwrap()),
 ///     };
+///     frames.push(text);
 /// };
 /// framer.feed(b"5\nabcde3\n", &mut on_frame)?;
 /// framer.feed(b"xyz", &mut on_frame)?;

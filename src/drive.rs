@@ -102,7 +102,10 @@ impl Core {
             }
             if st.blocked && st.pending() <= self.config.write_low_water {
                 st.blocked = false;
-                self.call(key, |h, c| h.handle_write(c));
+                // Like Node's 'drain', only while writes are still accepted.
+                if st.writing == Writing::Open && matches!(st.end, End::Running) {
+                    self.call(key, |h, c| h.handle_write(c));
+                }
                 continue;
             }
             if st.writing == Writing::Closing && st.pending() == 0 {
@@ -276,7 +279,12 @@ impl Core {
                 let reason = if ours_first { Reason::Local } else { Reason::PeerClosed };
                 st.begin_close(reason);
             }
-            Eof::HalfClose => {}
+            Eof::HalfClose => {
+                if ours_first && matches!(st.end, End::Running) {
+                    // Both FINs are out; ours came first.
+                    st.end = End::Graceful(Reason::Local);
+                }
+            }
             Eof::Abort => st.abort(Reason::Aborted),
         }
     }

@@ -61,7 +61,8 @@ pub trait Handler {
 
     /// The output queue drained to the low-water mark after it had passed
     /// the high-water mark ([`Conn::is_write_blocked`] was true): time to
-    /// resume producing (Node.js `'drain'`, asyncio `resume_writing`).
+    /// resume producing (Node.js `'drain'`, asyncio `resume_writing`). Not
+    /// called once writes are refused (after `shutdown_write` or `close`).
     fn handle_write(&mut self, conn: &mut Conn<'_>) {
         let _ = conn;
     }

@@ -1,0 +1,491 @@
+//! Scenario group B: graceful close and flushing. Every graceful path
+//! delivers all queued output before our FIN and never resets the peer.
+
+mod util;
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::rc::Rc;
+
+use halfclose::{Closed, Conn, ConnId, Ctx, Eof, Handler, Reason};
+use util::*;
+
+const MIB: usize = 1024 * 1024;
+
+/// A small kernel send buffer for a server-side connection, so that a peer
+/// that does not read makes our own queue fill deterministically.
+fn small_send_buffer(conn: &Conn<'_>) {
+    conn.socket().set_send_buffer_size(64 * 1024).expect("SO_SNDBUF");
+}
+
+/// The log's shape without `write` events: a queue that passed the
+/// high-water mark may report draining even after `close()`, which these
+/// tests do not pin.
+fn shape_no_write(log: &Log) -> Vec<&'static str> {
+    shape(log).into_iter().filter(|s| *s != "write").collect()
+}
+
+/// B1: `write` then `close` in the same callback. The close is lossless:
+/// the peer receives every byte of the reply, then a clean EOF; our side
+/// ends with `Reason::Local` and nothing dropped.
+#[test]
+fn b1_write_then_close_delivers_everything() {
+    let reply = Rc::new(pattern(2 * MIB, 1));
+    let queued_at_close = Rc::new(Cell::new(0usize));
+    let log = log();
+    let mut r = reactor();
+    let (l2, reply2, q2) = (log.clone(), reply.clone(), queued_at_close.clone());
+    let addr = listen(&mut r, move || {
+        let (reply, q) = (reply2.clone(), q2.clone());
+        Recorder::new(&l2).on_read(move |c, _| {
+            if c.may_send() {
+                small_send_buffer(c);
+                c.write(&reply).unwrap();
+                c.close();
+                q.set(c.pending());
+            }
+        })
+    });
+    let mut c = Client::connect(addr);
+    c.send(b"request");
+    run_until(&mut r, |_| c.done());
+    assert!(queued_at_close.get() > 0, "the reply was not queued at close time");
+    assert_eq!(c.end, End::Eof);
+    assert_eq!(c.received.len(), reply.len());
+    assert!(c.received == *reply, "reply corrupted");
+    // The lingering close ends at our peer's FIN.
+    drop(c);
+    run_until(&mut r, |_| closed(&log).is_some());
+    assert_eq!(shape_no_write(&log), ["connect", "read", "close"]);
+    let cl = closed(&log).unwrap();
+    assert_eq!(cl.reason, Reason::Local);
+    assert_eq!((cl.bytes_out, cl.dropped), (reply.len() as u64, 0));
+    assert_eq!(r.stats().open, 0);
+}
+
+/// Shared state of the B2 writer.
+#[derive(Default)]
+struct Writer {
+    queued_at_shutdown: usize,
+    received: usize,
+    mismatch: Option<usize>,
+    eof_at: Option<usize>,
+    errors: Vec<io::ErrorKind>,
+    closed: Option<Closed>,
+}
+
+/// Writes the whole buffer and shuts down at once, then checks the echo.
+struct BulkWriter {
+    data: Rc<Vec<u8>>,
+    st: Rc<RefCell<Writer>>,
+}
+
+impl Handler for BulkWriter {
+    fn handle_connect(&mut self, conn: &mut Conn<'_>) {
+        conn.write(&self.data).unwrap();
+        conn.shutdown_write();
+        self.st.borrow_mut().queued_at_shutdown = conn.pending();
+    }
+    fn handle_read(&mut self, _conn: &mut Conn<'_>, data: &[u8]) {
+        let mut st = self.st.borrow_mut();
+        let at = st.received;
+        if st.mismatch.is_none() && self.data.get(at..at + data.len()) != Some(data) {
+            st.mismatch = Some(at);
+        }
+        st.received += data.len();
+    }
+    fn handle_readable_eof(&mut self, _conn: &mut Conn<'_>) -> Eof {
+        let mut st = self.st.borrow_mut();
+        st.eof_at = Some(st.received);
+        Eof::Close
+    }
+    fn handle_error(&mut self, _conn: &mut Conn<'_>, err: &io::Error) {
+        self.st.borrow_mut().errors.push(err.kind());
+    }
+    fn handle_close(&mut self, _ctx: &mut Ctx<'_>, closed: &Closed) {
+        self.st.borrow_mut().closed = Some(*closed);
+    }
+}
+
+/// Shared state of the B2 echo peer.
+#[derive(Default)]
+struct Echoed {
+    received: usize,
+    eof_at: Option<usize>,
+    closed: Option<Closed>,
+}
+
+/// Echoes with backpressure: stops reading while its queue is over the
+/// high-water mark, resumes when it drains.
+struct Echo(Rc<RefCell<Echoed>>);
+
+impl Handler for Echo {
+    fn handle_read(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
+        self.0.borrow_mut().received += data.len();
+        conn.write(data).unwrap();
+        if conn.is_write_blocked() {
+            conn.pause_reading();
+        }
+    }
+    fn handle_write(&mut self, conn: &mut Conn<'_>) {
+        conn.resume_reading();
+    }
+    fn handle_readable_eof(&mut self, _conn: &mut Conn<'_>) -> Eof {
+        let mut st = self.0.borrow_mut();
+        st.eof_at = Some(st.received);
+        Eof::Close
+    }
+    fn handle_close(&mut self, _ctx: &mut Ctx<'_>, closed: &Closed) {
+        self.0.borrow_mut().closed = Some(*closed);
+    }
+}
+
+/// B2: a 64 MiB write followed at once by `shutdown_write`, to an echo peer
+/// on the same reactor. The FIN waits for the queue: the echo sees all
+/// 64 MiB before its EOF, and every byte comes back in order.
+#[test]
+fn b2_large_write_then_shutdown_to_echo() {
+    let len = 64 * MIB;
+    let data = Rc::new(pattern(len, 2));
+    let echoed = Rc::new(RefCell::new(Echoed::default()));
+    let writer = Rc::new(RefCell::new(Writer::default()));
+    let mut r = reactor();
+    let e2 = echoed.clone();
+    let addr = listen(&mut r, move || Echo(e2.clone()));
+    r.connect(
+        addr,
+        BulkWriter {
+            data: data.clone(),
+            st: writer.clone(),
+        },
+    )
+    .unwrap();
+    run_until(&mut r, |_| {
+        writer.borrow().closed.is_some() && echoed.borrow().closed.is_some()
+    });
+
+    let w = writer.borrow();
+    assert!(
+        w.queued_at_shutdown > 0,
+        "nothing was queued when shutdown_write was called"
+    );
+    let e = echoed.borrow();
+    assert_eq!(e.eof_at, Some(len), "the echo's EOF did not come after all {len} bytes");
+    assert_eq!(w.mismatch, None, "echo differs from what was sent");
+    assert_eq!(w.received, len);
+    assert_eq!(w.eof_at, Some(len));
+    assert!(w.errors.is_empty(), "errors: {:?}", w.errors);
+    // Our FIN came first.
+    let wc = w.closed.unwrap();
+    assert_eq!(wc.reason, Reason::Local);
+    assert_eq!((wc.bytes_out, wc.bytes_in, wc.dropped), (len as u64, len as u64, 0));
+    let ec = e.closed.unwrap();
+    assert_eq!(ec.reason, Reason::PeerClosed);
+    assert_eq!((ec.bytes_in, ec.bytes_out, ec.dropped), (len as u64, len as u64, 0));
+    assert_eq!(r.stats().open, 0);
+}
+
+/// B2, the reason: a connection whose `shutdown_write` came before the
+/// peer's FIN ends with `Reason::Local`, whatever `handle_readable_eof`
+/// returns and whether or not our queue had drained when the peer's FIN
+/// arrived (`Reason::Local`: "close or shutdown_write before the peer's
+/// FIN").
+#[test]
+fn b2_reason_is_local_when_our_fin_came_first() {
+    for (eof, reply_len) in [
+        (Eof::Close, 5),
+        (Eof::HalfClose, 5),
+        (Eof::Close, 4 * MIB),
+        (Eof::HalfClose, 4 * MIB),
+    ] {
+        let reply = Rc::new(pattern(reply_len, 8));
+        let log = log();
+        let mut r = reactor();
+        let (l2, reply2) = (log.clone(), reply.clone());
+        let addr = listen(&mut r, move || {
+            let reply = reply2.clone();
+            Recorder::new(&l2)
+                .on_read(move |c, _| {
+                    if c.may_send() {
+                        small_send_buffer(c);
+                        c.write(&reply).unwrap();
+                        c.shutdown_write();
+                    }
+                })
+                .on_eof(move |_| eof)
+        });
+        let mut c = Client::connect(addr);
+        c.send(b"request");
+        // Our shutdown_write is made; the client answers with its FIN
+        // before reading anything (with a large reply, our queue is still
+        // full when that FIN arrives).
+        run_until(&mut r, |_| count(&log, |e| matches!(e, Ev::Read(_))) == 1);
+        c.shutdown_write();
+        run_until(&mut r, |_| c.done() && closed(&log).is_some());
+        assert_eq!((c.received.len(), &c.end), (reply.len(), &End::Eof));
+        let cl = closed(&log).unwrap();
+        assert_eq!(
+            (cl.reason, cl.dropped),
+            (Reason::Local, 0),
+            "{eof:?} with a {reply_len}-byte reply"
+        );
+    }
+}
+
+/// B4: many writes of mixed sizes, made while the peer reads, while it does
+/// not (so that writes are partial and the rest queues behind earlier
+/// output), and again after the queue drained (write-through resumes):
+/// the peer receives them in order, byte for byte.
+#[test]
+fn b4_interleaved_writes_arrive_in_order() {
+    const SIZES: [usize; 12] = [1, 3, 17, 512, 4096, 65_537, 300_000, 2, 1_000_000, 9, 16_385, 131_072];
+    let total: usize = SIZES.iter().sum::<usize>() * 6;
+    let stream = pattern(total, 4);
+    let server: Rc<Cell<Option<ConnId>>> = Rc::default();
+    let log = log();
+    let mut r = reactor();
+    let (l2, s2) = (log.clone(), server.clone());
+    let addr = listen(&mut r, move || {
+        let s = s2.clone();
+        Recorder::new(&l2).on_connect(move |c| {
+            small_send_buffer(c);
+            s.set(Some(c.id()));
+        })
+    });
+    let mut c = Client::connect(addr);
+    run_until(&mut r, |_| server.get().is_some());
+    let id = server.get().unwrap();
+
+    let mut offset = 0;
+    let mut partial_writes = 0; // a write that found nothing queued, yet queued
+    let mut queued_writes = 0; // a write appended behind queued output
+    for round in 0..6 {
+        for &n in &SIZES {
+            let mut conn = r.conn(id).expect("server connection");
+            let before = conn.pending();
+            conn.write(&stream[offset..offset + n]).unwrap();
+            let after = conn.pending();
+            if before == 0 && after > 0 {
+                partial_writes += 1;
+            }
+            if before > 0 {
+                queued_writes += 1;
+            }
+            offset += n;
+            // Let the loop flush between writes; in even rounds the client
+            // does not read, so the queue grows.
+            r.run_once(Some(std::time::Duration::ZERO)).unwrap();
+            if round % 2 == 1 {
+                c.pump();
+            }
+        }
+        if round % 2 == 1 {
+            run_until(&mut r, |r| {
+                c.pump();
+                r.conn(id).unwrap().pending() == 0
+            });
+        }
+    }
+    assert_eq!(offset, total);
+    assert!(partial_writes >= 2, "only {partial_writes} partial writes");
+    assert!(queued_writes >= 10, "only {queued_writes} writes queued behind others");
+    r.conn(id).unwrap().close();
+    run_until(&mut r, |_| c.done());
+    assert_eq!(c.end, End::Eof);
+    assert_eq!(c.received.len(), total);
+    if let Some(at) = c.received.iter().zip(&stream).position(|(a, b)| a != b) {
+        panic!("stream differs at byte {at}");
+    }
+    drop(c);
+    run_until(&mut r, |_| closed(&log).is_some());
+    let cl = closed(&log).unwrap();
+    assert_eq!(cl.reason, Reason::Local);
+    assert_eq!((cl.bytes_out, cl.dropped), (total as u64, 0));
+}
+
+/// B5 (V1): `close()` while the peer is still sending data we never read.
+/// A plain `close(2)` with unread input would send RST and the peer would
+/// lose the tail of our reply; the lingering close flushes the 4 MiB reply,
+/// sends FIN, and discards input until the peer's FIN. The peer gets the
+/// whole reply and a clean EOF.
+#[test]
+fn b5_close_with_unread_input_is_lossless() {
+    let reply = Rc::new(pattern(4 * MIB, 5));
+    let upload = pattern(4 * MIB, 6);
+    let log = log();
+    let mut r = reactor();
+    let (l2, reply2) = (log.clone(), reply.clone());
+    let addr = listen(&mut r, move || {
+        let reply = reply2.clone();
+        Recorder::new(&l2).on_read(move |c, _| {
+            if c.may_send() {
+                small_send_buffer(c);
+                c.write(&reply).unwrap();
+                c.close();
+            }
+        })
+    });
+    let mut c = Client::connect(addr);
+    // Fill the kernel buffers before the server reads its first chunk: at
+    // its close() most of the upload is unread or still to come.
+    c.send(&upload);
+    assert!(c.unsent() > 0, "the upload fit in the kernel buffers");
+    // Keep sending, without reading, until the whole upload is out.
+    run_until(&mut r, |_| {
+        c.send(&[]);
+        c.unsent() == 0
+    });
+    assert_eq!(c.end, End::Open, "sending failed");
+    run_until(&mut r, |_| c.done());
+    assert_eq!(c.end, End::Eof, "the reply did not end with a clean EOF");
+    assert_eq!(c.received.len(), reply.len());
+    assert!(c.received == *reply, "reply corrupted");
+    drop(c);
+    run_until(&mut r, |_| closed(&log).is_some());
+    assert_eq!(shape_no_write(&log), ["connect", "read", "close"]);
+    assert!(read_bytes(&log).len() < upload.len());
+    let cl = closed(&log).unwrap();
+    assert_eq!(cl.reason, Reason::Local);
+    assert_eq!(cl.dropped, 0);
+    assert_eq!(cl.bytes_out, reply.len() as u64);
+    // The discarded input is counted: we read to the peer's FIN.
+    assert_eq!(cl.bytes_in, upload.len() as u64);
+}
+
+/// Replies once with a large body; leaves `handle_readable_eof` to the
+/// trait's default.
+struct Replier {
+    reply: Rc<Vec<u8>>,
+    id: Rc<Cell<Option<ConnId>>>,
+    closed: Rc<Cell<Option<Closed>>>,
+}
+
+impl Handler for Replier {
+    fn handle_read(&mut self, conn: &mut Conn<'_>, _data: &[u8]) {
+        if self.id.get().is_none() {
+            self.id.set(Some(conn.id()));
+            small_send_buffer(conn);
+            conn.write(&self.reply).unwrap();
+        }
+    }
+    fn handle_close(&mut self, _ctx: &mut Ctx<'_>, closed: &Closed) {
+        self.closed.set(Some(*closed));
+    }
+}
+
+/// B7: the default policy (`Eof::Close`, the trait's default) when the peer
+/// half-closes after we queued a large reply: the queue is flushed and only
+/// then our FIN goes out; the peer gets all 8 MiB, then EOF. Node.js with
+/// `allowHalfOpen: false` ends the socket at once (after pending writes);
+/// here the same holds without the handler doing anything.
+#[test]
+fn b7_default_eof_flushes_before_fin() {
+    let reply = Rc::new(pattern(8 * MIB, 7));
+    let id: Rc<Cell<Option<ConnId>>> = Rc::default();
+    let closed_cell: Rc<Cell<Option<Closed>>> = Rc::default();
+    let mut r = reactor();
+    let (reply2, id2, c2) = (reply.clone(), id.clone(), closed_cell.clone());
+    let addr = listen(&mut r, move || Replier {
+        reply: reply2.clone(),
+        id: id2.clone(),
+        closed: c2.clone(),
+    });
+    let mut c = Client::connect(addr);
+    c.send(b"GET");
+    run_until(&mut r, |r| {
+        id.get().and_then(|id| r.conn(id)).is_some_and(|c| c.pending() > 0)
+    });
+    let sid = id.get().unwrap();
+    c.shutdown_write();
+    run_until(&mut r, |r| r.conn(sid).map_or(true, |c| c.is_read_closed()));
+    let pending = r.conn(sid).expect("closed before the reply was sent").pending();
+    assert!(pending > 0, "the reply was not queued when the peer's FIN was read");
+    run_until(&mut r, |_| c.done());
+    assert_eq!(c.end, End::Eof);
+    assert_eq!(c.received.len(), reply.len());
+    assert!(c.received == *reply, "reply corrupted");
+    run_until(&mut r, |_| closed_cell.get().is_some());
+    let cl = closed_cell.get().unwrap();
+    assert_eq!(cl.reason, Reason::PeerClosed);
+    assert_eq!((cl.bytes_out, cl.dropped), (reply.len() as u64, 0));
+}
+
+/// B8: `close()` twice, and `abort()` after `close()`: one `handle_close`,
+/// never `handle_error`. A second close is a no-op (asyncio, Twisted); an
+/// abort overrides a close still in progress and ends it with
+/// `Reason::Aborted`.
+#[test]
+fn b8_close_twice_and_abort_after_close() {
+    // Close twice in one callback, again from a timer while lingering.
+    let log_a = log();
+    let mut r = reactor();
+    let la = log_a.clone();
+    let addr = listen(&mut r, move || {
+        Recorder::new(&la)
+            .on_read(|c, _| {
+                c.write(b"bye").unwrap();
+                c.close();
+                c.close();
+                c.set_timer(std::time::Duration::from_millis(1));
+            })
+            .on_timer(|c, _| c.close())
+    });
+    let mut c = Client::connect(addr);
+    c.send(b"x");
+    run_until(&mut r, |_| c.done() && count(&log_a, |e| *e == Ev::Timer) == 1);
+    assert_eq!((c.received.as_slice(), &c.end), (&b"bye"[..], &End::Eof));
+    drop(c);
+    run_until(&mut r, |_| closed(&log_a).is_some());
+    assert_eq!(shape(&log_a), ["connect", "read", "timer", "close"]);
+    let cl = closed(&log_a).unwrap();
+    assert_eq!((cl.reason, cl.dropped), (Reason::Local, 0));
+
+    // Close then abort in one callback: the abort wins.
+    let log_b = log();
+    let mut r = reactor();
+    let lb = log_b.clone();
+    let addr = listen(&mut r, move || {
+        Recorder::new(&lb).on_read(|c, _| {
+            c.close();
+            c.abort();
+            c.close();
+            c.abort();
+        })
+    });
+    let mut c = Client::connect(addr);
+    c.send(b"x");
+    run_until(&mut r, |_| c.done() && closed(&log_b).is_some());
+    assert_eq!(c.end, End::Error(io::ErrorKind::ConnectionReset));
+    assert_eq!(shape(&log_b), ["connect", "read", "close"]);
+    assert_eq!(closed(&log_b).unwrap().reason, Reason::Aborted);
+
+    // Close, then abort from a timer while lingering (our FIN is out, the
+    // peer has not answered): one close.
+    let log_c = log();
+    let mut r = reactor();
+    let lc = log_c.clone();
+    let addr = listen(&mut r, move || {
+        Recorder::new(&lc)
+            .on_read(|c, _| {
+                c.close();
+                c.set_timer(std::time::Duration::from_millis(1));
+            })
+            .on_timer(|c, _| {
+                c.abort();
+                c.close();
+            })
+    });
+    let mut c = Client::connect(addr);
+    c.send(b"x");
+    run_until(&mut r, |_| closed(&log_c).is_some());
+    assert_eq!(shape(&log_c), ["connect", "read", "timer", "close"]);
+    assert_eq!(closed(&log_c).unwrap().reason, Reason::Aborted);
+    // Our FIN came before the RST: the client reads EOF, or the reset.
+    run_until(&mut r, |_| c.done());
+    assert_ne!(c.end, End::Open);
+    for _ in 0..5 {
+        r.run_once(Some(std::time::Duration::ZERO)).unwrap();
+    }
+    assert_eq!(count(&log_c, |e| matches!(e, Ev::Close(_))), 1);
+    assert_eq!(r.stats().open, 0);
+}

@@ -1,0 +1,342 @@
+//! Scenario group C: abortive close and reset, sent by us or by the peer.
+
+mod util;
+
+use std::cell::Cell;
+use std::io::ErrorKind;
+use std::rc::Rc;
+use std::time::Duration;
+
+use halfclose::{ConnId, Eof, Error, Reason};
+use util::*;
+
+const MIB: usize = 1024 * 1024;
+
+fn is_reset_kind(kind: ErrorKind) -> bool {
+    matches!(kind, ErrorKind::ConnectionReset | ErrorKind::BrokenPipe)
+}
+
+fn errors(log: &Log) -> Vec<ErrorKind> {
+    log.borrow()
+        .iter()
+        .filter_map(|e| match e {
+            Ev::Error(k) => Some(*k),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The TCP states (hex, as in `/proc/net/tcp`) of the IPv4 sockets whose
+/// local port is `port`.
+fn tcp_states(port: u16) -> Vec<String> {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let suffix = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut cols = line.split_whitespace();
+            let local = cols.nth(1)?;
+            let state = cols.nth(1)?;
+            local.ends_with(&suffix).then(|| state.to_string())
+        })
+        .collect()
+}
+
+/// C1: `abort()` sends RST: the peer's read fails with `ECONNRESET`, and
+/// `Closed` says `Aborted` with nothing dropped (nothing was queued). No
+/// `handle_error`: the reset is ours.
+#[test]
+fn c1_abort_sends_rst() {
+    let log = log();
+    let mut r = reactor();
+    let l2 = log.clone();
+    let addr = listen(&mut r, move || Recorder::new(&l2).on_read(|c, _| c.abort()));
+    let mut c = Client::connect(addr);
+    c.send(b"x");
+    run_until(&mut r, |_| c.done() && closed(&log).is_some());
+    assert_eq!(c.end, End::Error(ErrorKind::ConnectionReset));
+    assert!(c.received.is_empty());
+    assert_eq!(shape(&log), ["connect", "read", "close"]);
+    let cl = closed(&log).unwrap();
+    assert_eq!(
+        (cl.reason, cl.bytes_in, cl.bytes_out, cl.dropped),
+        (Reason::Aborted, 1, 0, 0)
+    );
+    let stats = r.stats();
+    assert_eq!((stats.aborts, stats.resets, stats.open), (1, 0, 0));
+}
+
+/// C2: `abort()` with queued output: the queue is dropped and counted
+/// exactly, and writes after the abort are refused with `Error::Closed`.
+#[test]
+fn c2_abort_drops_and_counts_the_queue() {
+    let len = 8 * MIB;
+    let pending_at_abort = Rc::new(Cell::new(0usize));
+    let refused = Rc::new(Cell::new(false));
+    let log = log();
+    let mut r = reactor();
+    let (l2, p2, rf2) = (log.clone(), pending_at_abort.clone(), refused.clone());
+    let addr = listen(&mut r, move || {
+        let (p, rf) = (p2.clone(), rf2.clone());
+        Recorder::new(&l2).on_read(move |c, _| {
+            c.socket().set_send_buffer_size(64 * 1024).unwrap();
+            c.write(&vec![0x5a; len]).unwrap();
+            p.set(c.pending());
+            c.abort();
+            rf.set(matches!(c.write(b"more"), Err(Error::Closed)));
+            assert!(!c.may_send());
+        })
+    });
+    let mut c = Client::connect(addr);
+    c.send(b"x");
+    run_until(&mut r, |_| closed(&log).is_some());
+    assert!(
+        refused.get(),
+        "a write after abort() was not refused with Error::Closed"
+    );
+    let cl = closed(&log).unwrap();
+    assert_eq!(cl.reason, Reason::Aborted);
+    assert!(pending_at_abort.get() > 0, "nothing was queued");
+    assert_eq!(cl.dropped, pending_at_abort.get() as u64);
+    assert_eq!(cl.bytes_out + cl.dropped, len as u64);
+    assert_eq!(shape(&log), ["connect", "read", "close"]);
+    assert!(r.conn(cl.id).is_none());
+    run_until(&mut r, |_| c.done());
+    assert_eq!(c.end, End::Error(ErrorKind::ConnectionReset));
+    assert!(c.received.len() < len);
+}
+
+/// C3: `abort()` inside `handle_read` takes effect after the callback
+/// returns: the callback finishes (more writes are refused, nothing is
+/// closed yet), then `handle_close` runs exactly once, with no read or other
+/// callback in between, although more input was waiting.
+#[test]
+fn c3_abort_inside_handle_read() {
+    let reads = Rc::new(Cell::new(0));
+    let closed_inside = Rc::new(Cell::new(false));
+    let log = log();
+    // A tiny read buffer: the 64 bytes sent take four reads, so a read loop
+    // that went on after the abort would show.
+    let mut r = reactor_with(|c| c.read_buffer_size = 16);
+    let (l2, n2, ci2) = (log.clone(), reads.clone(), closed_inside.clone());
+    let addr = listen(&mut r, move || {
+        let (l3, n, ci) = (l2.clone(), n2.clone(), ci2.clone());
+        Recorder::new(&l2).on_read(move |c, _| {
+            n.set(n.get() + 1);
+            c.abort();
+            ci.set(closed(&l3).is_some());
+        })
+    });
+    let mut c = Client::connect(addr);
+    c.send(&pattern(64, 3));
+    run_until(&mut r, |_| closed(&log).is_some());
+    for _ in 0..5 {
+        r.run_once(Some(Duration::ZERO)).unwrap();
+    }
+    assert!(!closed_inside.get(), "handle_close ran inside handle_read");
+    assert_eq!(reads.get(), 1);
+    assert_eq!(shape(&log), ["connect", "read", "close"]);
+    assert_eq!(read_bytes(&log), pattern(16, 3));
+    assert_eq!(closed(&log).unwrap().reason, Reason::Aborted);
+    run_until(&mut r, |_| c.done());
+    assert_eq!(c.end, End::Error(ErrorKind::ConnectionReset));
+}
+
+/// C4: `abort()` while the peer does not read and 32 MiB are queued behind
+/// a full send buffer: the connection is gone within the next loop
+/// iteration, not after a flush that would never end; the queue is counted
+/// as dropped.
+#[test]
+fn c4_abort_with_full_send_buffer_is_immediate() {
+    let len = 32 * MIB;
+    let id: Rc<Cell<Option<ConnId>>> = Rc::default();
+    let log = log();
+    let mut r = reactor();
+    let (l2, id2) = (log.clone(), id.clone());
+    let addr = listen(&mut r, move || {
+        let id = id2.clone();
+        Recorder::new(&l2).on_read(move |c, _| {
+            id.set(Some(c.id()));
+            c.write(&vec![0xa5; len]).unwrap();
+        })
+    });
+    let mut c = Client::connect(addr);
+    c.send(b"x");
+    run_until(&mut r, |_| id.get().is_some());
+    let sid = id.get().unwrap();
+    // Let the kernel buffers fill: a few iterations with no progress.
+    let mut last = usize::MAX;
+    let mut stable = 0;
+    run_until(&mut r, |r| {
+        let p = r.conn(sid).unwrap().pending();
+        stable = if p == last { stable + 1 } else { 0 };
+        last = p;
+        stable >= 3
+    });
+    assert!(last > 0, "nothing queued");
+    r.conn(sid).unwrap().abort();
+    let iters = run_until(&mut r, |_| closed(&log).is_some());
+    assert!(iters <= 2, "abort took {iters} iterations");
+    let cl = closed(&log).unwrap();
+    assert_eq!(cl.reason, Reason::Aborted);
+    assert_eq!(cl.dropped, last as u64);
+    assert_eq!(cl.bytes_out + cl.dropped, len as u64);
+    run_until(&mut r, |_| c.done());
+    assert_eq!(c.end, End::Error(ErrorKind::ConnectionReset));
+}
+
+/// C6 (V2): the peer sends 100 bytes, then RST, before we read anything:
+/// the 100 bytes are delivered, then one `handle_error(ConnectionReset)`,
+/// then `handle_close` with `Reason::Reset`; never `handle_readable_eof`.
+#[test]
+fn c6_data_then_peer_rst() {
+    let data = pattern(100, 6);
+    let log = log();
+    let mut r = reactor();
+    let l2 = log.clone();
+    let addr = listen(&mut r, move || Recorder::new(&l2));
+    let mut c = Client::connect(addr);
+    run_until(&mut r, |_| count(&log, |e| *e == Ev::Connect) == 1);
+    c.send(&data);
+    assert_eq!(c.unsent(), 0);
+    c.reset();
+    run_until(&mut r, |_| closed(&log).is_some());
+    assert_eq!(shape(&log), ["connect", "read", "error", "close"]);
+    assert_eq!(read_bytes(&log), data);
+    assert_eq!(errors(&log), [ErrorKind::ConnectionReset]);
+    let cl = closed(&log).unwrap();
+    assert_eq!((cl.reason, cl.bytes_in), (Reason::Reset, 100));
+    let stats = r.stats();
+    assert_eq!((stats.resets, stats.open), (1, 0));
+}
+
+/// C7 (V3): the peer closed its socket entirely (its FIN looks like a
+/// half-close, so we hold the connection with `Eof::HalfClose`) and we keep
+/// writing from a timer. The first write succeeds, the peer answers RST;
+/// the failure (`ECONNRESET` or `EPIPE`) is reported once, the connection
+/// closes with `Reason::Reset`, and every byte we wrote is either handed to
+/// the kernel or counted as dropped.
+#[test]
+fn c7_writing_to_a_closed_peer_fails_once() {
+    const CHUNK: usize = 1000;
+    const MAX_TICKS: usize = 50;
+    let written = Rc::new(Cell::new(0usize));
+    let log = log();
+    let mut r = reactor();
+    let (l2, w2) = (log.clone(), written.clone());
+    let addr = listen(&mut r, move || {
+        let w = w2.clone();
+        let ticks = Rc::new(Cell::new(0));
+        Recorder::new(&l2)
+            .on_eof(|c| {
+                c.set_timer(Duration::from_millis(2));
+                Eof::HalfClose
+            })
+            .on_timer(move |c, _| {
+                if c.write(&[0x33; CHUNK]).is_ok() {
+                    w.set(w.get() + CHUNK);
+                }
+                ticks.set(ticks.get() + 1);
+                if ticks.get() < MAX_TICKS {
+                    c.set_timer(Duration::from_millis(2));
+                }
+            })
+    });
+    let c = Client::connect(addr);
+    run_until(&mut r, |_| count(&log, |e| *e == Ev::Connect) == 1);
+    drop(c);
+    run_until(&mut r, |_| closed(&log).is_some());
+    let ticks = count(&log, |e| *e == Ev::Timer);
+    assert!(ticks < MAX_TICKS, "the failure was not noticed in {ticks} writes");
+    let errs = errors(&log);
+    assert_eq!(errs.len(), 1, "errors: {errs:?}");
+    assert!(is_reset_kind(errs[0]), "error: {:?}", errs[0]);
+    let cl = closed(&log).unwrap();
+    assert_eq!(cl.reason, Reason::Reset);
+    assert!(written.get() > 0);
+    assert_eq!(cl.bytes_out + cl.dropped, written.get() as u64);
+    let s = shape(&log);
+    assert_eq!(s[..2], ["connect", "eof"]);
+    assert_eq!(s[s.len() - 2..], ["error", "close"]);
+    assert_eq!(r.stats().open, 0);
+}
+
+/// C8: reading is paused (so no read will ever meet the reset), the peer
+/// goes away, and we only write: the write error is still noticed, once,
+/// and the connection closes with `Reason::Reset`. Neither the peer's data
+/// nor its FIN is delivered while paused.
+#[test]
+fn c8_write_error_noticed_while_reading_paused() {
+    const MAX_TICKS: usize = 50;
+    let log = log();
+    let mut r = reactor();
+    let l2 = log.clone();
+    let addr = listen(&mut r, move || {
+        let ticks = Rc::new(Cell::new(0));
+        Recorder::new(&l2)
+            .on_connect(|c| {
+                c.pause_reading();
+                c.set_timer(Duration::from_millis(2));
+            })
+            .on_timer(move |c, _| {
+                let _ = c.write(&[0x44; 1000]);
+                ticks.set(ticks.get() + 1);
+                if ticks.get() < MAX_TICKS {
+                    c.set_timer(Duration::from_millis(2));
+                }
+            })
+    });
+    let mut c = Client::connect(addr);
+    c.send(b"never read");
+    run_until(&mut r, |_| count(&log, |e| *e == Ev::Connect) == 1);
+    drop(c);
+    run_until(&mut r, |_| closed(&log).is_some());
+    let ticks = count(&log, |e| *e == Ev::Timer);
+    assert!(ticks < MAX_TICKS, "the failure was not noticed in {ticks} writes");
+    let errs = errors(&log);
+    assert_eq!(errs.len(), 1, "errors: {errs:?}");
+    assert!(is_reset_kind(errs[0]), "error: {:?}", errs[0]);
+    assert_eq!(closed(&log).unwrap().reason, Reason::Reset);
+    assert_eq!(count(&log, |e| matches!(e, Ev::Read(_) | Ev::Eof)), 0);
+    assert_eq!(r.stats().open, 0);
+}
+
+/// C9 (libuv#3449): the peer sends FIN, we hold the connection half-open
+/// (`Eof::HalfClose`, writing nothing), then the peer sends RST. Although
+/// read interest ended at EOF, the reset is noticed: one error, close with
+/// `Reason::Reset`, and no socket is left in CLOSE_WAIT. (In CLOSE_WAIT
+/// Linux reports the RST as `EPIPE`, not `ECONNRESET`.)
+#[test]
+fn c9_rst_after_fin_while_half_open() {
+    let log = log();
+    let mut r = reactor_with(|c| c.peer_eof_timeout = None);
+    let l2 = log.clone();
+    let addr = listen(&mut r, move || Recorder::new(&l2).on_eof(|_| Eof::HalfClose));
+    let port = addr.port();
+    let mut c = Client::connect(addr);
+    c.send(b"bye");
+    c.shutdown_write();
+    run_until(&mut r, |_| count(&log, |e| *e == Ev::Eof) == 1);
+    // Settle, then check the connection really is half-open.
+    for _ in 0..3 {
+        r.run_once(Some(Duration::ZERO)).unwrap();
+    }
+    assert!(closed(&log).is_none());
+    assert_eq!(r.stats().half_closed_in, 1);
+    assert!(
+        tcp_states(port).iter().any(|s| s == "08"),
+        "server socket not in CLOSE_WAIT: {:?}",
+        tcp_states(port)
+    );
+    c.reset();
+    run_until(&mut r, |_| closed(&log).is_some());
+    assert_eq!(shape(&log), ["connect", "read", "eof", "error", "close"]);
+    let errs = errors(&log);
+    assert!(is_reset_kind(errs[0]), "error: {:?}", errs[0]);
+    assert_eq!(closed(&log).unwrap().reason, Reason::Reset);
+    let stats = r.stats();
+    assert_eq!((stats.open, stats.half_closed_in, stats.resets), (0, 0, 1));
+    let states = tcp_states(port);
+    assert!(!states.iter().any(|s| s == "08"), "left in CLOSE_WAIT: {states:?}");
+}
