@@ -52,7 +52,9 @@ impl Room {
             if *id == from {
                 continue;
             }
-            let Some(mut conn) = ctx.conn(*id) else { continue };
+            let Some(mut conn) = ctx.conn(*id) else {
+                continue;
+            };
             if !conn.may_send() {
                 continue; // already leaving
             }
@@ -73,7 +75,10 @@ struct Session {
 }
 
 fn valid_nick(nick: &str) -> bool {
-    (1..=32).contains(&nick.len()) && nick.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    (1..=32).contains(&nick.len())
+        && nick
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 fn say(conn: &mut Conn<'_>, msg: &str) {
@@ -97,7 +102,10 @@ impl Session {
         let notice = match self.nick.replace(nick.to_string()) {
             None => {
                 room.members.push((id, nick.to_string()));
-                say(conn, &format!("* you are {nick}; {} here\n", room.members.len()));
+                say(
+                    conn,
+                    &format!("* you are {nick}; {} here\n", room.members.len()),
+                );
                 format!("* {nick} joined\n")
             }
             Some(old) => {
@@ -160,7 +168,10 @@ impl Session {
 impl FrameHandler for Session {
     fn handle_connect(&mut self, conn: &mut Conn<'_>) {
         log::debug!("{} connected from {:?}", conn.id(), conn.peer_addr());
-        say(conn, "* welcome; who are you? (send a nick, or /nick NAME)\n");
+        say(
+            conn,
+            "* welcome; who are you? (send a nick, or /nick NAME)\n",
+        );
     }
 
     fn found_frame(&mut self, conn: &mut Conn<'_>, frame: &[u8], _: &mut Terminator) {
@@ -257,6 +268,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     reactor.run()?;
     let stats = reactor.stats();
-    log::info!("stopped: {} accepted, {} closed", stats.accepted, stats.closed);
+    log::info!(
+        "stopped: {} accepted, {} closed",
+        stats.accepted,
+        stats.closed
+    );
     Ok(())
 }

@@ -65,6 +65,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     reactor.run()?;
     let stats = reactor.stats();
-    log::info!("stopped: {} accepted, {} closed", stats.accepted, stats.closed);
+    log::info!(
+        "stopped: {} accepted, {} closed",
+        stats.accepted,
+        stats.closed
+    );
     Ok(())
 }

@@ -197,7 +197,9 @@ impl Prefix {
 
     /// The length in `prefix`, which holds exactly `width()` bytes.
     fn decode(self, prefix: &[u8]) -> usize {
-        prefix.iter().fold(0usize, |n, &b| (n << 8) | usize::from(b))
+        prefix
+            .iter()
+            .fold(0usize, |n, &b| (n << 8) | usize::from(b))
     }
 }
 
@@ -223,13 +225,19 @@ impl Incomplete {
 
 impl fmt::Debug for Incomplete {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Incomplete").field("len", &self.partial.len()).finish()
+        f.debug_struct("Incomplete")
+            .field("len", &self.partial.len())
+            .finish()
     }
 }
 
 impl fmt::Display for Incomplete {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "stream ended inside a frame ({} bytes received)", self.partial.len())
+        write!(
+            f,
+            "stream ended inside a frame ({} bytes received)",
+            self.partial.len()
+        )
     }
 }
 
@@ -245,10 +253,18 @@ impl From<Incomplete> for io::Error {
 enum Step {
     /// A frame lies wholly in the input at `start..end`; `used` input bytes
     /// (the frame with its terminator or prefix) are consumed. No copy.
-    Input { start: usize, end: usize, used: usize },
+    Input {
+        start: usize,
+        end: usize,
+        used: usize,
+    },
     /// A frame is complete in the buffer at `start..end` after taking
     /// `used` more input bytes.
-    Buffered { start: usize, end: usize, used: usize },
+    Buffered {
+        start: usize,
+        end: usize,
+        used: usize,
+    },
     /// `used` input bytes were buffered; the frame is not complete yet.
     Absorbed(usize),
     /// The frame is longer than the limit.
@@ -377,7 +393,9 @@ impl Framer {
         F: FnMut(&[u8], &mut Terminator),
     {
         if self.failed {
-            return Err(Error::FrameTooLarge { limit: self.max_frame });
+            return Err(Error::FrameTooLarge {
+                limit: self.max_frame,
+            });
         }
         self.run(data, &mut on_frame)
     }
@@ -457,7 +475,9 @@ impl Framer {
                 Step::TooLarge => {
                     self.failed = true;
                     self.release();
-                    return Err(Error::FrameTooLarge { limit: self.max_frame });
+                    return Err(Error::FrameTooLarge {
+                        limit: self.max_frame,
+                    });
                 }
             }
             assert!(
@@ -629,7 +649,13 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 /// ends with: bytes that may be the start of a terminator.
 fn partial_suffix(tail: &[u8], input: &[u8], t: &[u8]) -> usize {
     let total = tail.len() + input.len();
-    let at = |i: usize| if i < tail.len() { tail[i] } else { input[i - tail.len()] };
+    let at = |i: usize| {
+        if i < tail.len() {
+            tail[i]
+        } else {
+            input[i - tail.len()]
+        }
+    };
     (1..t.len().min(total + 1))
         .rev()
         .find(|&k| (0..k).all(|j| at(total - k + j) == t[j]))
@@ -893,7 +919,11 @@ mod tests {
             rest = after;
             let fed = framer.feed(piece, &mut on_frame);
             let bound = framer.terminator().buffer_bound(max);
-            assert!(framer.buffered() <= bound, "{} buffered > {bound}", framer.buffered());
+            assert!(
+                framer.buffered() <= bound,
+                "{} buffered > {bound}",
+                framer.buffered()
+            );
             if let Err(e) = fed {
                 assert!(matches!(e, Error::FrameTooLarge { limit } if limit == max));
                 assert_eq!(framer.buffered(), 0, "buffer released on failure");
@@ -901,7 +931,11 @@ mod tests {
                 break;
             }
         }
-        let finish = (!too_large).then(|| framer.finish(&mut on_frame).map_err(Incomplete::into_partial));
+        let finish = (!too_large).then(|| {
+            framer
+                .finish(&mut on_frame)
+                .map_err(Incomplete::into_partial)
+        });
         Outcome {
             frames,
             too_large,
@@ -960,7 +994,10 @@ mod tests {
             let stream = b"hello world\n\nI'm not dead yet!\n";
             for split in [1, 2, 3, 7, stream.len()] {
                 let out = run(Terminator::LF, 64, stream, split);
-                assert_eq!(out.frames, frames(&[b"hello world", b"", b"I'm not dead yet!"]));
+                assert_eq!(
+                    out.frames,
+                    frames(&[b"hello world", b"", b"I'm not dead yet!"])
+                );
             }
             let out = run(Terminator::CRLF, 8, b"\r\n\r\n\r\n", 1);
             assert_eq!(out.frames, frames(&[b"", b"", b""]));
@@ -998,7 +1035,9 @@ mod tests {
             let data = b"hello world, I'm not dead yet!\n";
             for n in [1, 5, 12] {
                 for split in [1, 2, 3, data.len()] {
-                    let out = run_with(Terminator::Len(n), 64, data, &[split], &|_| Some(Terminator::LF));
+                    let out = run_with(Terminator::Len(n), 64, data, &[split], &|_| {
+                        Some(Terminator::LF)
+                    });
                     assert_eq!(out.frames, frames(&[&data[..n], &data[n..data.len() - 1]]));
                     assert_eq!(out.finish, Some(Ok(())));
                 }
@@ -1023,7 +1062,11 @@ mod tests {
             framer
                 .feed(b"0\n", |f, t| {
                     got.push(f.to_vec());
-                    *t = if f == b"0" { Terminator::Len(0) } else { Terminator::LF };
+                    *t = if f == b"0" {
+                        Terminator::Len(0)
+                    } else {
+                        Terminator::LF
+                    };
                 })
                 .unwrap();
             assert_eq!(got, frames(&[b"0", b""]));
@@ -1221,7 +1264,14 @@ mod tests {
     /// A stream over a small alphabet, so terminators occur often.
     fn stream() -> impl Strategy<Value = Vec<u8>> {
         proptest::collection::vec(
-            prop_oneof![Just(b'a'), Just(b'b'), Just(b'q'), Just(b'\r'), Just(b'\n'), Just(3u8)],
+            prop_oneof![
+                Just(b'a'),
+                Just(b'b'),
+                Just(b'q'),
+                Just(b'\r'),
+                Just(b'\n'),
+                Just(3u8)
+            ],
             0..300,
         )
     }

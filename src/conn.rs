@@ -115,7 +115,13 @@ pub(crate) struct ConnState {
 }
 
 impl ConnState {
-    pub(crate) fn new(stream: TcpStream, id: ConnId, writing: Writing, now: u64, idle_ms: u32) -> Self {
+    pub(crate) fn new(
+        stream: TcpStream,
+        id: ConnId,
+        writing: Writing,
+        now: u64,
+        idle_ms: u32,
+    ) -> Self {
         let mut ready = Ready::default();
         if writing == Writing::Open {
             // A fresh accepted socket can take writes before its first event.
@@ -215,7 +221,8 @@ impl ConnState {
     pub(crate) fn next_timeout(&self, core_cfg: &crate::Config) -> Option<(u64, Timeout)> {
         let ms = |d: Option<Duration>| d.map(millis);
         if let Writing::Connecting { .. } = self.writing {
-            return ms(core_cfg.connect_timeout).map(|t| (self.since.saturating_add(t), Timeout::Connect));
+            return ms(core_cfg.connect_timeout)
+                .map(|t| (self.since.saturating_add(t), Timeout::Connect));
         }
         let progress = self.since.max(self.last_activity);
         let mut best: Option<(u64, Timeout)> = None;
@@ -492,7 +499,11 @@ impl<'a> Conn<'a> {
     /// `shutdown_write`, `close` or failure yet.
     pub fn may_send(&self) -> bool {
         let st = self.state();
-        !st.is_failing() && matches!(st.writing, Writing::Open | Writing::Connecting { fin: false })
+        !st.is_failing()
+            && matches!(
+                st.writing,
+                Writing::Open | Writing::Connecting { fin: false }
+            )
     }
 
     /// Whether input may still reach [`Handler::handle_read`]: the peer has
@@ -511,7 +522,10 @@ impl<'a> Conn<'a> {
     pub fn set_timer(&mut self, after: Duration) -> TimerId {
         let at = self.core.now.saturating_add(millis(after));
         let id = self.id();
-        let key = self.core.timers.insert(at, TimerTarget::Conn(id, ConnTimer::User));
+        let key = self
+            .core
+            .timers
+            .insert(at, TimerTarget::Conn(id, ConnTimer::User));
         TimerId(key.to_bits())
     }
 
@@ -521,7 +535,9 @@ impl<'a> Conn<'a> {
         let key = TimerKey::from_bits(timer.0);
         let id = self.id();
         match self.core.timers.get(key) {
-            Some(TimerTarget::Conn(owner, ConnTimer::User)) if *owner == id => self.core.timers.cancel(key).is_some(),
+            Some(TimerTarget::Conn(owner, ConnTimer::User)) if *owner == id => {
+                self.core.timers.cancel(key).is_some()
+            }
             _ => false,
         }
     }
@@ -547,7 +563,11 @@ impl<'a> Conn<'a> {
     /// # Errors
     ///
     /// As [`Ctx::connect`].
-    pub fn connect<H: Handler + 'static>(&mut self, addr: SocketAddr, handler: H) -> Result<ConnId> {
+    pub fn connect<H: Handler + 'static>(
+        &mut self,
+        addr: SocketAddr,
+        handler: H,
+    ) -> Result<ConnId> {
         self.core.connect(addr, None, Box::new(handler))
     }
 }
@@ -635,7 +655,10 @@ mod tests {
             assert_eq!(st.classify(), Gauge::Established);
             assert_eq!(st.graceful_reason(), Reason::Local);
             st.begin_close(Reason::Local);
-            assert_eq!((st.writing, st.reading), (Writing::Closing, Reading::Discarding));
+            assert_eq!(
+                (st.writing, st.reading),
+                (Writing::Closing, Reading::Discarding)
+            );
             assert_eq!(st.classify(), Gauge::Lingering);
         }
 
@@ -653,7 +676,10 @@ mod tests {
             let mut st = state(Writing::Open, Reading::Open);
             st.begin_close(Reason::TimedOut(Timeout::Idle));
             st.begin_close(Reason::Local);
-            assert!(matches!(st.end, End::Graceful(Reason::TimedOut(Timeout::Idle))));
+            assert!(matches!(
+                st.end,
+                End::Graceful(Reason::TimedOut(Timeout::Idle))
+            ));
         }
 
         #[test]

@@ -215,7 +215,11 @@ impl Ctx<'_> {
     ///
     /// Creating or registering the socket failed (`EMFILE`, for one); the
     /// handler is dropped and gets no callback.
-    pub fn connect<H: Handler + 'static>(&mut self, addr: SocketAddr, handler: H) -> Result<ConnId> {
+    pub fn connect<H: Handler + 'static>(
+        &mut self,
+        addr: SocketAddr,
+        handler: H,
+    ) -> Result<ConnId> {
         self.core.connect(addr, None, Box::new(handler))
     }
 

@@ -38,7 +38,11 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
 impl Core {
     /// Run one callback of the handler in slot `key`. Returns `None` if it
     /// panicked; the connection is then marked for abort.
-    pub(crate) fn call<R>(&mut self, key: usize, f: impl FnOnce(&mut dyn Handler, &mut Conn<'_>) -> R) -> Option<R> {
+    pub(crate) fn call<R>(
+        &mut self,
+        key: usize,
+        f: impl FnOnce(&mut dyn Handler, &mut Conn<'_>) -> R,
+    ) -> Option<R> {
         let mut handler = self.conns[key].handler.take()?;
         let result = catch_unwind(AssertUnwindSafe(|| {
             let mut conn = Conn { core: self, key };
@@ -138,7 +142,9 @@ impl Core {
                 };
                 return self.finalize(key, reason, Teardown::Close);
             }
-            if !read_done && st.ready.has(Ready::READABLE) && matches!(st.reading, Reading::Open | Reading::Discarding)
+            if !read_done
+                && st.ready.has(Ready::READABLE)
+                && matches!(st.reading, Reading::Open | Reading::Discarding)
             {
                 read_done = true;
                 self.read(key, buf, requeue);
@@ -176,7 +182,13 @@ impl Core {
                     self.timers.cancel(k);
                 }
                 let id = st.id;
-                st.timeouts = want.map(|at| (self.timers.insert(at, TimerTarget::Conn(id, ConnTimer::Timeouts)), at));
+                st.timeouts = want.map(|at| {
+                    (
+                        self.timers
+                            .insert(at, TimerTarget::Conn(id, ConnTimer::Timeouts)),
+                        at,
+                    )
+                });
             }
         }
     }
@@ -229,7 +241,8 @@ impl Core {
                     // new data. If the event also carried the FIN (and no
                     // error), EOF follows the data with no further read.
                     let drained = n < buf.len();
-                    let eof_now = drained && st.ready.has(Ready::READ_CLOSED) && !st.ready.has(Ready::ERROR);
+                    let eof_now =
+                        drained && st.ready.has(Ready::READ_CLOSED) && !st.ready.has(Ready::ERROR);
                     if drained {
                         st.ready.clear(Ready::READABLE);
                     }
@@ -239,7 +252,9 @@ impl Core {
                     if eof_now {
                         let st = &mut self.conns[key].state;
                         match st.reading {
-                            Reading::Open | Reading::Discarding if !st.is_failing() => return self.on_eof(key),
+                            Reading::Open | Reading::Discarding if !st.is_failing() => {
+                                return self.on_eof(key)
+                            }
                             // Paused in handle_read: the FIN is held; a
                             // read after resume finds it.
                             _ => return,
@@ -264,7 +279,10 @@ impl Core {
     fn on_eof(&mut self, key: usize) {
         let st = &mut self.conns[key].state;
         // Whose FIN came first decides the reason of a graceful end.
-        let ours_first = !matches!(st.writing, Writing::Open | Writing::Connecting { fin: false });
+        let ours_first = !matches!(
+            st.writing,
+            Writing::Open | Writing::Connecting { fin: false }
+        );
         let was = std::mem::replace(&mut st.reading, Reading::Eof);
         st.since = self.now;
         if was != Reading::Open {
@@ -276,7 +294,11 @@ impl Core {
         let st = &mut self.conns[key].state;
         match eof {
             Eof::Close => {
-                let reason = if ours_first { Reason::Local } else { Reason::PeerClosed };
+                let reason = if ours_first {
+                    Reason::Local
+                } else {
+                    Reason::PeerClosed
+                };
                 st.begin_close(reason);
             }
             Eof::HalfClose => {
@@ -349,7 +371,11 @@ impl Core {
                 handler.handle_close(&mut Ctx { core: self }, &closed)
             }));
             if let Err(payload) = result {
-                log::error!("handle_close of {} panicked: {}", closed.id, panic_message(&*payload));
+                log::error!(
+                    "handle_close of {} panicked: {}",
+                    closed.id,
+                    panic_message(&*payload)
+                );
                 self.stats.panics += 1;
             }
         }

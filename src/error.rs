@@ -40,11 +40,17 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Io(e) => write!(f, "I/O error: {e}"),
-            Error::WriteAfterShutdown => f.write_str("write after shutdown: our FIN is already queued"),
+            Error::WriteAfterShutdown => {
+                f.write_str("write after shutdown: our FIN is already queued")
+            }
             Error::Closed => f.write_str("connection is closed or closing"),
             Error::StaleId => f.write_str("no open connection has this id"),
-            Error::QueueFull { limit } => write!(f, "output queue would exceed its limit of {limit} bytes"),
-            Error::FrameTooLarge { limit } => write!(f, "frame exceeds the maximum of {limit} bytes"),
+            Error::QueueFull { limit } => {
+                write!(f, "output queue would exceed its limit of {limit} bytes")
+            }
+            Error::FrameTooLarge { limit } => {
+                write!(f, "frame exceeds the maximum of {limit} bytes")
+            }
         }
     }
 }

@@ -166,9 +166,9 @@ impl Reason {
     /// The reason a socket error is reported with.
     pub(crate) fn from_error(err: &io::Error) -> Reason {
         match err.kind() {
-            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionAborted => {
-                Reason::Reset
-            }
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionAborted => Reason::Reset,
             kind => Reason::Error(kind),
         }
     }

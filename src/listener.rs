@@ -91,11 +91,20 @@ impl Reserve {
 
 impl Listener {
     /// Accept up to one batch, handing each connection to a new handler.
-    pub(crate) fn accept(&mut self, core: &mut Core, reserve: &mut Reserve, accepted: &mut Vec<ConnId>) -> Round {
+    pub(crate) fn accept(
+        &mut self,
+        core: &mut Core,
+        reserve: &mut Reserve,
+        accepted: &mut Vec<ConnId>,
+    ) -> Round {
         for _ in 0..core.config.accept_batch.max(1) {
             match self.socket.accept() {
                 Ok((stream, peer)) => {
-                    if core.config.max_connections.is_some_and(|max| core.conns.len() >= max) {
+                    if core
+                        .config
+                        .max_connections
+                        .is_some_and(|max| core.conns.len() >= max)
+                    {
                         log::debug!("refusing {peer}: max_connections reached");
                         core.stats.refused += 1;
                         continue; // dropped: closed at once
@@ -103,7 +112,10 @@ impl Listener {
                     let handler = match catch_unwind(AssertUnwindSafe(&mut self.factory)) {
                         Ok(h) => h,
                         Err(payload) => {
-                            log::error!("handler factory panicked: {}; closing {peer}", panic_message(&*payload));
+                            log::error!(
+                                "handler factory panicked: {}; closing {peer}",
+                                panic_message(&*payload)
+                            );
                             core.stats.panics += 1;
                             continue;
                         }
@@ -117,7 +129,11 @@ impl Listener {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Round::Drained,
-                Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) => {}
                 Err(e) if is_fd_exhaustion(&e) => {
                     core.stats.fd_exhausted += 1;
                     let shed = self.shed(reserve, core.config.accept_batch);
@@ -140,7 +156,9 @@ impl Listener {
     /// Release the reserve descriptor, accept and close up to `max` pending
     /// connections with it, and take the reserve back.
     fn shed(&mut self, reserve: &mut Reserve, max: usize) -> u64 {
-        let Some(file) = reserve.0.take() else { return 0 };
+        let Some(file) = reserve.0.take() else {
+            return 0;
+        };
         drop(file);
         let mut shed = 0;
         while shed < max as u64 {

@@ -59,7 +59,11 @@ impl OutQueue {
             let mut n_slices = 0;
             let mut offered = 0;
             for (i, chunk) in self.chunks.iter().take(MAX_IOVECS).enumerate() {
-                let part = if i == 0 { &chunk[self.head..] } else { &chunk[..] };
+                let part = if i == 0 {
+                    &chunk[self.head..]
+                } else {
+                    &chunk[..]
+                };
                 slices[i] = IoSlice::new(part);
                 offered += part.len();
                 n_slices = i + 1;
@@ -75,7 +79,9 @@ impl OutQueue {
                         return (written, Ok(Flush::Blocked));
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (written, Ok(Flush::Blocked)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return (written, Ok(Flush::Blocked))
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return (written, Err(e)),
             }

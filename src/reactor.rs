@@ -195,9 +195,11 @@ impl Reactor {
         let local_addr = socket.local_addr()?;
         let entry = self.listeners.vacant_entry();
         let id = ListenerId(entry.key() as u32);
-        self.poll
-            .registry()
-            .register(&mut socket, token::encode_listener(id), Interest::READABLE)?;
+        self.poll.registry().register(
+            &mut socket,
+            token::encode_listener(id),
+            Interest::READABLE,
+        )?;
         entry.insert(Listener {
             socket,
             factory: Box::new(move || Box::new(factory()) as Box<dyn Handler>),
@@ -209,7 +211,9 @@ impl Reactor {
 
     /// The address a listener is bound to (with the port the kernel picked).
     pub fn local_addr(&self, listener: ListenerId) -> Option<SocketAddr> {
-        self.listeners.get(listener.0 as usize).map(|l| l.local_addr)
+        self.listeners
+            .get(listener.0 as usize)
+            .map(|l| l.local_addr)
     }
 
     /// Close a listener: new connections to it are refused; the ones it
@@ -231,7 +235,11 @@ impl Reactor {
     /// # Errors
     ///
     /// As [`Ctx::connect`].
-    pub fn connect<H: Handler + 'static>(&mut self, addr: SocketAddr, handler: H) -> Result<ConnId> {
+    pub fn connect<H: Handler + 'static>(
+        &mut self,
+        addr: SocketAddr,
+        handler: H,
+    ) -> Result<ConnId> {
         self.core.update_clock();
         self.core.connect(addr, None, Box::new(handler))
     }
@@ -261,7 +269,9 @@ impl Reactor {
 
     /// The reactor as callbacks see it.
     pub fn ctx(&mut self) -> Ctx<'_> {
-        Ctx { core: &mut self.core }
+        Ctx {
+            core: &mut self.core,
+        }
     }
 
     /// Counters and gauges.
@@ -283,7 +293,11 @@ impl Reactor {
     /// [`run`](Reactor::run) returns once no connection is left.
     pub fn drain(&mut self, timeout: Duration) {
         self.core.update_clock();
-        let ids: Vec<ListenerId> = self.listeners.iter().map(|(k, _)| ListenerId(k as u32)).collect();
+        let ids: Vec<ListenerId> = self
+            .listeners
+            .iter()
+            .map(|(k, _)| ListenerId(k as u32))
+            .collect();
         for id in ids {
             self.close_listener(id);
         }
@@ -404,7 +418,9 @@ impl Reactor {
     }
 
     fn dispatch(&mut self, id: ConnId, event: &Event) {
-        let Some(key) = self.core.live(id) else { return };
+        let Some(key) = self.core.live(id) else {
+            return;
+        };
         let ready = &mut self.core.conns[key].state.ready;
         if event.is_readable() || event.is_read_closed() {
             ready.set(Ready::READABLE);
@@ -471,7 +487,8 @@ impl Reactor {
     }
 
     fn run_tasks(&mut self) {
-        let tasks = std::mem::take(&mut *self.remote.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        let tasks =
+            std::mem::take(&mut *self.remote.tasks.lock().unwrap_or_else(|p| p.into_inner()));
         for task in tasks {
             task(self);
             self.apply_dirty();

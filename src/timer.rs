@@ -75,7 +75,11 @@ impl<T> TimerQueue<T> {
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
         let slot = self.entries.insert(Entry { seq, value }) as u32;
-        self.heap.push(Reverse(Node { deadline, seq, slot }));
+        self.heap.push(Reverse(Node {
+            deadline,
+            seq,
+            slot,
+        }));
         self.compact_if_sparse();
         TimerKey { slot, seq }
     }
@@ -149,8 +153,9 @@ impl<T> TimerQueue<T> {
         let live = self.entries.len();
         if self.heap.len() > 64 && self.heap.len() > 2 * live {
             let entries = &self.entries;
-            self.heap
-                .retain(|Reverse(n)| matches!(entries.get(n.slot as usize), Some(e) if e.seq == n.seq));
+            self.heap.retain(
+                |Reverse(n)| matches!(entries.get(n.slot as usize), Some(e) if e.seq == n.seq),
+            );
         }
     }
 
@@ -198,7 +203,10 @@ mod tests {
     fn stale_key_cannot_cancel_a_reused_slot() {
         let mut q = TimerQueue::new();
         let a = q.insert(10, "a");
-        assert_eq!(q.pop_expired(10).map(|(k, v)| (k == a, v)), Some((true, "a")));
+        assert_eq!(
+            q.pop_expired(10).map(|(k, v)| (k == a, v)),
+            Some((true, "a"))
+        );
         let b = q.insert(50, "b");
         assert!(!q.contains(a));
         assert_eq!(q.cancel(a), None);

@@ -142,7 +142,10 @@ fn a2_no_opt_in_closes_losslessly() {
     let closes = closes.borrow();
     assert_eq!(closes.len(), 1);
     assert_eq!(closes[0].reason, Reason::PeerClosed);
-    assert_eq!((closes[0].bytes_in, closes[0].bytes_out, closes[0].dropped), (5, 5, 0));
+    assert_eq!(
+        (closes[0].bytes_in, closes[0].bytes_out, closes[0].dropped),
+        (5, 5, 0)
+    );
     let s = r.stats();
     assert_eq!((s.open, s.closed, s.resets, s.aborts), (0, 1, 0, 0));
     assert_eq!(
@@ -192,8 +195,16 @@ fn a3_eof_exactly_once_no_busy_loop() {
     for _ in 0..300 {
         handled += r.run_once(Some(Duration::ZERO)).unwrap();
     }
-    assert!(handled <= 1, "{handled} events handled after EOF: the reactor spins");
-    assert_eq!(log.borrow().len(), before, "callbacks after EOF: {:?}", shape(&log));
+    assert!(
+        handled <= 1,
+        "{handled} events handled after EOF: the reactor spins"
+    );
+    assert_eq!(
+        log.borrow().len(),
+        before,
+        "callbacks after EOF: {:?}",
+        shape(&log)
+    );
 
     // Nothing is pending: a bounded wait blocks for its whole timeout
     // instead of returning at once (a re-queued connection would make the
@@ -284,7 +295,11 @@ fn assert_nothing_delivered(r: &mut halfclose::Reactor, log: &Log, expected: &[&
     for _ in 0..30 {
         r.run_once(Some(Duration::from_millis(2))).unwrap();
     }
-    assert_eq!(shape(log), expected, "input delivered while reading was paused");
+    assert_eq!(
+        shape(log),
+        expected,
+        "input delivered while reading was paused"
+    );
 }
 
 /// A5: a FIN that arrives while reading is paused is held. Paused in
@@ -321,7 +336,10 @@ fn a5_eof_held_while_paused() {
     r.conn(id).unwrap().resume_reading();
     order.borrow_mut().push("resumed");
     run_until(&mut r, |_| closed(&log).is_some());
-    assert_eq!(*order.borrow(), ["paused", "resumed", "read", "eof", "close"]);
+    assert_eq!(
+        *order.borrow(),
+        ["paused", "resumed", "read", "eof", "close"]
+    );
     assert_eq!(read_bytes(&log), b"data");
     assert_eq!(closed(&log).unwrap().reason, Reason::PeerClosed);
     run_until(&mut r, |_| c.done());
@@ -449,7 +467,10 @@ fn a7_write_after_shutdown_refused() {
     // Our FIN is out; a write from outside any callback is refused too.
     {
         let mut conn = r.conn(id).unwrap();
-        assert!(matches!(conn.write(b"outside"), Err(Error::WriteAfterShutdown)));
+        assert!(matches!(
+            conn.write(b"outside"),
+            Err(Error::WriteAfterShutdown)
+        ));
         assert_eq!(conn.pending(), 0);
     }
     c.send(b"ping");
@@ -542,7 +563,13 @@ fn a9_chained_half_closes() {
     assert_eq!((cl.bytes_in, cl.bytes_out, cl.dropped), (7, 8, 0));
     let s = r.stats();
     assert_eq!(
-        (s.open, s.established, s.half_closed_in, s.half_closed_out, s.lingering),
+        (
+            s.open,
+            s.established,
+            s.half_closed_in,
+            s.half_closed_out,
+            s.lingering
+        ),
         (0, 0, 0, 0, 0)
     );
     assert_eq!(s.closed, 1);
@@ -656,7 +683,10 @@ fn a12_shutdown_after_peer_reset() {
         "one error report, one close: {:?}",
         log.borrow()
     );
-    assert_eq!(count(&log, |e| *e == Ev::Error(io::ErrorKind::ConnectionReset)), 1);
+    assert_eq!(
+        count(&log, |e| *e == Ev::Error(io::ErrorKind::ConnectionReset)),
+        1
+    );
     let cl = closed(&log).unwrap();
     assert_eq!(cl.reason, Reason::Reset);
     assert_eq!(cl.dropped, 0);

@@ -15,7 +15,9 @@ const MIB: usize = 1024 * 1024;
 /// A small kernel send buffer for a server-side connection, so that a peer
 /// that does not read makes our own queue fill deterministically.
 fn small_send_buffer(conn: &Conn<'_>) {
-    conn.socket().set_send_buffer_size(64 * 1024).expect("SO_SNDBUF");
+    conn.socket()
+        .set_send_buffer_size(64 * 1024)
+        .expect("SO_SNDBUF");
 }
 
 /// The log's shape without `write` events: a queue that passed the
@@ -49,7 +51,10 @@ fn b1_write_then_close_delivers_everything() {
     let mut c = Client::connect(addr);
     c.send(b"request");
     run_until(&mut r, |_| c.done());
-    assert!(queued_at_close.get() > 0, "the reply was not queued at close time");
+    assert!(
+        queued_at_close.get() > 0,
+        "the reply was not queued at close time"
+    );
     assert_eq!(c.end, End::Eof);
     assert_eq!(c.received.len(), reply.len());
     assert!(c.received == *reply, "reply corrupted");
@@ -170,7 +175,11 @@ fn b2_large_write_then_shutdown_to_echo() {
         "nothing was queued when shutdown_write was called"
     );
     let e = echoed.borrow();
-    assert_eq!(e.eof_at, Some(len), "the echo's EOF did not come after all {len} bytes");
+    assert_eq!(
+        e.eof_at,
+        Some(len),
+        "the echo's EOF did not come after all {len} bytes"
+    );
     assert_eq!(w.mismatch, None, "echo differs from what was sent");
     assert_eq!(w.received, len);
     assert_eq!(w.eof_at, Some(len));
@@ -178,10 +187,16 @@ fn b2_large_write_then_shutdown_to_echo() {
     // Our FIN came first.
     let wc = w.closed.unwrap();
     assert_eq!(wc.reason, Reason::Local);
-    assert_eq!((wc.bytes_out, wc.bytes_in, wc.dropped), (len as u64, len as u64, 0));
+    assert_eq!(
+        (wc.bytes_out, wc.bytes_in, wc.dropped),
+        (len as u64, len as u64, 0)
+    );
     let ec = e.closed.unwrap();
     assert_eq!(ec.reason, Reason::PeerClosed);
-    assert_eq!((ec.bytes_in, ec.bytes_out, ec.dropped), (len as u64, len as u64, 0));
+    assert_eq!(
+        (ec.bytes_in, ec.bytes_out, ec.dropped),
+        (len as u64, len as u64, 0)
+    );
     assert_eq!(r.stats().open, 0);
 }
 
@@ -238,7 +253,9 @@ fn b2_reason_is_local_when_our_fin_came_first() {
 /// the peer receives them in order, byte for byte.
 #[test]
 fn b4_interleaved_writes_arrive_in_order() {
-    const SIZES: [usize; 12] = [1, 3, 17, 512, 4096, 65_537, 300_000, 2, 1_000_000, 9, 16_385, 131_072];
+    const SIZES: [usize; 12] = [
+        1, 3, 17, 512, 4096, 65_537, 300_000, 2, 1_000_000, 9, 16_385, 131_072,
+    ];
     let total: usize = SIZES.iter().sum::<usize>() * 6;
     let stream = pattern(total, 4);
     let server: Rc<Cell<Option<ConnId>>> = Rc::default();
@@ -288,7 +305,10 @@ fn b4_interleaved_writes_arrive_in_order() {
     }
     assert_eq!(offset, total);
     assert!(partial_writes >= 2, "only {partial_writes} partial writes");
-    assert!(queued_writes >= 10, "only {queued_writes} writes queued behind others");
+    assert!(
+        queued_writes >= 10,
+        "only {queued_writes} writes queued behind others"
+    );
     r.conn(id).unwrap().close();
     run_until(&mut r, |_| c.done());
     assert_eq!(c.end, End::Eof);
@@ -393,13 +413,21 @@ fn b7_default_eof_flushes_before_fin() {
     let mut c = Client::connect(addr);
     c.send(b"GET");
     run_until(&mut r, |r| {
-        id.get().and_then(|id| r.conn(id)).is_some_and(|c| c.pending() > 0)
+        id.get()
+            .and_then(|id| r.conn(id))
+            .is_some_and(|c| c.pending() > 0)
     });
     let sid = id.get().unwrap();
     c.shutdown_write();
     run_until(&mut r, |r| r.conn(sid).map_or(true, |c| c.is_read_closed()));
-    let pending = r.conn(sid).expect("closed before the reply was sent").pending();
-    assert!(pending > 0, "the reply was not queued when the peer's FIN was read");
+    let pending = r
+        .conn(sid)
+        .expect("closed before the reply was sent")
+        .pending();
+    assert!(
+        pending > 0,
+        "the reply was not queued when the peer's FIN was read"
+    );
     run_until(&mut r, |_| c.done());
     assert_eq!(c.end, End::Eof);
     assert_eq!(c.received.len(), reply.len());
@@ -432,7 +460,9 @@ fn b8_close_twice_and_abort_after_close() {
     });
     let mut c = Client::connect(addr);
     c.send(b"x");
-    run_until(&mut r, |_| c.done() && count(&log_a, |e| *e == Ev::Timer) == 1);
+    run_until(&mut r, |_| {
+        c.done() && count(&log_a, |e| *e == Ev::Timer) == 1
+    });
     assert_eq!((c.received.as_slice(), &c.end), (&b"bye"[..], &End::Eof));
     drop(c);
     run_until(&mut r, |_| closed(&log_a).is_some());

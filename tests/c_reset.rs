@@ -248,7 +248,10 @@ fn c7_writing_to_a_closed_peer_fails_once() {
     drop(c);
     run_until(&mut r, |_| closed(&log).is_some());
     let ticks = count(&log, |e| *e == Ev::Timer);
-    assert!(ticks < MAX_TICKS, "the failure was not noticed in {ticks} writes");
+    assert!(
+        ticks < MAX_TICKS,
+        "the failure was not noticed in {ticks} writes"
+    );
     let errs = errors(&log);
     assert_eq!(errs.len(), 1, "errors: {errs:?}");
     assert!(is_reset_kind(errs[0]), "error: {:?}", errs[0]);
@@ -293,7 +296,10 @@ fn c8_write_error_noticed_while_reading_paused() {
     drop(c);
     run_until(&mut r, |_| closed(&log).is_some());
     let ticks = count(&log, |e| *e == Ev::Timer);
-    assert!(ticks < MAX_TICKS, "the failure was not noticed in {ticks} writes");
+    assert!(
+        ticks < MAX_TICKS,
+        "the failure was not noticed in {ticks} writes"
+    );
     let errs = errors(&log);
     assert_eq!(errs.len(), 1, "errors: {errs:?}");
     assert!(is_reset_kind(errs[0]), "error: {:?}", errs[0]);
@@ -312,7 +318,9 @@ fn c9_rst_after_fin_while_half_open() {
     let log = log();
     let mut r = reactor_with(|c| c.peer_eof_timeout = None);
     let l2 = log.clone();
-    let addr = listen(&mut r, move || Recorder::new(&l2).on_eof(|_| Eof::HalfClose));
+    let addr = listen(&mut r, move || {
+        Recorder::new(&l2).on_eof(|_| Eof::HalfClose)
+    });
     let port = addr.port();
     let mut c = Client::connect(addr);
     c.send(b"bye");
@@ -338,5 +346,8 @@ fn c9_rst_after_fin_while_half_open() {
     let stats = r.stats();
     assert_eq!((stats.open, stats.half_closed_in, stats.resets), (0, 0, 1));
     let states = tcp_states(port);
-    assert!(!states.iter().any(|s| s == "08"), "left in CLOSE_WAIT: {states:?}");
+    assert!(
+        !states.iter().any(|s| s == "08"),
+        "left in CLOSE_WAIT: {states:?}"
+    );
 }

@@ -101,8 +101,14 @@ fn refused_addr() -> SocketAddr {
 fn echo_round_trip(r: &mut Reactor, client: &mut Client, data: &[u8]) {
     let want = client.received.len() + data.len();
     client.send(data);
-    run_until(r, |_| client.pump().received.len() >= want || client.end != End::Open);
-    assert_eq!(client.end, End::Open, "connection ended during an echo round trip");
+    run_until(r, |_| {
+        client.pump().received.len() >= want || client.end != End::Open
+    });
+    assert_eq!(
+        client.end,
+        End::Open,
+        "connection ended during an echo round trip"
+    );
     assert_eq!(&client.received[want - data.len()..], data);
 }
 
@@ -160,10 +166,15 @@ fn d1_emfile_no_spin_sheds_and_recovers() {
             .arg(&exe);
         c
     };
-    cmd.args(["d1_child_under_emfile", "--exact", "--nocapture", "--test-threads=1"])
-        .env(D1_CHILD_ENV, D1_NOFILE.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "d1_child_under_emfile",
+        "--exact",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(D1_CHILD_ENV, D1_NOFILE.to_string())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let child = cmd.spawn().expect("spawn the D1 child");
 
     // The child bounds its own waits; this only guards against a hang.
@@ -171,7 +182,9 @@ fn d1_emfile_no_spin_sheds_and_recovers() {
     let (done, watch) = std::sync::mpsc::channel::<()>();
     let watchdog = std::thread::spawn(move || {
         if watch.recv_timeout(DEADLINE * 3).is_err() {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
             return true;
         }
         false
@@ -229,7 +242,10 @@ fn d1_child_under_emfile() {
     // clients and the rest wait in the accept queue.
     let used = open_fds();
     let free = limit - used;
-    assert!(free >= D1_PENDING + 10, "only {free} descriptors free of {limit}");
+    assert!(
+        free >= D1_PENDING + 10,
+        "only {free} descriptors free of {limit}"
+    );
     let k = (free + D1_PENDING) / 2;
     let mut clients: Vec<Option<Client>> = (0..k).map(|_| Some(Client::connect(addr))).collect();
 
@@ -245,7 +261,10 @@ fn d1_child_under_emfile() {
     let start = Instant::now();
     let (mut iters, mut busy) = (0u32, 0u32);
     while start.elapsed() < Duration::from_secs(1) {
-        if r.run_once(Some(Duration::from_millis(10))).expect("run_once") > 0 {
+        if r.run_once(Some(Duration::from_millis(10)))
+            .expect("run_once")
+            > 0
+        {
             busy += 1;
         }
         iters += 1;
@@ -287,7 +306,8 @@ fn d1_child_under_emfile() {
             "pending clients got no answer: shed {shed}, served {served} of {k}; {:?}",
             r.stats()
         );
-        r.run_once(Some(Duration::from_millis(10))).expect("run_once");
+        r.run_once(Some(Duration::from_millis(10)))
+            .expect("run_once");
         for (i, slot) in clients.iter_mut().enumerate() {
             if settled[i] {
                 continue;
@@ -301,7 +321,11 @@ fn d1_child_under_emfile() {
                 }
                 End::Open => {}
                 End::Eof | End::Error(io::ErrorKind::ConnectionReset) => {
-                    assert!(c.received.is_empty(), "a shed client received {:?}", c.received);
+                    assert!(
+                        c.received.is_empty(),
+                        "a shed client received {:?}",
+                        c.received
+                    );
                     shed += 1;
                     settled[i] = true;
                     *slot = None;
@@ -313,7 +337,11 @@ fn d1_child_under_emfile() {
     let settled_stats = r.stats();
     assert_eq!(shed + served, k);
     assert_eq!(settled_stats.refused, shed as u64, "{settled_stats:?}");
-    assert_eq!(settled_stats.accepted, 1 + served as u64, "{settled_stats:?}");
+    assert_eq!(
+        settled_stats.accepted,
+        1 + served as u64,
+        "{settled_stats:?}"
+    );
     let served_after_recovery = settled_stats.accepted - at_window_end.accepted;
     assert!(
         served_after_recovery >= 1,
@@ -349,7 +377,10 @@ fn soft_nofile_limit() -> usize {
 /// Descriptors open in this process.
 fn open_fds() -> usize {
     // The directory's own descriptor is listed too.
-    std::fs::read_dir("/proc/self/fd").expect("read /proc/self/fd").count() - 1
+    std::fs::read_dir("/proc/self/fd")
+        .expect("read /proc/self/fd")
+        .count()
+        - 1
 }
 
 /// User plus system CPU time of this process, in USER_HZ ticks, read
@@ -357,7 +388,8 @@ fn open_fds() -> usize {
 fn cpu_ticks(stat: &mut File) -> u64 {
     let mut text = String::new();
     stat.seek(SeekFrom::Start(0)).expect("seek");
-    stat.read_to_string(&mut text).expect("read /proc/self/stat");
+    stat.read_to_string(&mut text)
+        .expect("read /proc/self/stat");
     // Fields after the command name, which is in parentheses: state is
     // field 3, utime 14, stime 15.
     let rest = &text[text.rfind(')').expect("stat format") + 1..];
@@ -382,7 +414,9 @@ fn d2_close_while_connecting_reports_the_outcome_once() {
     let log = log();
     let mut peer = Peer::new();
     let mut r = reactor();
-    let id = r.connect(peer.addr(), Recorder::new(&log)).expect("connect");
+    let id = r
+        .connect(peer.addr(), Recorder::new(&log))
+        .expect("connect");
     assert_eq!(r.stats().connecting, 1);
     r.conn(id).expect("open").close();
 
@@ -419,7 +453,9 @@ fn d2_close_while_connecting_reports_the_outcome_once() {
 fn d2_close_while_connecting_to_a_refusing_address_reports_the_error_once() {
     let log = log();
     let mut r = reactor();
-    let id = r.connect(refused_addr(), Recorder::new(&log)).expect("connect");
+    let id = r
+        .connect(refused_addr(), Recorder::new(&log))
+        .expect("connect");
     r.conn(id).expect("open").close();
     run_until(&mut r, |_| closed(&log).is_some());
     for _ in 0..5 {
@@ -443,7 +479,9 @@ fn d2_close_while_connecting_to_a_refusing_address_reports_the_error_once() {
 fn d3_connect_refused_is_one_error_then_close() {
     let log = log();
     let mut r = reactor();
-    let id = r.connect(refused_addr(), Recorder::new(&log)).expect("connect");
+    let id = r
+        .connect(refused_addr(), Recorder::new(&log))
+        .expect("connect");
     run_until(&mut r, |_| closed(&log).is_some());
     for _ in 0..5 {
         r.run_once(Some(Duration::from_millis(1))).unwrap();
@@ -474,7 +512,9 @@ fn d4_writes_before_connect_are_sent_in_order() {
     let log = log();
     let mut peer = Peer::new();
     let mut r = reactor();
-    let id = r.connect(peer.addr(), Recorder::new(&log)).expect("connect");
+    let id = r
+        .connect(peer.addr(), Recorder::new(&log))
+        .expect("connect");
     let chunks = [
         b"first ".to_vec(),
         pattern(300_000, 4),
@@ -495,7 +535,10 @@ fn d4_writes_before_connect_are_sent_in_order() {
 
     run_until(&mut r, |_| peer.pump().eof);
     assert_eq!(peer.received.len(), expected.len());
-    assert!(peer.received == expected, "bytes arrived out of order or altered");
+    assert!(
+        peer.received == expected,
+        "bytes arrived out of order or altered"
+    );
     peer.close();
     run_until(&mut r, |_| closed(&log).is_some());
     assert_eq!(shape(&log), ["connect", "write", "eof", "close"]);
@@ -511,7 +554,9 @@ fn d4_writes_before_connect_are_sent_in_order() {
 fn d4_writes_before_a_failed_connect_are_counted_as_dropped() {
     let log = log();
     let mut r = reactor();
-    let id = r.connect(refused_addr(), Recorder::new(&log)).expect("connect");
+    let id = r
+        .connect(refused_addr(), Recorder::new(&log))
+        .expect("connect");
     let chunks = [b"one".to_vec(), pattern(100_000, 6), b"three".to_vec()];
     let total: usize = chunks.iter().map(Vec::len).sum();
     {
@@ -578,7 +623,9 @@ fn d5_stale_event_never_reaches_the_connection_reusing_the_slot() {
             1 => {
                 let (n_log, n_id) = (n_log2.clone(), n_id2.clone());
                 rec.on_close(move |ctx, _| {
-                    let id = ctx.connect(far_addr, Recorder::new(&n_log)).expect("connect N");
+                    let id = ctx
+                        .connect(far_addr, Recorder::new(&n_log))
+                        .expect("connect N");
                     n_id.set(Some(id));
                 })
             }
@@ -605,7 +652,10 @@ fn d5_stale_event_never_reaches_the_connection_reusing_the_slot() {
     c1.send(b"go");
     c2.shutdown_write();
     let handled = r.run_once(Some(Duration::from_secs(5))).unwrap();
-    assert!(handled >= 2, "the two events did not arrive in one poll ({handled})");
+    assert!(
+        handled >= 2,
+        "the two events did not arrive in one poll ({handled})"
+    );
     let s2_log = logs.borrow()[1].clone();
     assert_eq!(
         shape(&s2_log),
@@ -615,9 +665,16 @@ fn d5_stale_event_never_reaches_the_connection_reusing_the_slot() {
     );
     assert_eq!(closed(&s2_log).unwrap().reason, Reason::Aborted);
     let n = n_id.get().expect("N was opened in S2's handle_close");
-    assert_eq!(slot_of(n), slot_of(s2), "N did not reuse S2's slot: {n:?} vs {s2:?}");
+    assert_eq!(
+        slot_of(n),
+        slot_of(s2),
+        "N did not reuse S2's slot: {n:?} vs {s2:?}"
+    );
     assert_ne!(n, s2);
-    assert!(r.conn(s2).is_none(), "the old id still reaches a connection");
+    assert!(
+        r.conn(s2).is_none(),
+        "the old id still reaches a connection"
+    );
     assert!(r.ctx().conn(s2).is_none());
     assert!(r.conn(n).is_some());
     assert!(r.conn(s1).is_some());
@@ -687,9 +744,18 @@ fn d6_quick_connect_with_linger_zero_is_survived() {
     run_until(&mut r, |r| r.stats().closed == 2 * EACH as u64);
 
     let s = r.stats();
-    assert_eq!((s.accepted, s.closed, s.resets, s.open), (20, 20, 20, 0), "{s:?}");
+    assert_eq!(
+        (s.accepted, s.closed, s.resets, s.open),
+        (20, 20, 20, 0),
+        "{s:?}"
+    );
     for log in logs.borrow().iter() {
-        assert_eq!(shape(log), ["connect", "error", "close"], "{:?}", log.borrow());
+        assert_eq!(
+            shape(log),
+            ["connect", "error", "close"],
+            "{:?}",
+            log.borrow()
+        );
         assert_eq!(log.borrow()[1], Ev::Error(io::ErrorKind::ConnectionReset));
         assert_eq!(closed(log).unwrap().reason, Reason::Reset);
     }
@@ -733,8 +799,13 @@ fn d7_accept_burst_is_spread_while_others_are_served() {
     let mut accepted = r.stats().accepted;
     let start = Instant::now();
     while accepted < BURST + 1 {
-        assert!(start.elapsed() < DEADLINE, "burst not accepted: {:?}", r.stats());
-        r.run_once(Some(Duration::from_millis(10))).expect("run_once");
+        assert!(
+            start.elapsed() < DEADLINE,
+            "burst not accepted: {:?}",
+            r.stats()
+        );
+        r.run_once(Some(Duration::from_millis(10)))
+            .expect("run_once");
         iters += 1;
         let now = r.stats().accepted;
         if now > accepted {
@@ -757,7 +828,10 @@ fn d7_accept_burst_is_spread_while_others_are_served() {
         "only {round_trips} echo round trips during the burst ({iters} iterations)"
     );
     let s = r.stats();
-    assert_eq!((s.accepted, s.open, s.refused), (BURST + 1, BURST as usize + 1, 0));
+    assert_eq!(
+        (s.accepted, s.open, s.refused),
+        (BURST + 1, BURST as usize + 1, 0)
+    );
     drop(r);
     drop(burst);
 }
@@ -773,8 +847,13 @@ fn d7_accept_batch_bounds_each_wakeup() {
     let mut batches = Vec::new();
     let start = Instant::now();
     while accepted < BURST + 1 {
-        assert!(start.elapsed() < DEADLINE, "burst not accepted: {:?}", r.stats());
-        r.run_once(Some(Duration::from_millis(10))).expect("run_once");
+        assert!(
+            start.elapsed() < DEADLINE,
+            "burst not accepted: {:?}",
+            r.stats()
+        );
+        r.run_once(Some(Duration::from_millis(10)))
+            .expect("run_once");
         let now = r.stats().accepted;
         batches.push(now - accepted);
         accepted = now;
@@ -820,7 +899,8 @@ fn listener_backlog_is_honoured() {
             start.elapsed() < Duration::from_secs(5),
             "{left} of {N} connects did not complete"
         );
-        poll.poll(&mut events, Some(Duration::from_millis(50))).unwrap();
+        poll.poll(&mut events, Some(Duration::from_millis(50)))
+            .unwrap();
         for e in events.iter() {
             writable[e.token().0] = true;
         }
@@ -842,13 +922,19 @@ fn listener_reuse_port_lets_two_reactors_share_a_port() {
     const N: usize = 32;
     let mut r1 = reactor_with(|c| c.reuse_port = true);
     let mut r2 = reactor_with(|c| c.reuse_port = true);
-    let l1 = r1.listen("127.0.0.1:0".parse().unwrap(), || Echo).expect("listen 1");
+    let l1 = r1
+        .listen("127.0.0.1:0".parse().unwrap(), || Echo)
+        .expect("listen 1");
     let addr = r1.local_addr(l1).unwrap();
-    let l2 = r2.listen(addr, || Echo).expect("second listener on the same port");
+    let l2 = r2
+        .listen(addr, || Echo)
+        .expect("second listener on the same port");
     assert_eq!(r2.local_addr(l2), Some(addr));
 
     let mut plain = reactor();
-    let err = plain.listen(addr, || Echo).expect_err("listen without SO_REUSEPORT");
+    let err = plain
+        .listen(addr, || Echo)
+        .expect_err("listen without SO_REUSEPORT");
     assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
 
     let mut clients: Vec<Client> = (0..N).map(|_| Client::connect(addr)).collect();
@@ -900,7 +986,11 @@ fn listener_max_connections_refuses_the_excess() {
     );
     assert!(c.received.is_empty());
     let s = r.stats();
-    assert_eq!((s.refused, s.accepted, s.open, s.closed), (1, 2, 2, 0), "{s:?}");
+    assert_eq!(
+        (s.refused, s.accepted, s.open, s.closed),
+        (1, 2, 2, 0),
+        "{s:?}"
+    );
     assert_eq!(made.get(), 2);
 
     echo_round_trip(&mut r, &mut a, b"a2");

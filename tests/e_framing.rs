@@ -51,7 +51,9 @@ impl FrameHandler for Probe {
         conn.write(b"ERROR: frame too large\n").unwrap();
     }
     fn incomplete_frame(&mut self, conn: &mut Conn<'_>, partial: &[u8]) {
-        self.log.borrow_mut().push(Fev::Incomplete(partial.to_vec()));
+        self.log
+            .borrow_mut()
+            .push(Fev::Incomplete(partial.to_vec()));
         // The "ERROR:no end!" server: the client only half-closed, so it
         // can still be told its request was cut short.
         conn.write(b"ERROR: no end!\n").unwrap();
@@ -167,7 +169,10 @@ fn e6_frame_too_large_closes_with_its_reason_after_the_error_reply() {
     drop(bad);
     run_until(&mut r, |_| fclosed(&bad_log).is_some());
     let closed = fclosed(&bad_log).unwrap();
-    assert_eq!(closed.reason, Reason::Protocol(ProtocolError::FrameTooLarge));
+    assert_eq!(
+        closed.reason,
+        Reason::Protocol(ProtocolError::FrameTooLarge)
+    );
     assert_eq!(closed.dropped, 0);
     assert_eq!(
         &bad_log.borrow()[..1],
@@ -177,7 +182,10 @@ fn e6_frame_too_large_closes_with_its_reason_after_the_error_reply() {
 
     good.send(b"again\n");
     run_until(&mut r, |_| good.pump().received == b"hi\nagain\n");
-    assert!(fclosed(&good_log).is_none(), "the other connection is untouched");
+    assert!(
+        fclosed(&good_log).is_none(),
+        "the other connection is untouched"
+    );
     assert_eq!(fframes(&good_log), [b"hi".to_vec(), b"again".to_vec()]);
 }
 
@@ -201,11 +209,17 @@ fn e6_partial_frame_at_eof_is_reported_incomplete() {
     assert_eq!(c.end, End::Eof);
     run_until(&mut r, |_| fclosed(&log).is_some());
     let closed = fclosed(&log).unwrap();
-    assert_eq!(closed.reason, Reason::Protocol(ProtocolError::IncompleteFrame));
+    assert_eq!(
+        closed.reason,
+        Reason::Protocol(ProtocolError::IncompleteFrame)
+    );
     assert_eq!(closed.dropped, 0);
     assert_eq!(
         &log.borrow()[..2],
-        [Fev::Frame(b"HELLO".to_vec()), Fev::Incomplete(b"GET /\r".to_vec())]
+        [
+            Fev::Frame(b"HELLO".to_vec()),
+            Fev::Incomplete(b"GET /\r".to_vec())
+        ]
     );
     assert!(!log.borrow().contains(&Fev::Eof));
 }
@@ -221,7 +235,8 @@ fn e3_eof_terminator_frame_arrives_at_the_fin() {
     let l2 = log.clone();
     let addr = listen(&mut r, move || {
         let h = probe(&l2, |conn, frame, _| {
-            conn.write(format!("{} bytes\n", frame.len()).as_bytes()).unwrap();
+            conn.write(format!("{} bytes\n", frame.len()).as_bytes())
+                .unwrap();
         });
         Framed::new(h, Terminator::Eof, 1 << 20)
     });
@@ -276,7 +291,11 @@ impl Peer {
     fn expect_eof(&mut self) {
         let mut rest = Vec::new();
         self.reader.read_to_end(&mut rest).expect("clean EOF");
-        assert!(rest.is_empty(), "unexpected {:?}", String::from_utf8_lossy(&rest));
+        assert!(
+            rest.is_empty(),
+            "unexpected {:?}",
+            String::from_utf8_lossy(&rest)
+        );
     }
 }
 

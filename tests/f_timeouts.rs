@@ -91,7 +91,11 @@ fn f1_idle_timeout_closes_gracefully() {
     let mut c = Client::connect(addr);
     run_until(&mut r, |_| c.done());
     let fired = start.elapsed();
-    assert_eq!(c.end, End::Eof, "the idle timeout must end with our FIN, not a reset");
+    assert_eq!(
+        c.end,
+        End::Eof,
+        "the idle timeout must end with our FIN, not a reset"
+    );
     assert!(c.received.is_empty());
     assert_not_early(fired, IDLE);
     // The close is a lingering one: it completes with the client's FIN.
@@ -127,7 +131,11 @@ fn f2_idle_timer_is_reset_by_outbound_progress() {
     let mut received = Vec::with_capacity(TOTAL);
     loop {
         assert!(start.elapsed() < DEADLINE, "download did not finish");
-        assert_eq!(closed(&log), None, "the server closed before the download ended");
+        assert_eq!(
+            closed(&log),
+            None,
+            "the server closed before the download ended"
+        );
         r.run_once(Some(ms(1))).unwrap();
         if last_step.elapsed() < STEP_EVERY {
             continue;
@@ -185,7 +193,8 @@ impl Feed {
             let to = (from + self.chunk).min(self.data.len());
             c.write(&self.data[from..to]).unwrap();
             self.sent.set(to);
-            self.max_pending.set(self.max_pending.get().max(c.pending()));
+            self.max_pending
+                .set(self.max_pending.get().max(c.pending()));
         }
         if c.is_write_blocked() {
             self.saw_blocked.set(true);
@@ -329,12 +338,23 @@ fn f4_backpressure_bounds_memory_and_resumes() {
     let mut sock = small_window_client(addr, 32 * KIB);
     run_until(&mut r, |_| feed.saw_blocked.get());
     let stalled_at = feed.sent.get();
-    assert!(stalled_at < TOTAL, "the kernel took everything; nothing to push back");
+    assert!(
+        stalled_at < TOTAL,
+        "the kernel took everything; nothing to push back"
+    );
     for _ in 0..10 {
         r.run_once(Some(ms(10))).unwrap();
     }
-    assert_eq!(feed.sent.get(), stalled_at, "the handler kept writing while blocked");
-    assert_eq!(count(&log, |e| *e == Ev::Write), 0, "handle_write before the peer read");
+    assert_eq!(
+        feed.sent.get(),
+        stalled_at,
+        "the handler kept writing while blocked"
+    );
+    assert_eq!(
+        count(&log, |e| *e == Ev::Write),
+        0,
+        "handle_write before the peer read"
+    );
 
     let start = Instant::now();
     let mut received = Vec::with_capacity(TOTAL);
@@ -348,7 +368,10 @@ fn f4_backpressure_bounds_memory_and_resumes() {
     }
     assert_eq!(received.len(), TOTAL);
     assert!(received == feed.data, "the transfer arrived corrupted");
-    assert!(count(&log, |e| *e == Ev::Write) >= 1, "handle_write never fired");
+    assert!(
+        count(&log, |e| *e == Ev::Write) >= 1,
+        "handle_write never fired"
+    );
     assert!(
         feed.max_pending.get() <= high + WRITE,
         "queued {} bytes: more than high-water {high} + one write {WRITE}",
@@ -361,7 +384,10 @@ fn f4_backpressure_bounds_memory_and_resumes() {
     drop(sock);
     run_until(&mut r, |_| closed(&log).is_some());
     let cl = closed(&log).unwrap();
-    assert_eq!((cl.reason, cl.bytes_out, cl.dropped), (Reason::Local, TOTAL as u64, 0));
+    assert_eq!(
+        (cl.reason, cl.bytes_out, cl.dropped),
+        (Reason::Local, TOTAL as u64, 0)
+    );
 }
 
 /// F5 (peer-EOF timeout, the CLOSE_WAIT guard): the handler answers the
@@ -377,7 +403,9 @@ fn f5_peer_eof_timeout() {
         c.peer_eof_timeout = Some(PEER_EOF);
     });
     let l2 = log.clone();
-    let addr = listen(&mut r, move || Recorder::new(&l2).on_eof(|_| Eof::HalfClose));
+    let addr = listen(&mut r, move || {
+        Recorder::new(&l2).on_eof(|_| Eof::HalfClose)
+    });
     let mut c = Client::connect(addr);
     c.send(b"x");
     let start = Instant::now();
@@ -389,7 +417,10 @@ fn f5_peer_eof_timeout() {
     assert_eq!(c.end, End::Eof);
     assert_eq!(shape(&log), ["connect", "read", "eof", "close"]);
     let cl = closed(&log).unwrap();
-    assert_eq!((cl.reason, cl.dropped), (Reason::TimedOut(Timeout::PeerEof), 0));
+    assert_eq!(
+        (cl.reason, cl.dropped),
+        (Reason::TimedOut(Timeout::PeerEof), 0)
+    );
     assert_eq!(r.stats().half_closed_in, 0);
     assert_eq!(r.stats().timeouts, 1);
 }
@@ -478,7 +509,10 @@ fn f5_linger_timeout_after_close_despite_input() {
         (cl.reason, cl.bytes_out, cl.dropped),
         (Reason::TimedOut(Timeout::Linger), 3, 0)
     );
-    assert!(cl.bytes_in > 0, "the lingering close should have read the peer's bytes");
+    assert!(
+        cl.bytes_in > 0,
+        "the lingering close should have read the peer's bytes"
+    );
 }
 
 /// A timer set with `set_timer` fires `handle_timer` once, not before its
@@ -544,7 +578,11 @@ fn cancelled_timer_never_fires() {
         r.run_once(Some(ms(10))).unwrap();
     }
     let late = ids.borrow()[1];
-    assert_eq!(*fired.borrow(), [(late, false)], "only the uncancelled timer fires");
+    assert_eq!(
+        *fired.borrow(),
+        [(late, false)],
+        "only the uncancelled timer fires"
+    );
     assert_eq!(count(&log, |e| *e == Ev::Timer), 1);
 }
 
@@ -575,8 +613,13 @@ fn timers_die_with_the_connection() {
     run_until(&mut r, |_| c1.done());
     assert_eq!(c1.end, End::Eof);
     drop(c1);
-    run_until(&mut r, |_| logs.borrow().first().is_some_and(|l| closed(l).is_some()));
-    assert!(start.elapsed() < ms(250), "too slow to close before the timer was due");
+    run_until(&mut r, |_| {
+        logs.borrow().first().is_some_and(|l| closed(l).is_some())
+    });
+    assert!(
+        start.elapsed() < ms(250),
+        "too slow to close before the timer was due"
+    );
     let _c2 = Client::connect(addr);
     run_until(&mut r, |_| logs.borrow().len() == 2);
     while start.elapsed() < ms(450) {

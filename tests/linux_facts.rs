@@ -62,7 +62,10 @@ fn wait_for_error_event(s: &TcpStream) {
         .unwrap();
     let start = Instant::now();
     loop {
-        assert!(start.elapsed() < DEADLINE, "no error event within {DEADLINE:?}");
+        assert!(
+            start.elapsed() < DEADLINE,
+            "no error event within {DEADLINE:?}"
+        );
         poll.poll(&mut events, Some(ms(100))).unwrap();
         if events.iter().any(|e| e.is_error()) {
             return;
@@ -146,7 +149,11 @@ fn v1_close_with_unread_input_sends_rst_and_truncates_the_reply() {
         "the reset should have destroyed part of the reply: got {} of {accepted}",
         got.len()
     );
-    assert_eq!(got, reply[..got.len()], "what arrived is a prefix of the reply");
+    assert_eq!(
+        got,
+        reply[..got.len()],
+        "what arrived is a prefix of the reply"
+    );
 }
 
 /// V1 (reactor): the same exchange with `Conn::close()`, the lingering
@@ -178,10 +185,18 @@ fn v1_lingering_close_delivers_the_whole_reply() {
     assert_eq!(c.unsent(), 0);
     // The extra bytes reach the server and are read and discarded.
     run_until(&mut r, |r| r.stats().bytes_in == 1004);
-    assert_eq!(read_bytes(&log), b"REQ\n", "input after close must not be delivered");
+    assert_eq!(
+        read_bytes(&log),
+        b"REQ\n",
+        "input after close must not be delivered"
+    );
 
     run_until(&mut r, |_| c.done());
-    assert_eq!(c.end, End::Eof, "the lingering close must end with FIN, not RST");
+    assert_eq!(
+        c.end,
+        End::Eof,
+        "the lingering close must end with FIN, not RST"
+    );
     assert_eq!(c.received.len(), REPLY);
     assert!(c.received == *reply, "the reply arrived corrupted");
     drop(c);
@@ -238,7 +253,10 @@ fn v3_send_after_peer_closed_succeeds_once_then_epipe() {
     assert_eq!(a.write(b"first").unwrap(), 5, "the first send succeeds");
     wait_for_error_event(&a);
     for _ in 0..3 {
-        assert_eq!(a.write(b"later").map_err(|e| e.kind()), Err(io::ErrorKind::BrokenPipe));
+        assert_eq!(
+            a.write(b"later").map_err(|e| e.kind()),
+            Err(io::ErrorKind::BrokenPipe)
+        );
     }
 }
 
@@ -259,14 +277,19 @@ fn v4_after_eof_the_socket_stays_readable() {
     let mut poll = Poll::new().unwrap();
     let mut events = Events::with_capacity(4);
     let mut a = mio::net::TcpStream::from_std(a);
-    poll.registry().register(&mut a, Token(1), Interest::READABLE).unwrap();
+    poll.registry()
+        .register(&mut a, Token(1), Interest::READABLE)
+        .unwrap();
     for round in 0..5 {
         poll.poll(&mut events, Some(Duration::ZERO)).unwrap();
         let ev = events
             .iter()
             .next()
             .unwrap_or_else(|| panic!("round {round}: no event"));
-        assert!(ev.is_readable() && ev.is_read_closed(), "round {round}: {ev:?}");
+        assert!(
+            ev.is_readable() && ev.is_read_closed(),
+            "round {round}: {ev:?}"
+        );
         poll.registry()
             .reregister(&mut a, Token(1), Interest::READABLE)
             .unwrap();
@@ -282,7 +305,9 @@ fn v4_reactor_does_not_spin_after_eof() {
     let log = log();
     let mut r = reactor();
     let l2 = log.clone();
-    let addr = listen(&mut r, move || Recorder::new(&l2).on_eof(|_| Eof::HalfClose));
+    let addr = listen(&mut r, move || {
+        Recorder::new(&l2).on_eof(|_| Eof::HalfClose)
+    });
     let mut c = Client::connect(addr);
     c.send(b"bye");
     c.shutdown_write();
@@ -316,21 +341,33 @@ fn v5_edge_triggered_partial_read_gets_no_new_event() {
     let mut poll = Poll::new().unwrap();
     let mut events = Events::with_capacity(4);
     let mut b = mio::net::TcpStream::from_std(b);
-    poll.registry().register(&mut b, Token(1), Interest::READABLE).unwrap();
+    poll.registry()
+        .register(&mut b, Token(1), Interest::READABLE)
+        .unwrap();
     poll.poll(&mut events, Some(DEADLINE)).unwrap();
     assert_eq!(events.iter().filter(|e| e.is_readable()).count(), 1);
 
     let mut one = [0u8; 1];
     assert_eq!(b.read(&mut one).unwrap(), 1);
     poll.poll(&mut events, Some(ms(50))).unwrap();
-    assert!(events.is_empty(), "edge-triggered epoll reported a partial read again");
+    assert!(
+        events.is_empty(),
+        "edge-triggered epoll reported a partial read again"
+    );
 
     let mut rest = [0u8; 64];
-    assert_eq!(b.read(&mut rest).unwrap(), 22, "the rest was readable all along");
+    assert_eq!(
+        b.read(&mut rest).unwrap(),
+        22,
+        "the rest was readable all along"
+    );
     assert_eq!(&rest[..22], b"irst chunksecond chunk");
     (&a).write_all(b"new").unwrap();
     poll.poll(&mut events, Some(DEADLINE)).unwrap();
-    assert!(events.iter().any(|e| e.is_readable()), "new data brings a new edge");
+    assert!(
+        events.iter().any(|e| e.is_readable()),
+        "new data brings a new edge"
+    );
 }
 
 /// V5 (reactor): with a 1 KiB read buffer and a budget of two reads per
@@ -379,7 +416,10 @@ fn close_after_eof_with_empty_queue_sends_fin() {
     b.write_all(b"request").unwrap();
     b.shutdown(Shutdown::Write).unwrap();
     let (got, end) = read_to_end_or_error(&mut a);
-    assert_eq!((got.as_slice(), end.map_err(|e| e.kind())), (&b"request"[..], Ok(())));
+    assert_eq!(
+        (got.as_slice(), end.map_err(|e| e.kind())),
+        (&b"request"[..], Ok(()))
+    );
     a.write_all(b"reply").unwrap();
     drop(a); // no shutdown
     let (got, end) = read_to_end_or_error(&mut b);
@@ -483,7 +523,9 @@ fn v7_child_under_fd_limit() {
     hogs.pop();
     let client = TcpStream::connect(addr).unwrap();
     assert_eq!(
-        File::open("/dev/null").map(drop).map_err(|e| e.raw_os_error()),
+        File::open("/dev/null")
+            .map(drop)
+            .map_err(|e| e.raw_os_error()),
         Err(Some(EMFILE)),
         "every descriptor should be taken again"
     );
@@ -491,9 +533,15 @@ fn v7_child_under_fd_limit() {
     for round in 0..3 {
         let start = Instant::now();
         loop {
-            assert!(start.elapsed() < DEADLINE, "round {round}: listener not readable");
+            assert!(
+                start.elapsed() < DEADLINE,
+                "round {round}: listener not readable"
+            );
             poll.poll(&mut events, Some(ms(100))).unwrap();
-            if events.iter().any(|e| e.token() == LISTENER && e.is_readable()) {
+            if events
+                .iter()
+                .any(|e| e.token() == LISTENER && e.is_readable())
+            {
                 break;
             }
         }

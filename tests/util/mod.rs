@@ -193,8 +193,13 @@ pub fn reactor_with(f: impl FnOnce(&mut Config)) -> Reactor {
 }
 
 /// Listen on 127.0.0.1, port 0.
-pub fn listen<H: Handler + 'static>(reactor: &mut Reactor, factory: impl FnMut() -> H + 'static) -> SocketAddr {
-    let id = reactor.listen("127.0.0.1:0".parse().unwrap(), factory).expect("listen");
+pub fn listen<H: Handler + 'static>(
+    reactor: &mut Reactor,
+    factory: impl FnMut() -> H + 'static,
+) -> SocketAddr {
+    let id = reactor
+        .listen("127.0.0.1:0".parse().unwrap(), factory)
+        .expect("listen");
     reactor.local_addr(id).unwrap()
 }
 
@@ -205,8 +210,13 @@ pub fn run_until(reactor: &mut Reactor, mut cond: impl FnMut(&mut Reactor) -> bo
     let start = Instant::now();
     let mut iters = 0;
     while !cond(reactor) {
-        assert!(start.elapsed() < DEADLINE, "condition not reached within {DEADLINE:?}");
-        reactor.run_once(Some(Duration::from_millis(5))).expect("run_once");
+        assert!(
+            start.elapsed() < DEADLINE,
+            "condition not reached within {DEADLINE:?}"
+        );
+        reactor
+            .run_once(Some(Duration::from_millis(5)))
+            .expect("run_once");
         iters += 1;
     }
     iters
@@ -318,7 +328,11 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
 pub fn example_bin(name: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> -> target/<profile>/examples/<name>
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir").join("examples");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .join("examples");
     let path = dir.join(name);
     let status = std::process::Command::new(env!("CARGO"))
         .args(["build", "--quiet", "--example", name])
@@ -357,14 +371,20 @@ impl Server {
             .unwrap_or_else(|| panic!("{name}: unexpected first line {line:?}"))
             .parse()
             .expect("address");
-        Server { child, addr, stdout }
+        Server {
+            child,
+            addr,
+            stdout,
+        }
     }
 
     /// Send SIGTERM (via `kill`) and wait for the exit status, bounded by
     /// [`DEADLINE`].
     pub fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
-        let _ = std::process::Command::new("kill").args(["-TERM", &pid]).status();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status();
         self.wait_exit()
     }
 
@@ -375,7 +395,9 @@ impl Server {
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let watchdog = std::thread::spawn(move || {
             if rx.recv_timeout(DEADLINE).is_err() {
-                let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
                 return true;
             }
             false
