@@ -334,6 +334,11 @@ pub fn example_bin(name: &str) -> std::path::PathBuf {
         .expect("target dir")
         .join("examples");
     let path = dir.join(name);
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if built.iter().any(|b| b == name) {
+        return path;
+    }
     let status = std::process::Command::new(env!("CARGO"))
         .args(["build", "--quiet", "--example", name])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -341,6 +346,7 @@ pub fn example_bin(name: &str) -> std::path::PathBuf {
         .expect("run cargo build");
     assert!(status.success(), "cargo build --example {name} failed");
     assert!(path.exists(), "{} not found", path.display());
+    built.push(name.to_string());
     path
 }
 
