@@ -24,13 +24,12 @@
 //! are closed (5 s deadline). `RUST_LOG=debug` shows the reactor's log.
 
 use std::cell::RefCell;
-use std::io::Write;
 use std::rc::Rc;
-use std::time::Duration;
 
 use halfclose::chat::{FrameHandler, Framed, Terminator};
 use halfclose::{Closed, Conn, ConnId, Ctx, Eof, Reactor};
-use signal_hook::consts::{SIGINT, SIGTERM};
+
+mod support;
 
 const USAGE: &str = "usage: chat [--listen ADDR] [--max-line N]   (defaults 127.0.0.1:7001, 1024)";
 
@@ -254,24 +253,5 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         Framed::new(session, Terminator::LF, max_line)
     })?;
-    let addr = reactor.local_addr(listener).expect("listener is open");
-    println!("listening on {addr}");
-    std::io::stdout().flush()?;
-
-    let handle = reactor.handle();
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
-    std::thread::spawn(move || {
-        if let Some(sig) = signals.forever().next() {
-            log::info!("signal {sig}: draining");
-            let _ = handle.drain(Duration::from_secs(5));
-        }
-    });
-    reactor.run()?;
-    let stats = reactor.stats();
-    log::info!(
-        "stopped: {} accepted, {} closed",
-        stats.accepted,
-        stats.closed
-    );
-    Ok(())
+    support::serve(&mut reactor, listener)
 }

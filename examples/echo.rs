@@ -6,11 +6,9 @@
 //! Prints `listening on IP:PORT` as its first line; SIGINT or SIGTERM
 //! drains it gracefully (5 s deadline).
 
-use std::io::Write;
-use std::time::Duration;
-
 use halfclose::{Conn, Handler, Reactor};
-use signal_hook::consts::{SIGINT, SIGTERM};
+
+mod support;
 
 struct Echo;
 
@@ -51,24 +49,5 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mut reactor = Reactor::new()?;
     let listener = reactor.listen(listen.parse()?, || Echo)?;
-    let addr = reactor.local_addr(listener).expect("listener is open");
-    println!("listening on {addr}");
-    std::io::stdout().flush()?;
-
-    let handle = reactor.handle();
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
-    std::thread::spawn(move || {
-        if let Some(sig) = signals.forever().next() {
-            log::info!("signal {sig}: draining");
-            let _ = handle.drain(Duration::from_secs(5));
-        }
-    });
-    reactor.run()?;
-    let stats = reactor.stats();
-    log::info!(
-        "stopped: {} accepted, {} closed",
-        stats.accepted,
-        stats.closed
-    );
-    Ok(())
+    support::serve(&mut reactor, listener)
 }
