@@ -28,6 +28,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! New to half-closes, lingering closes and RST? The [`guide`] answers the
+//! usual questions, each answer tied to a test that shows it.
+//!
 //! # What a FIN means
 //!
 //! TCP lets each side close its own direction. `shutdown(SHUT_WR)` sends a
@@ -113,6 +116,7 @@
 //! | `timer` | the pure timer queue |
 //! | `token` | ids with generations and `mio::Token`s |
 //! | `handler` | [`Handler`], [`Eof`], [`Closed`], [`Reason`] |
+//! | [`guide`] | closing TCP connections, question by question, each answer tied to a test |
 //! | `chat` | asynchat-style framing (sans-IO) and its [`Handler`] adapter |
 //! | `config`, `stats`, `error` | [`Config`], [`Stats`], [`Error`] |
 //!
@@ -123,6 +127,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod chat;
+pub mod guide;
 mod config;
 mod conn;
 mod ctx;

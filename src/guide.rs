@@ -1,0 +1,140 @@
+//! A guide to closing TCP connections, for the reader who arrives confused.
+//!
+//! Each answer names the test or example that shows it on Linux; run one
+//! with `cargo test --test FILE NAME`.
+//!
+//! # What does `shutdown(SHUT_WR)` do on the wire?
+//!
+//! It sends a FIN after every byte already written: "I will send no more".
+//! The peer's next read after our last byte returns 0 (end of file); our
+//! socket stays open for reading, and the peer may go on sending for as
+//! long as it likes. Nothing is destroyed: it is a *half-close*. Only the
+//! peer can close the other direction.
+//!
+//! This is how the client of `tcp_deadlock.py` (*Foundations of Python
+//! Network Programming*) tells the server that its upload is complete
+//! while it still reads the uppercased reply. Without it the server waits
+//! for more data and the client waits for the reply: a deadlock.
+//!
+//! - `examples/tcp_deadlock.rs`, and `tests/x_seeds.rs`:
+//!   `tcp_deadlock_python_client_gets_every_byte_uppercased` (the seed's own
+//!   client), `tcp_deadlock_without_shutdown_hangs_until_the_timeout`.
+//! - In this crate: [`Conn::shutdown_write`](crate::Conn::shutdown_write);
+//!   `tests/a_half_close.rs`: `a6_shutdown_write_keeps_reading`,
+//!   `a7_write_after_shutdown_refused`, `a8_shutdown_write_twice`.
+//!
+//! `SHUT_RD` sends nothing at all on Linux; `SHUT_RDWR` is a `SHUT_WR` plus
+//! that. A plain `close()` sends FIN too, *if* nothing unread is left in the
+//! receive queue; see the next answer.
+//!
+//! # When does `close()` send RST instead of FIN?
+//!
+//! When bytes the application never read are still in the socket's receive
+//! queue. Linux then sends RST (RFC 2525, section 2.17), and the RST makes
+//! the peer's kernel throw away whatever it had received but its
+//! application had not read yet: the end of our own reply. A 4 MiB reply
+//! written and closed that way arrives truncated, followed by
+//! `ECONNRESET`. This is what the packet capture of Python's `http.client`
+//! shows: its `close()` sends RST when the response was not read to the
+//! end.
+//!
+//! The cure is the *lingering close* (Apache's and nginx's name for it):
+//! send our FIN with `shutdown(SHUT_WR)`, then read and discard until the
+//! peer's FIN (or a timeout), and only then `close()`. The receive queue is
+//! empty by then, so no RST, and the peer reads our whole reply and a clean
+//! end of file. [`Conn::close`](crate::Conn::close) does exactly this;
+//! [`Conn::abort`](crate::Conn::abort) sends the RST on purpose.
+//!
+//! - `tests/linux_facts.rs`: `v1_close_with_unread_input_sends_rst_and_truncates_the_reply`
+//!   (the raw fact), `v1_lingering_close_delivers_the_whole_reply` (the cure).
+//! - `tests/b_graceful.rs`: `b5_close_with_unread_input_is_lossless`;
+//!   `tests/x_http.rs`: `b5_malformed_request_gets_400_then_clean_eof_not_reset`
+//!   (an error reply to a client still uploading arrives whole).
+//! - `tests/linux_facts.rs`: `close_after_eof_with_empty_queue_sends_fin`:
+//!   after reading to the peer's FIN, `close()` alone sends a clean FIN,
+//!   which is why this crate skips the `shutdown` call then.
+//!
+//! Other facts a closing strategy has to live with, each pinned in
+//! `tests/linux_facts.rs`: data that arrived before a peer's RST can still
+//! be read, then one `ECONNRESET`, then reads return 0 (V2); after the
+//! peer closed, our first `send` succeeds and a later one fails with
+//! `EPIPE` (V3); after end of file a socket stays readable forever, so a
+//! level-triggered loop that keeps asking spins (V4); with edge-triggered
+//! epoll a partial read gets no new event (V5); `shutdown` after a peer's
+//! RST fails with `ENOTCONN` (V6); `accept` failing with `EMFILE` leaves
+//! the listener readable, so a loop that only logs spins at 100% CPU (V7;
+//! `tests/d_connect_accept.rs`: `d1_emfile_no_spin_sheds_and_recovers`).
+//!
+//! # Why can the recipe's server still say "ERROR:no end!"?
+//!
+//! Because the client only half-closed. In the recipe ("socket.shutdown vs
+//! close") the client sends its data and an end marker, then
+//! `shutdown(1)`, and keeps reading. When the markers disagree, the server
+//! reads to end of file without finding its marker, and its write
+//! direction is still open: it can tell the client `ERROR:no end!`. Had
+//! the client called `close()`, there would be no one left to tell.
+//!
+//! - `examples/shut_srv.rs`; `tests/x_seeds.rs`:
+//!   `shut_srv_half_close_tells_the_client_no_end` (the recipe's
+//!   `send_data`, ported to Python 3) and
+//!   `shut_srv_matching_marker_replies_with_the_data_twice`.
+//! - The framing layer does the same for any frame cut short by the FIN:
+//!   `tests/e_framing.rs`: `e6_partial_frame_at_eof_is_reported_incomplete`.
+//!
+//! # What does asyncore's "readable with no data means disconnect" cost?
+//!
+//! The maintainer's answer to that recipe was that asyncore, Twisted and
+//! every other asynchronous framework treat a readable socket with no data
+//! as a disconnect and close. For a client that relied on the half-close,
+//! that means it gets nothing back: the server closed in answer to its
+//! FIN. `shut_srv server --on-eof close` is that server, and
+//! `shut_srv_asyncore_close_gives_the_client_nothing` in `tests/x_seeds.rs`
+//! shows the cost.
+//!
+//! The rule is right for protocols that frame their own messages and treat
+//! the FIN as "gone": HTTP/1.1, most line protocols, chat. There it saves
+//! holding half-dead connections. It is wrong for protocols whose requests
+//! end at the FIN (the half-close echo, `rsh`, uploads delimited by EOF)
+//! and for anything that relays a stream (a proxy). This crate lets each
+//! protocol say which it is, in
+//! [`Handler::handle_readable_eof`](crate::Handler::handle_readable_eof),
+//! and keeps the default lossless: [`Eof::Close`](crate::Eof::Close)
+//! flushes what is queued before our FIN (`tests/b_graceful.rs`:
+//! `b7_default_eof_flushes_before_fin`; `tests/a_half_close.rs`:
+//! `a2_no_opt_in_closes_losslessly`).
+//!
+//! A FIN is never confused with a reset: a peer's RST reaches
+//! [`Handler::handle_error`](crate::Handler::handle_error) with
+//! `ConnectionReset` and never `handle_readable_eof` (`tests/c_reset.rs`:
+//! `c6_data_then_peer_rst`, `c9_rst_after_fin_while_half_open`).
+//!
+//! # Which `Eof` should my protocol return?
+//!
+//! | protocol | the peer's FIN means | return |
+//! |---|---|---|
+//! | HTTP/1.0 (the response ends at our close) | the client sent its request and waits for the response | [`Eof::Close`](crate::Eof::Close) if the response is already queued; [`Eof::HalfClose`](crate::Eof::HalfClose) if it comes later (write it, then `close()`) |
+//! | HTTP/1.1 keep-alive | the client is done; answer what it already sent completely, then close; a FIN in the middle of a request leaves nothing to answer | [`Eof::Close`](crate::Eof::Close) (the queue is flushed first) |
+//! | a proxy | one direction ended; forward the FIN, keep relaying the other way | [`Eof::HalfClose`](crate::Eof::HalfClose), and `shutdown_write()` the other side |
+//! | request/response with an end marker (the recipe) | marker seen: the request was complete; no marker: the client gave up early, tell it | [`Eof::HalfClose`](crate::Eof::HalfClose), reply (or `ERROR:no end!`), then `close()` |
+//! | line chat, interactive protocols | the user left | [`Eof::Close`](crate::Eof::Close) |
+//! | a peer you must not trust | nothing good | [`Eof::Abort`](crate::Eof::Abort) sends RST at once |
+//!
+//! Examples: `examples/http_server` (`tests/x_http.rs`:
+//! `a2_half_close_after_requests_gets_every_response`,
+//! `a2_fin_mid_request_closes_without_answer`), `examples/proxy.rs`
+//! (`tests/x_proxy.rs`: `proxy_node_half_open_client_gets_the_whole_reply_after_its_fin`,
+//! with Node.js `allowHalfOpen`), `examples/shut_srv.rs`,
+//! `examples/chat.rs`.
+//!
+//! # How long may a half-closed connection live?
+//!
+//! Not forever. A connection whose peer sent FIN while we never finish sits
+//! in CLOSE_WAIT for good; one whose FIN we sent while the peer never
+//! answers sits in FIN_WAIT_2. [`Config`](crate::Config) guards both (the
+//! peer-EOF and linger timeouts), plus idle and connect timeouts; every
+//! timeout ends with [`Reason::TimedOut`](crate::Reason::TimedOut) and
+//! names which one (`tests/f_timeouts.rs`: `f1_idle_timeout_closes_gracefully`,
+//! `f5_peer_eof_timeout`, `f5_linger_timeout_after_shutdown_write`,
+//! `f5_linger_timeout_after_close_despite_input`). A RST that arrives while
+//! we hold a half-closed connection is noticed at once, so nothing lingers
+//! in CLOSE_WAIT (`c9_rst_after_fin_while_half_open`).
