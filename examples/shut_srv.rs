@@ -1,0 +1,321 @@
+//! The `shut_srv` recipe ("use shutdown, not close"), on halfclose: a
+//! server that collects a request up to an end marker and answers it, and
+//! that can still tell a client "ERROR:no end!" when the client half-closed
+//! before sending the marker.
+//!
+//! cargo run --example shut_srv -- server --listen 127.0.0.1:4444
+//! cargo run --example shut_srv -- client a1234 --connect 127.0.0.1:4444
+//!
+//! The request is every byte up to the marker (`END` unless `--marker`);
+//! the marker is found even when it arrives split across reads
+//! (`--recv-size 2` makes the server read 2 bytes at a time, as the recipe
+//! does "for demonstration purposes"). Marker found: the reply is the
+//! request twice, then the server closes. The client's FIN before the
+//! marker is where the recipe and its asyncore critic part ways, and
+//! `--on-eof` picks a side:
+//!
+//! - `half-close` (default, the recipe): the FIN only means the client
+//!   stopped sending ([`Eof::HalfClose`]); our write half is still open, so
+//!   the server replies `ERROR:no end!`, then sends its own FIN.
+//! - `close` (asyncore: "readable with no data" is a disconnect): the
+//!   server closes without a word ([`Eof::Close`]); the client reads EOF
+//!   and an empty reply.
+//!
+//! A request longer than `--max-len` (default 1 MiB) is answered with
+//! `ERROR:too long!` and the connection closed, so memory stays bounded.
+//!
+//! The client sends DATA and the marker, half-closes, reads to EOF, and
+//! prints the reply exactly as received (no newline added).
+//!
+//! The server prints `listening on IP:PORT` as its first line; SIGINT or
+//! SIGTERM drains it gracefully (5 s deadline). `RUST_LOG=debug` shows what
+//! each connection does.
+
+use std::cell::RefCell;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::rc::Rc;
+
+use halfclose::{Closed, Config, Conn, Ctx, Eof, Handler, ProtocolError, Reactor};
+
+mod support;
+
+const USAGE: &str = "usage:
+  shut_srv server [--listen ADDR] [--marker TEXT] [--on-eof half-close|close]
+                  [--recv-size N] [--max-len N]     (default 127.0.0.1:4444, END)
+  shut_srv client DATA [--connect ADDR] [--marker TEXT]";
+
+const HELP: &str = "shut_srv: a request ends with a marker; the client half-closes after it
+
+server: collects bytes until the marker; replies with the data before it,
+        twice, then closes. If the client's FIN comes first: with
+        --on-eof half-close (default) replies 'ERROR:no end!' and closes;
+        with --on-eof close (asyncore) closes without replying.
+        --recv-size N reads N bytes at a time (default 65536);
+        --max-len N caps a request (default 1048576).
+client: sends DATA and the marker, shutdown(SHUT_WR), reads the reply to EOF
+        and prints it as received.";
+
+fn usage() -> ! {
+    eprintln!("{USAGE}");
+    std::process::exit(2)
+}
+
+fn main() -> ExitCode {
+    env_logger::init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{HELP}\n\n{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let result = match args.first().map(String::as_str) {
+        Some("server") => server(&args[1..]),
+        Some("client") => client(&args[1..]),
+        _ => usage(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("shut_srv: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse<T: std::str::FromStr>(value: Option<&String>) -> T {
+    match value.map(|v| v.parse()) {
+        Some(Ok(v)) => v,
+        Some(Err(_)) => {
+            eprintln!("shut_srv: invalid value: {}", value.unwrap());
+            usage()
+        }
+        None => usage(),
+    }
+}
+
+// ---------------------------------------------------------------- server
+
+/// What the server does with a FIN that comes before the marker.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum OnEof {
+    /// Reply `ERROR:no end!` on the still-open write half.
+    HalfClose,
+    /// Close without replying, as asyncore does.
+    Close,
+}
+
+/// One request: bytes up to the marker.
+struct Request {
+    marker: Rc<[u8]>,
+    on_eof: OnEof,
+    max_len: usize,
+    data: Vec<u8>,
+    /// Where the next marker search starts: a marker split across reads
+    /// begins at most `marker.len() - 1` bytes before the new data.
+    scan_from: usize,
+}
+
+impl Handler for Request {
+    fn handle_connect(&mut self, conn: &mut Conn<'_>) {
+        log::info!("{}: connected from {:?}", conn.id(), conn.peer_addr().ok());
+    }
+
+    fn handle_read(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
+        log::debug!("{}: read {:?}", conn.id(), String::from_utf8_lossy(data));
+        self.data.extend_from_slice(data);
+        let m = &self.marker[..];
+        let found = self.data[self.scan_from..]
+            .windows(m.len())
+            .position(|w| w == m)
+            .map(|i| self.scan_from + i);
+        match found {
+            Some(end) => {
+                log::info!(
+                    "{}: marker found after {end} bytes; replying twice",
+                    conn.id()
+                );
+                let request = &self.data[..end];
+                let _ = conn.write(request);
+                let _ = conn.write(request);
+                // Lossless: the reply is flushed, then our FIN; whatever the
+                // client still sends is read and discarded until its FIN.
+                conn.close();
+                self.data = Vec::new();
+            }
+            None if self.data.len() > self.max_len => {
+                log::warn!(
+                    "{}: no marker in {} bytes; giving up",
+                    conn.id(),
+                    self.data.len()
+                );
+                let _ = conn.write(b"ERROR:too long!");
+                conn.close_with(ProtocolError::FrameTooLarge);
+                self.data = Vec::new();
+            }
+            None => self.scan_from = (self.data.len() + 1).saturating_sub(m.len()),
+        }
+    }
+
+    fn handle_readable_eof(&mut self, conn: &mut Conn<'_>) -> Eof {
+        match self.on_eof {
+            OnEof::HalfClose => {
+                // The client only stopped sending; it can still hear us.
+                log::info!(
+                    "{}: FIN before the marker; replying ERROR:no end!",
+                    conn.id()
+                );
+                let _ = conn.write(b"ERROR:no end!");
+                conn.shutdown_write();
+                Eof::HalfClose
+            }
+            OnEof::Close => {
+                log::info!(
+                    "{}: FIN before the marker; closing without a reply",
+                    conn.id()
+                );
+                Eof::Close
+            }
+        }
+    }
+
+    fn handle_error(&mut self, conn: &mut Conn<'_>, err: &io::Error) {
+        log::warn!("{}: {err}", conn.id());
+    }
+
+    fn handle_close(&mut self, _ctx: &mut Ctx<'_>, closed: &Closed) {
+        log::info!(
+            "{}: closed: {} (in {}, out {})",
+            closed.id,
+            closed.reason,
+            closed.bytes_in,
+            closed.bytes_out
+        );
+    }
+}
+
+fn server(args: &[String]) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let mut listen: SocketAddr = "127.0.0.1:4444".parse()?;
+    let mut marker = "END".to_string();
+    let mut on_eof = OnEof::HalfClose;
+    let mut config = Config::default();
+    let mut max_len: usize = 1 << 20;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--listen" => listen = parse(it.next()),
+            "--marker" => marker = parse(it.next()),
+            "--on-eof" => {
+                on_eof = match it.next().map(String::as_str) {
+                    Some("half-close") => OnEof::HalfClose,
+                    Some("close") => OnEof::Close,
+                    _ => usage(),
+                }
+            }
+            "--recv-size" => config.read_buffer_size = parse::<usize>(it.next()).max(1),
+            "--max-len" => max_len = parse(it.next()),
+            _ => usage(),
+        }
+    }
+    if marker.is_empty() {
+        eprintln!("shut_srv: the marker must not be empty");
+        usage();
+    }
+    let marker: Rc<[u8]> = marker.into_bytes().into();
+    let mut reactor = Reactor::with_config(config)?;
+    let listener = reactor.listen(listen, move || Request {
+        marker: marker.clone(),
+        on_eof,
+        max_len,
+        data: Vec::new(),
+        scan_from: 0,
+    })?;
+    support::serve(&mut reactor, listener)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+// ---------------------------------------------------------------- client
+
+#[derive(Default)]
+struct Reply {
+    data: Vec<u8>,
+    eof: bool,
+    error: Option<io::Error>,
+}
+
+struct SendData {
+    request: Vec<u8>,
+    reply: Rc<RefCell<Reply>>,
+}
+
+impl Handler for SendData {
+    fn handle_connect(&mut self, conn: &mut Conn<'_>) {
+        log::info!("connected to {:?}", conn.peer_addr().ok());
+        if conn.write(&self.request).is_ok() {
+            log::info!("sent {:?}", String::from_utf8_lossy(&self.request));
+        }
+        // FIN after the request: we are done sending, still listening.
+        conn.shutdown_write();
+        log::info!("shutdown");
+    }
+
+    fn handle_read(&mut self, _conn: &mut Conn<'_>, data: &[u8]) {
+        self.reply.borrow_mut().data.extend_from_slice(data);
+    }
+
+    fn handle_readable_eof(&mut self, _conn: &mut Conn<'_>) -> Eof {
+        self.reply.borrow_mut().eof = true;
+        Eof::Close
+    }
+
+    fn handle_error(&mut self, _conn: &mut Conn<'_>, err: &io::Error) {
+        self.reply.borrow_mut().error = Some(io::Error::new(err.kind(), err.to_string()));
+    }
+
+    fn handle_close(&mut self, _ctx: &mut Ctx<'_>, closed: &Closed) {
+        log::info!("closed: {}", closed.reason);
+    }
+}
+
+fn client(args: &[String]) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let mut connect: SocketAddr = "127.0.0.1:4444".parse()?;
+    let mut marker = "END".to_string();
+    let mut data: Option<String> = None;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--connect" => connect = parse(it.next()),
+            "--marker" => marker = parse(it.next()),
+            d if data.is_none() && !d.starts_with("--") => data = Some(d.to_string()),
+            _ => usage(),
+        }
+    }
+    let Some(data) = data else { usage() };
+    let mut request = data.into_bytes();
+    request.extend_from_slice(marker.as_bytes());
+
+    let mut reactor = Reactor::new()?;
+    let reply = Rc::new(RefCell::new(Reply::default()));
+    reactor.connect(
+        connect,
+        SendData {
+            request,
+            reply: reply.clone(),
+        },
+    )?;
+    reactor.run()?;
+
+    let reply = reply.borrow();
+    let mut stdout = io::stdout();
+    stdout.write_all(&reply.data)?;
+    stdout.flush()?;
+    if let Some(e) = &reply.error {
+        eprintln!("shut_srv: {connect}: {e}");
+        return Ok(ExitCode::FAILURE);
+    }
+    if !reply.eof {
+        eprintln!("shut_srv: the reply did not end with EOF");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}

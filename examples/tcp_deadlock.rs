@@ -1,0 +1,373 @@
+//! The `tcp_deadlock` program of *Foundations of Python Network Programming*,
+//! on halfclose: a server that sends back every byte uppercased, and a
+//! client that sends a block of text, half-closes, and reads the reply.
+//!
+//! cargo run --example tcp_deadlock -- server --listen 127.0.0.1:1060
+//! cargo run --example tcp_deadlock -- client 1048576 --connect 127.0.0.1:1060
+//!
+//! The server reads until the client's FIN: only then does it know the
+//! request is complete, so it flushes what it still has queued and closes
+//! ([`Eof::Close`]). A client must therefore `shutdown(SHUT_WR)` once it has
+//! sent everything, yet keep reading: the half-close. Without it
+//! (`client --no-shutdown`) the server waits for more data forever and the
+//! client waits for the server's EOF forever; here the client gives up
+//! after `--timeout` seconds without progress and explains why (exit 3).
+//!
+//! The server honours backpressure: when its queue toward a client passes
+//! the high-water mark it stops reading from that client until the queue
+//! drains ([`Handler::handle_write`]). Memory stays bounded, and this is
+//! the deadlock the book's title refers to: a client that sends everything
+//! before it reads anything, with more data than the socket buffers hold,
+//! stalls, because neither side reads. The client below reads while it
+//! sends, so any size works.
+//!
+//! The server prints `listening on IP:PORT` as its first line; SIGINT or
+//! SIGTERM drains it gracefully (5 s deadline). `RUST_LOG=debug` shows each
+//! connection's progress.
+
+use std::cell::RefCell;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use halfclose::{Closed, Config, Conn, Ctx, Eof, Handler, Reactor, TimerId};
+
+mod support;
+
+/// The 16-byte message the client repeats.
+const MESSAGE: &[u8; 16] = b"capitalize this!";
+
+const USAGE: &str = "usage:
+  tcp_deadlock server [--listen ADDR]          (default 127.0.0.1:1060)
+  tcp_deadlock client BYTES [--connect ADDR] [--no-shutdown] [--timeout SECS]
+                                               (default 127.0.0.1:1060, 3 s)";
+
+const HELP: &str =
+    "tcp_deadlock: the half-close demonstration of Foundations of Python Network Programming
+
+The server sends back every byte it receives, uppercased, and closes after
+the client's FIN. The client sends BYTES (rounded up to a multiple of 16) of
+'capitalize this!', half-closes with shutdown(SHUT_WR), reads the reply to
+EOF and prints 'received N bytes'; it exits 0 only if the reply is the
+uppercased text, in full.
+
+--no-shutdown  never half-close: the server never sees EOF and waits for more
+               data forever; the client gives up after --timeout seconds
+               without progress (exit 3).
+
+exit codes: 0 ok, 1 wrong reply or connection failure, 2 usage, 3 timed out";
+
+fn usage() -> ! {
+    eprintln!("{USAGE}");
+    std::process::exit(2)
+}
+
+fn main() -> ExitCode {
+    env_logger::init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{HELP}\n\n{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let result = match args.first().map(String::as_str) {
+        Some("server") => server(&args[1..]),
+        Some("client") => client(&args[1..]),
+        _ => usage(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tcp_deadlock: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse_addr(value: Option<&String>) -> SocketAddr {
+    match value.map(|v| v.parse()) {
+        Some(Ok(addr)) => addr,
+        Some(Err(_)) => {
+            eprintln!("tcp_deadlock: not an address: {}", value.unwrap());
+            usage()
+        }
+        None => usage(),
+    }
+}
+
+// ---------------------------------------------------------------- server
+
+/// One client connection of the server.
+struct Upper {
+    peer: Option<SocketAddr>,
+    processed: u64,
+}
+
+impl Handler for Upper {
+    fn handle_connect(&mut self, conn: &mut Conn<'_>) {
+        self.peer = conn.peer_addr().ok();
+        log::info!("{}: processing input from {:?}", conn.id(), self.peer);
+    }
+
+    fn handle_read(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
+        self.processed += data.len() as u64;
+        log::debug!("{}: {} bytes processed so far", conn.id(), self.processed);
+        if conn.write(&data.to_ascii_uppercase()).is_ok() && conn.is_write_blocked() {
+            // The client sends faster than it reads: stop reading until our
+            // queue drains. If it never reads, this is the deadlock.
+            log::debug!(
+                "{}: write-blocked ({} queued), pausing input",
+                conn.id(),
+                conn.pending()
+            );
+            conn.pause_reading();
+        }
+    }
+
+    fn handle_write(&mut self, conn: &mut Conn<'_>) {
+        log::debug!("{}: queue drained, resuming input", conn.id());
+        conn.resume_reading();
+    }
+
+    fn handle_readable_eof(&mut self, conn: &mut Conn<'_>) -> Eof {
+        log::info!(
+            "{}: end of input after {} bytes; flushing and closing",
+            conn.id(),
+            self.processed
+        );
+        Eof::Close
+    }
+
+    fn handle_error(&mut self, conn: &mut Conn<'_>, err: &io::Error) {
+        log::warn!("{}: {err}", conn.id());
+    }
+
+    fn handle_close(&mut self, _ctx: &mut Ctx<'_>, closed: &Closed) {
+        log::info!(
+            "{}: completed processing {:?}: {} (in {}, out {})",
+            closed.id,
+            self.peer,
+            closed.reason,
+            closed.bytes_in,
+            closed.bytes_out
+        );
+    }
+}
+
+fn server(args: &[String]) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let mut listen: SocketAddr = "127.0.0.1:1060".parse()?;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--listen" => listen = parse_addr(it.next()),
+            _ => usage(),
+        }
+    }
+    let mut reactor = Reactor::new()?;
+    let listener = reactor.listen(listen, || Upper {
+        peer: None,
+        processed: 0,
+    })?;
+    support::serve(&mut reactor, listener)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+// ---------------------------------------------------------------- client
+
+/// How the client's exchange ended.
+#[derive(Debug, Default)]
+struct Outcome {
+    received: u64,
+    /// Offset of the first byte that is not the uppercased message.
+    first_wrong: Option<u64>,
+    eof: bool,
+    timed_out: bool,
+    error: Option<io::Error>,
+}
+
+struct Capitalize {
+    total: u64,
+    sent: u64,
+    half_close: bool,
+    timeout: Duration,
+    last_progress: Instant,
+    chunk: Vec<u8>,
+    out: Rc<RefCell<Outcome>>,
+}
+
+impl Capitalize {
+    /// Send until everything is out or the queue is write-blocked; then
+    /// half-close, unless told not to.
+    fn pump(&mut self, conn: &mut Conn<'_>) {
+        while self.sent < self.total && !conn.is_write_blocked() {
+            let n = (self.total - self.sent).min(self.chunk.len() as u64) as usize;
+            if conn.write(&self.chunk[..n]).is_err() {
+                return;
+            }
+            self.sent += n as u64;
+            self.last_progress = Instant::now();
+        }
+        if self.sent == self.total && self.half_close && conn.may_send() {
+            log::info!("{} bytes sent; shutdown(SHUT_WR)", self.sent);
+            conn.shutdown_write();
+        }
+    }
+}
+
+impl Handler for Capitalize {
+    fn handle_connect(&mut self, conn: &mut Conn<'_>) {
+        log::info!("connected to {:?}", conn.peer_addr().ok());
+        self.last_progress = Instant::now();
+        conn.set_timer(self.timeout);
+        self.pump(conn);
+    }
+
+    fn handle_read(&mut self, _conn: &mut Conn<'_>, data: &[u8]) {
+        let mut out = self.out.borrow_mut();
+        if out.first_wrong.is_none() {
+            let upper = MESSAGE.to_ascii_uppercase();
+            if let Some(i) = data
+                .iter()
+                .enumerate()
+                .position(|(i, &b)| b != upper[((out.received + i as u64) % 16) as usize])
+            {
+                out.first_wrong = Some(out.received + i as u64);
+            }
+        }
+        if out.received == 0 {
+            log::info!(
+                "the first data received says {:?}",
+                String::from_utf8_lossy(&data[..data.len().min(42)])
+            );
+        }
+        out.received += data.len() as u64;
+        log::debug!("{} bytes received", out.received);
+        self.last_progress = Instant::now();
+    }
+
+    fn handle_write(&mut self, conn: &mut Conn<'_>) {
+        self.pump(conn);
+    }
+
+    fn handle_readable_eof(&mut self, _conn: &mut Conn<'_>) -> Eof {
+        log::info!("end of reply");
+        self.out.borrow_mut().eof = true;
+        Eof::Close
+    }
+
+    fn handle_timer(&mut self, conn: &mut Conn<'_>, _timer: TimerId) {
+        let quiet = self.last_progress.elapsed();
+        if quiet < self.timeout {
+            conn.set_timer(self.timeout - quiet);
+            return;
+        }
+        log::info!("no progress for {quiet:?}: giving up");
+        self.out.borrow_mut().timed_out = true;
+        conn.abort();
+    }
+
+    fn handle_error(&mut self, _conn: &mut Conn<'_>, err: &io::Error) {
+        self.out.borrow_mut().error = Some(io::Error::new(err.kind(), err.to_string()));
+    }
+
+    fn handle_close(&mut self, _ctx: &mut Ctx<'_>, closed: &Closed) {
+        log::info!(
+            "connection closed: {} (out {}, in {})",
+            closed.reason,
+            closed.bytes_out,
+            closed.bytes_in
+        );
+    }
+}
+
+fn client(args: &[String]) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let mut connect: SocketAddr = "127.0.0.1:1060".parse()?;
+    let mut bytes: Option<u64> = None;
+    let mut half_close = true;
+    let mut timeout = Duration::from_secs(3);
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--connect" => connect = parse_addr(it.next()),
+            "--no-shutdown" => half_close = false,
+            "--timeout" => match it.next().and_then(|v| v.parse::<f64>().ok()) {
+                Some(secs) if secs > 0.0 && secs.is_finite() => {
+                    timeout = Duration::from_secs_f64(secs)
+                }
+                _ => usage(),
+            },
+            n if bytes.is_none() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+                bytes = Some(n.parse().unwrap_or_else(|_| usage()));
+            }
+            _ => usage(),
+        }
+    }
+    let Some(bytes) = bytes else { usage() };
+    // Round up to a multiple of 16, as the original does.
+    let total = bytes.div_ceil(16) * 16;
+    println!(
+        "sending {total} bytes: {:?} repeated",
+        String::from_utf8_lossy(MESSAGE)
+    );
+    io::stdout().flush()?;
+
+    let mut config = Config::default();
+    config.connect_timeout = Some(timeout);
+    let mut reactor = Reactor::with_config(config)?;
+    let out = Rc::new(RefCell::new(Outcome::default()));
+    let chunk: Vec<u8> = MESSAGE.iter().copied().cycle().take(64 * 1024).collect();
+    reactor.connect(
+        connect,
+        Capitalize {
+            total,
+            sent: 0,
+            half_close,
+            timeout,
+            last_progress: Instant::now(),
+            chunk,
+            out: out.clone(),
+        },
+    )?;
+    reactor.run()?;
+
+    let out = out.borrow();
+    if out.timed_out {
+        if half_close {
+            eprintln!(
+                "tcp_deadlock: timed out: no progress for {timeout:?}; received {} of {total} bytes, \
+                 and the server has not closed",
+                out.received
+            );
+        } else {
+            eprintln!(
+                "tcp_deadlock: timed out after {timeout:?} without progress: received {} of {total} bytes \
+                 but no end-of-file.\n\
+                 Without shutdown(SHUT_WR) the server never sees end-of-file, so it waits for more data \
+                 forever and never closes; and we wait for its close forever. Half-close after sending \
+                 (run without --no-shutdown).",
+                out.received
+            );
+        }
+        return Ok(ExitCode::from(3));
+    }
+    if let Some(e) = &out.error {
+        eprintln!("tcp_deadlock: connection to {connect} failed: {e}");
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("received {} bytes", out.received);
+    if let Some(at) = out.first_wrong {
+        eprintln!(
+            "tcp_deadlock: the reply is not the uppercased text (first difference at byte {at})"
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    if !out.eof || out.received != total {
+        eprintln!(
+            "tcp_deadlock: sent {total} bytes but received {}",
+            out.received
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,412 @@
+//! The `proxy` example, run as a user would, between real clients (Node.js
+//! with `allowHalfOpen`, the Python seed clients, std sockets) and real
+//! upstreams (the `tcp_deadlock`, `shut_srv` and `echo` examples, or a std
+//! listener the test controls): each direction's FIN is forwarded on its
+//! own, large transfers arrive byte for byte under backpressure, and a
+//! reset or a refused connect on one side resets the other.
+//!
+//! `node` and `python3` are part of the CI image; a missing one fails the
+//! tests rather than skipping them.
+
+mod util;
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use util::{example_bin, pattern, Server, DEADLINE};
+
+/// Run `cmd` to completion with stdin closed and output captured; kill it
+/// and fail if it takes longer than [`DEADLINE`].
+#[track_caller]
+fn run(cmd: &mut Command) -> Output {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if rx.recv_timeout(DEADLINE).is_err() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            return true;
+        }
+        false
+    });
+    let out = child.wait_with_output().expect("wait for child");
+    let _ = tx.send(());
+    assert!(
+        !watchdog.join().unwrap(),
+        "{cmd:?} did not finish within {DEADLINE:?}"
+    );
+    out
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn client_script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(name)
+}
+
+/// An interpreter's own executable, resolved once (`python3` may be a slow
+/// version-manager shim); fails loudly when the tool is missing.
+fn interpreter(
+    tool: &str,
+    cell: &'static std::sync::OnceLock<String>,
+    probe: &[&str],
+) -> &'static str {
+    cell.get_or_init(|| match Command::new(tool).args(probe).output() {
+        Ok(o) if o.status.success() => text(&o.stdout).trim().to_string(),
+        other => panic!("{tool} is required by this test (it is on the CI machine): {other:?}"),
+    })
+}
+
+fn python(script: &str, args: &[&str]) -> Command {
+    static EXE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let exe = interpreter(
+        "python3",
+        &EXE,
+        &["-c", "import sys; print(sys.executable)"],
+    );
+    let mut cmd = Command::new(exe);
+    cmd.arg(client_script(script)).args(args);
+    cmd
+}
+
+fn node(script: &str, args: &[&str]) -> Command {
+    static EXE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let exe = interpreter("node", &EXE, &["-e", "console.log(process.execPath)"]);
+    let mut cmd = Command::new(exe);
+    cmd.arg(client_script(script)).args(args);
+    cmd
+}
+
+/// Peak resident memory of a process, from `/proc/PID/status`.
+fn vm_hwm_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status")
+}
+
+#[track_caller]
+fn assert_clean_exit(server: Server) {
+    let status = server.terminate();
+    assert!(
+        status.success(),
+        "SIGTERM should drain and exit 0, got {status:?}"
+    );
+}
+
+fn proxy_to(upstream: SocketAddr) -> Server {
+    Server::start(
+        "proxy",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &upstream.to_string(),
+        ],
+    )
+}
+
+/// A std connection to `addr` whose blocking reads and writes fail after
+/// [`DEADLINE`] instead of hanging the test.
+fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    s.set_write_timeout(Some(DEADLINE)).unwrap();
+    s
+}
+
+/// Accept one connection on `listener`, failing after [`DEADLINE`].
+#[track_caller]
+fn accept(listener: &TcpListener) -> TcpStream {
+    let l = listener.try_clone().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(l.accept());
+    });
+    let (s, _) = rx
+        .recv_timeout(DEADLINE)
+        .expect("no upstream connection within the deadline")
+        .expect("accept");
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    s.set_write_timeout(Some(DEADLINE)).unwrap();
+    s
+}
+
+/// Read until EOF or an error; returns what was read and how it ended.
+fn read_to_end(s: &mut TcpStream) -> (Vec<u8>, io::Result<()>) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (got, Ok(())),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (got, Err(e)),
+        }
+    }
+}
+
+fn fnv1a32(data: &[u8]) -> u32 {
+    data.iter().fold(0x811c_9dc5u32, |h, &b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// Block `k` of an endless stream: 64 KiB of fixed pseudo-random bytes
+/// with `k` in the first 8, so a lost, repeated or reordered block shows.
+fn block(k: u64) -> Vec<u8> {
+    let mut b = pattern(BLOCK, 11);
+    b[..8].copy_from_slice(&k.to_le_bytes());
+    b
+}
+
+const BLOCK: usize = 65536;
+
+/// A Node.js client with `allowHalfOpen: true` writes 1 MiB through the
+/// proxy to the `tcp_deadlock` server and calls `end()`. The server replies
+/// as it reads but closes only on the client's FIN, so the client's 'end'
+/// comes only if the proxy forwarded that FIN upstream while keeping the
+/// reply direction open, then forwarded the server's FIN back. Every byte
+/// arrives, uppercased (checked by length and FNV-1a).
+#[test]
+fn proxy_node_half_open_client_gets_the_whole_reply_after_its_fin() {
+    let upstream = Server::start("tcp_deadlock", &["server", "--listen", "127.0.0.1:0"]);
+    let proxy = proxy_to(upstream.addr);
+    let port = proxy.addr.port().to_string();
+    for (bytes, total) in [("33", 48usize), ("1048576", 1 << 20)] {
+        let out = run(&mut node("node_halfopen.js", &["127.0.0.1", &port, bytes]));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let reply: Vec<u8> = b"CAPITALIZE THIS!"
+            .iter()
+            .copied()
+            .cycle()
+            .take(total)
+            .collect();
+        assert_eq!(
+            text(&out.stdout),
+            format!("received {total} bytes fnv1a32 {:08x}\n", fnv1a32(&reply))
+        );
+    }
+    assert_clean_exit(proxy);
+    assert_clean_exit(upstream);
+}
+
+/// The shut_srv recipe through the proxy. With mismatched markers the
+/// server answers "ERROR:no end!" only after it reads the client's FIN,
+/// and only over the still-open reply direction: the proxy forwarded the
+/// half-close instead of closing both ways. Matching markers get the data
+/// twice.
+#[test]
+fn proxy_forwards_the_half_close_so_the_server_still_answers() {
+    let upstream = Server::start("shut_srv", &["server", "--listen", "127.0.0.1:0"]);
+    let proxy = proxy_to(upstream.addr);
+    let port = proxy.addr.port().to_string();
+    for (marker, want) in [
+        ("CLIENT WRONG MARKER", "ERROR:no end!"),
+        ("END", "a1234a1234"),
+    ] {
+        let out = run(&mut python(
+            "shut_send_data.py",
+            &["127.0.0.1", &port, "a1234", marker],
+        ));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), want);
+    }
+    assert_clean_exit(proxy);
+    assert_clean_exit(upstream);
+}
+
+/// 8 MiB through the proxy to the `echo` example and back, written by one
+/// thread and read by another: every byte comes back in order, then a
+/// clean EOF after the client's FIN went all the way round.
+#[test]
+fn proxy_large_transfer_arrives_byte_for_byte() {
+    let upstream = Server::start("echo", &["--listen", "127.0.0.1:0"]);
+    let proxy = proxy_to(upstream.addr);
+    let data = pattern(8 << 20, 7);
+    let mut client = connect(proxy.addr);
+    let mut writer = client.try_clone().unwrap();
+    let sent = data.clone();
+    let writing = std::thread::spawn(move || {
+        for chunk in sent.chunks(100_003) {
+            writer.write_all(chunk).expect("write");
+        }
+        writer.shutdown(Shutdown::Write).expect("shutdown");
+    });
+    let (got, end) = read_to_end(&mut client);
+    writing.join().unwrap();
+    end.expect("clean EOF after the echo");
+    assert_eq!(got.len(), data.len());
+    assert!(got == data, "the echo differs from what was sent");
+    assert_clean_exit(proxy);
+    assert_clean_exit(upstream);
+}
+
+/// Backpressure: the upstream accepts but does not read. The proxy stops
+/// reading from the client once its queue toward the upstream passes the
+/// high-water mark, so the client's writes stall after what the kernel
+/// buffers hold (without backpressure the proxy would take all 256 MiB into
+/// memory). The proxy's memory stays bounded. Then the upstream reads:
+/// every byte the client wrote arrives in order, followed by the client's
+/// FIN; and the upstream's FIN reaches the client as a clean EOF.
+#[test]
+fn proxy_backpressure_stalls_a_client_until_the_upstream_reads() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = proxy_to(listener.local_addr().unwrap());
+    let mut client = connect(proxy.addr);
+    client
+        .set_write_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    const CAP: u64 = 256 << 20;
+    let (mut k, mut off, mut cur) = (0u64, 0usize, block(0));
+    let mut written: u64 = 0;
+    loop {
+        assert!(
+            written < CAP,
+            "wrote {written} bytes without a stall: no backpressure"
+        );
+        match client.write(&cur[off..]) {
+            Ok(n) => {
+                written += n as u64;
+                off += n;
+                if off == BLOCK {
+                    k += 1;
+                    (off, cur) = (0, block(k));
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                break
+            }
+            Err(e) => panic!("write: {e}"),
+        }
+    }
+    let hwm = vm_hwm_kib(proxy.child.id());
+    assert!(
+        hwm < 48 * 1024,
+        "proxy peak memory {hwm} KiB after the client stalled at {written} bytes"
+    );
+    client.shutdown(Shutdown::Write).unwrap();
+
+    let mut up = accept(&listener);
+    let (got, end) = read_to_end(&mut up);
+    end.expect("the client's FIN, forwarded");
+    assert_eq!(got.len() as u64, written);
+    for (k, got) in got.chunks(BLOCK).enumerate() {
+        assert!(
+            got == &block(k as u64)[..got.len()],
+            "block {k} differs (of {written} bytes)"
+        );
+    }
+    drop(up); // our FIN, after the client's: the pair ends
+    let (rest, end) = read_to_end(&mut client);
+    assert!(rest.is_empty());
+    end.expect("the upstream's FIN reaches the client as a clean EOF");
+    assert_clean_exit(proxy);
+}
+
+/// The upstream resets (`SO_LINGER` 0, close) after reading the request:
+/// the proxy aborts the client side, so the client's read fails with
+/// ECONNRESET instead of a clean EOF that would pass for a complete reply.
+#[test]
+fn proxy_upstream_reset_resets_the_client() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = proxy_to(listener.local_addr().unwrap());
+    let mut client = connect(proxy.addr);
+    client.write_all(b"hello").unwrap();
+    let mut up = accept(&listener);
+    let mut req = [0u8; 5];
+    up.read_exact(&mut req).unwrap();
+    assert_eq!(&req, b"hello");
+    up.write_all(b"partial reply").unwrap();
+    socket2::SockRef::from(&up)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(up);
+    let (_, end) = read_to_end(&mut client);
+    assert_eq!(
+        end.expect_err("a reset, not EOF").kind(),
+        io::ErrorKind::ConnectionReset
+    );
+    assert_clean_exit(proxy);
+}
+
+/// The other way round: the client resets, and the upstream's read fails
+/// with ECONNRESET.
+#[test]
+fn proxy_client_reset_resets_the_upstream() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = proxy_to(listener.local_addr().unwrap());
+    let mut client = connect(proxy.addr);
+    client.write_all(b"hi").unwrap();
+    let mut up = accept(&listener);
+    let mut req = [0u8; 2];
+    up.read_exact(&mut req).unwrap();
+    assert_eq!(&req, b"hi");
+    socket2::SockRef::from(&client)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(client);
+    let (_, end) = read_to_end(&mut up);
+    assert_eq!(
+        end.expect_err("a reset, not EOF").kind(),
+        io::ErrorKind::ConnectionReset
+    );
+    assert_clean_exit(proxy);
+}
+
+/// Nothing listens upstream: the connect is refused and the proxy resets
+/// the client side (a reset, not an EOF: the client can tell a failed
+/// exchange from an empty reply). The proxy goes on serving.
+#[test]
+fn proxy_upstream_refused_resets_the_client() {
+    let closed = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let proxy = proxy_to(closed);
+    for _ in 0..2 {
+        let mut client = connect(proxy.addr);
+        let (got, end) = read_to_end(&mut client);
+        assert!(got.is_empty());
+        assert_eq!(
+            end.expect_err("a reset, not EOF").kind(),
+            io::ErrorKind::ConnectionReset
+        );
+    }
+    assert_clean_exit(proxy);
+}
+
+/// `--help` prints the usage and exits 0; a missing `--upstream` is a
+/// usage error (exit 2).
+#[test]
+fn proxy_help_and_usage() {
+    let bin = example_bin("proxy");
+    let out = run(Command::new(&bin).arg("--help"));
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("usage: proxy --upstream ADDR"));
+    let out = run(Command::new(&bin).args(["--listen", "127.0.0.1:0"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("usage:"));
+}

@@ -1,0 +1,336 @@
+//! The seed programs, run as a user would: the `tcp_deadlock` and
+//! `shut_srv` examples as servers, driven by Python 3 ports of the seeds'
+//! own clients (`tests/clients/`) and by the examples' own clients.
+//!
+//! `python3` is part of the CI image; a missing interpreter fails the tests
+//! rather than skipping them.
+
+mod util;
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Instant;
+
+use util::{example_bin, Server, DEADLINE};
+
+/// Run `cmd` to completion with stdin closed and output captured; kill it
+/// and fail if it takes longer than [`DEADLINE`].
+#[track_caller]
+fn run(cmd: &mut Command) -> Output {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if rx.recv_timeout(DEADLINE).is_err() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            return true;
+        }
+        false
+    });
+    let out = child.wait_with_output().expect("wait for child");
+    let _ = tx.send(());
+    assert!(
+        !watchdog.join().unwrap(),
+        "{cmd:?} did not finish within {DEADLINE:?}"
+    );
+    out
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn client_script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(name)
+}
+
+/// The Python 3 interpreter, resolved once (`python3` may be a slow
+/// version-manager shim); fails loudly when there is none.
+fn python3() -> &'static str {
+    static EXE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    EXE.get_or_init(|| {
+        let out = Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output();
+        match out {
+            Ok(o) if o.status.success() => text(&o.stdout).trim().to_string(),
+            other => panic!(
+                "python3 is required by this test (the CI machine has Python 3.11): {other:?}"
+            ),
+        }
+    })
+}
+
+/// `python3 tests/clients/<script> args...`.
+fn python(script: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(python3());
+    cmd.arg(client_script(script)).args(args);
+    cmd
+}
+
+fn port(server: &Server) -> String {
+    server.addr.port().to_string()
+}
+
+/// Peak resident memory of a process, from `/proc/PID/status`.
+fn vm_hwm_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status")
+}
+
+#[track_caller]
+fn assert_clean_exit(server: Server) {
+    let status = server.terminate();
+    assert!(
+        status.success(),
+        "SIGTERM should drain and exit 0, got {status:?}"
+    );
+}
+
+// ------------------------------------------------------------ tcp_deadlock
+
+fn tcp_deadlock_server() -> Server {
+    Server::start("tcp_deadlock", &["server", "--listen", "127.0.0.1:0"])
+}
+
+/// The seed's Python client (sendall, `shutdown(SHUT_WR)`, recv to EOF)
+/// against our server, 1 MiB: the server reads until the client's FIN,
+/// then flushes everything and closes, so the client gets every byte
+/// uppercased and a clean EOF (the script checks the text and exits 0 only
+/// then). Then SIGTERM: a graceful drain, exit 0.
+#[test]
+fn tcp_deadlock_python_client_gets_every_byte_uppercased() {
+    let server = tcp_deadlock_server();
+    let out = run(&mut python(
+        "tcp_deadlock_client.py",
+        &["127.0.0.1", &port(&server), "1048576"],
+    ));
+    assert!(
+        out.status.success(),
+        "client failed: {out:?}\n{}",
+        text(&out.stderr)
+    );
+    assert_eq!(text(&out.stdout), "received 1048576 bytes\n");
+    assert_clean_exit(server);
+}
+
+/// The seed's own deadlock: a client that sends everything before it reads
+/// anything, with more data (128 MiB) than the socket buffers between it
+/// and the server hold. The server honours backpressure (stops reading
+/// while its reply queue is past the high-water mark), so the client's
+/// sendall stalls: the script gives up after 1 s without progress (exit 3,
+/// "deadlock"). The server's memory stays bounded (it did not buffer the
+/// upload), and it goes on serving other clients.
+#[test]
+fn tcp_deadlock_client_that_reads_only_after_sending_deadlocks() {
+    let server = tcp_deadlock_server();
+    let out = run(&mut python(
+        "tcp_deadlock_client.py",
+        &["127.0.0.1", &port(&server), "134217728", "1"],
+    ));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("deadlock: sendall made no progress"),
+        "{}",
+        text(&out.stderr)
+    );
+    let hwm = vm_hwm_kib(server.child.id());
+    assert!(
+        hwm < 48 * 1024,
+        "server peak memory {hwm} KiB: backpressure should keep the 128 MiB upload in the kernel"
+    );
+    // The stalled connection is gone (the client closed it); others work.
+    let out = run(&mut python(
+        "tcp_deadlock_client.py",
+        &["127.0.0.1", &port(&server), "4096"],
+    ));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_clean_exit(server);
+}
+
+/// Our own client (on `Reactor::connect`) reads while it sends, so any size
+/// works, well past the ~7 MiB at which the Python client deadlocks here:
+/// 16 MiB + 1 byte, rounded up to a multiple of 16 as the seed does.
+#[test]
+fn tcp_deadlock_rust_client_reads_while_it_sends() {
+    let server = tcp_deadlock_server();
+    let out = run(Command::new(example_bin("tcp_deadlock")).args([
+        "client",
+        "16777217",
+        "--connect",
+        &server.addr.to_string(),
+    ]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "sending 16777232 bytes: \"capitalize this!\" repeated\nreceived 16777232 bytes\n"
+    );
+    assert_clean_exit(server);
+}
+
+/// Without `shutdown(SHUT_WR)` the server never sees EOF: it has sent back
+/// every byte but waits for more, and the client waits for its close. The
+/// client gives up after `--timeout 1`, says why on stderr, exits 3.
+#[test]
+fn tcp_deadlock_without_shutdown_hangs_until_the_timeout() {
+    let server = tcp_deadlock_server();
+    let started = Instant::now();
+    let out = run(Command::new(example_bin("tcp_deadlock")).args([
+        "client",
+        "1000",
+        "--connect",
+        &server.addr.to_string(),
+        "--no-shutdown",
+        "--timeout",
+        "1",
+    ]));
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("received 1008 of 1008 bytes but no end-of-file"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Without shutdown(SHUT_WR) the server never sees end-of-file"),
+        "{err}"
+    );
+    assert!(
+        took.as_millis() >= 1000,
+        "gave up after {took:?}, before its timeout"
+    );
+    assert!(!text(&out.stdout).contains("received"));
+    assert_clean_exit(server);
+}
+
+/// Both programs answer `--help` with their usage and exit 0.
+#[test]
+fn seeds_print_help() {
+    for name in ["tcp_deadlock", "shut_srv"] {
+        let out = run(Command::new(example_bin(name)).arg("--help"));
+        assert!(out.status.success());
+        let help = text(&out.stdout);
+        assert!(
+            help.contains("usage:") && help.contains(&format!("{name} server")),
+            "{help}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------- shut_srv
+
+fn shut_srv(args: &[&str]) -> Server {
+    let mut all = vec!["server", "--listen", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    Server::start("shut_srv", &all)
+}
+
+/// The recipe's `send_data`: sendall(data + marker), shutdown(1), recv(2)
+/// until EOF. Returns the reply; asserts the script exited 0 (it raises,
+/// and exits 1, on a reset).
+#[track_caller]
+fn send_data(server: &Server, data: &str, marker: &str) -> String {
+    let out = run(&mut python(
+        "shut_send_data.py",
+        &["127.0.0.1", &port(server), data, marker],
+    ));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// Markers agree: the reply is the data before the marker, twice, then a
+/// clean EOF; for each of the recipe's five requests.
+#[test]
+fn shut_srv_matching_marker_replies_with_the_data_twice() {
+    let server = shut_srv(&[]);
+    for d in ["a1234", "b1234", "c1234", "d1234", "e1234"] {
+        assert_eq!(send_data(&server, d, "END"), format!("{d}{d}"));
+    }
+    assert_clean_exit(server);
+}
+
+/// The server reads 2 bytes at a time, as the recipe's does: an odd-length
+/// request puts the marker across two reads, and it is still found.
+#[test]
+fn shut_srv_finds_a_marker_split_across_reads() {
+    let server = shut_srv(&["--recv-size", "2", "--marker", "QQQ"]);
+    assert_eq!(
+        send_data(&server, "a123456789", "QQQ"),
+        "a123456789a123456789"
+    );
+    assert_eq!(send_data(&server, "ab", "QQQ"), "abab");
+    assert_eq!(send_data(&server, "", "QQQ"), "");
+    assert_clean_exit(server);
+}
+
+/// Markers disagree, `--on-eof half-close` (the recipe): the client's FIN
+/// only closed its sending half, so the server can still tell it
+/// "ERROR:no end!" before its own FIN.
+#[test]
+fn shut_srv_half_close_tells_the_client_no_end() {
+    let server = shut_srv(&["--on-eof", "half-close", "--marker", "SERVER WRONG MARKER"]);
+    for d in ["a1234", "b1234"] {
+        assert_eq!(
+            send_data(&server, d, "CLIENT WRONG MARKER"),
+            "ERROR:no end!"
+        );
+    }
+    assert_clean_exit(server);
+}
+
+/// Markers disagree, `--on-eof close` (asyncore: "readable with no data" is
+/// a disconnect): the server closes without a word, and the client reads a
+/// clean EOF and an empty reply, not a reset (the script exits 0).
+#[test]
+fn shut_srv_asyncore_close_gives_the_client_nothing() {
+    let server = shut_srv(&["--on-eof", "close"]);
+    assert_eq!(send_data(&server, "a1234", "CLIENT WRONG MARKER"), "");
+    // Matching markers still get their reply.
+    assert_eq!(send_data(&server, "a1234", "END"), "a1234a1234");
+    assert_clean_exit(server);
+}
+
+/// A request that grows past `--max-len` without a marker is answered with
+/// "ERROR:too long!" and closed; the lingering close reads the rest of the
+/// upload, so the client gets the reply and a clean EOF, not a reset.
+#[test]
+fn shut_srv_request_without_marker_is_bounded() {
+    let server = shut_srv(&["--max-len", "1000"]);
+    let long = "x".repeat(5000);
+    assert_eq!(
+        send_data(&server, &long, "NOT THE MARKER"),
+        "ERROR:too long!"
+    );
+    assert_eq!(send_data(&server, "short", "END"), "shortshort");
+    assert_clean_exit(server);
+}
+
+/// `shut_srv client` against the server: prints the reply exactly, no
+/// newline added; a wrong marker gets "ERROR:no end!".
+#[test]
+fn shut_srv_rust_client_prints_the_reply_exactly() {
+    let server = shut_srv(&[]);
+    let addr = server.addr.to_string();
+    let bin = example_bin("shut_srv");
+    let out = run(Command::new(&bin).args(["client", "c1234", "--connect", &addr]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(out.stdout, b"c1234c1234");
+    let out =
+        run(Command::new(&bin).args(["client", "c1234", "--connect", &addr, "--marker", "XX"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(out.stdout, b"ERROR:no end!");
+    assert_clean_exit(server);
+}
