@@ -228,6 +228,15 @@ impl Ctx<'_> {
     /// 127.0.0.0/8 gets a load generator past the ephemeral-port limit of
     /// one source address.
     ///
+    /// # Notes
+    ///
+    /// Binding to port 0 reserves the port at `bind` time, before the
+    /// destination is known, so Linux cannot reuse it toward another
+    /// destination (`IP_BIND_ADDRESS_NO_PORT` would lift that, but no
+    /// dependency of this crate exposes it): under heavy churn a single
+    /// source address runs out of ports sooner than a plain
+    /// [`connect`](Ctx::connect), with `AddrInUse`. Use several sources.
+    ///
     /// # Errors
     ///
     /// As [`connect`](Ctx::connect), and binding `from` failed
