@@ -144,8 +144,8 @@ impl Terminator {
     /// frame when the limit is `max_frame`.
     fn buffer_bound(&self, max_frame: usize) -> usize {
         match self {
-            Terminator::Bytes(t) if !t.is_empty() => max_frame + t.len() - 1,
-            Terminator::LenPrefixed(p) => max_frame + p.width(),
+            Terminator::Bytes(t) if !t.is_empty() => max_frame.saturating_add(t.len() - 1),
+            Terminator::LenPrefixed(p) => max_frame.saturating_add(p.width()),
             _ => max_frame,
         }
     }
@@ -565,6 +565,20 @@ fn step_bytes(buf: &mut Vec<u8>, scan: &mut usize, t: &[u8], max: usize, input: 
     Step::Absorbed(input.len())
 }
 
+/// Make room for `additional` more bytes of a frame that will end at
+/// `total` bytes: capacity doubles as bytes arrive (never reserved ahead on
+/// the peer's word) and never exceeds `total`.
+fn grow(buf: &mut Vec<u8>, additional: usize, total: usize) {
+    let want = buf.len() + additional;
+    if want > buf.capacity() {
+        let target = want
+            .max(buf.capacity().saturating_mul(2))
+            .min(total)
+            .max(want);
+        buf.reserve_exact(target - buf.len());
+    }
+}
+
 fn step_len(buf: &mut Vec<u8>, n: usize, max: usize, input: &[u8]) -> Step {
     if n > max {
         return Step::TooLarge;
@@ -576,10 +590,8 @@ fn step_len(buf: &mut Vec<u8>, n: usize, max: usize, input: &[u8]) -> Step {
             used: n,
         };
     }
-    if buf.is_empty() {
-        buf.reserve_exact(n);
-    }
     let need = n - buf.len();
+    grow(buf, need.min(input.len()), n);
     if input.len() >= need {
         buf.extend_from_slice(&input[..need]);
         return Step::Buffered {
@@ -620,11 +632,9 @@ fn step_prefixed(buf: &mut Vec<u8>, p: Prefix, max: usize, input: &[u8]) -> Step
     if len > max {
         return Step::TooLarge;
     }
-    if buf.len() == w {
-        buf.reserve_exact(len);
-    }
     let rest = &input[used..];
     let need = w + len - buf.len();
+    grow(buf, need.min(rest.len()), w + len);
     if rest.len() >= need {
         buf.extend_from_slice(&rest[..need]);
         return Step::Buffered {

@@ -1,4 +1,4 @@
-//! examples/http_server.rs driven as a user would: with curl, with Python's
+//! examples/http_server/main.rs driven as a user would: with curl, with Python's
 //! `http.client` (the chunked PUT of the FIN-versus-RST write-up), and with
 //! raw sockets for what the clients never send (pipelining, malformed
 //! requests, floods, half-closes).

@@ -1,4 +1,4 @@
-"""Drive examples/http_server.rs with Python's http.client, as a user would.
+"""Drive examples/http_server/main.rs with Python's http.client, as a user would.
 
 usage: python3 http_chunked_put.py HOST PORT
 
