@@ -17,7 +17,8 @@ use std::time::Duration;
 pub struct Config {
     /// Close a connection gracefully when no byte moved in either direction
     /// for this long (reason `TimedOut(Idle)`); a connection already
-    /// closing is aborted instead. Default 300 s; `None` disables it.
+    /// closing is aborted instead. Once our FIN is out, the linger timeout
+    /// applies instead. Default 300 s; `None` disables it.
     pub idle_timeout: Option<Duration>,
     /// The CLOSE_WAIT guard: the peer sent FIN and we neither finished nor
     /// made progress for this long. Default 60 s; `None` disables it.

@@ -233,7 +233,9 @@ impl ConnState {
                 }
             }
         };
-        if self.idle_ms > 0 {
+        // Once our FIN is out, the linger timeout alone guards the wait
+        // for the peer's.
+        if self.idle_ms > 0 && self.writing != Writing::Shut {
             consider(
                 Some(self.last_activity.saturating_add(u64::from(self.idle_ms))),
                 Timeout::Idle,

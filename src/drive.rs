@@ -347,7 +347,7 @@ impl Core {
         match reason {
             Reason::Reset => stats.resets += 1,
             Reason::TimedOut(_) => stats.timeouts += 1,
-            Reason::Aborted => stats.aborts += 1,
+            Reason::Aborted | Reason::Stopped => stats.aborts += 1,
             Reason::Error(_) => stats.errors += 1,
             _ => {}
         }
@@ -415,6 +415,9 @@ impl Core {
                     }
                     Timeout::Idle | Timeout::PeerEof => {
                         if matches!(st.end, End::Running) && st.writing == Writing::Open {
+                            // The close starts a new phase: its own
+                            // deadlines run from now.
+                            st.last_activity = self.now;
                             st.begin_close(reason);
                         } else {
                             // Already closing and still stuck: give up.

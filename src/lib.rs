@@ -127,12 +127,12 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod chat;
-pub mod guide;
 mod config;
 mod conn;
 mod ctx;
 mod drive;
 mod error;
+pub mod guide;
 mod handler;
 mod listener;
 mod outq;

@@ -117,6 +117,7 @@ impl Listener {
                                 panic_message(&*payload)
                             );
                             core.stats.panics += 1;
+                            core.stats.refused += 1;
                             continue;
                         }
                     };
@@ -125,7 +126,10 @@ impl Listener {
                             core.stats.accepted += 1;
                             accepted.push(id);
                         }
-                        Err(e) => log::warn!("cannot register connection from {peer}: {e}"),
+                        Err(e) => {
+                            log::warn!("cannot register connection from {peer}: {e}");
+                            core.stats.refused += 1;
+                        }
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Round::Drained,

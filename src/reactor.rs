@@ -5,6 +5,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use slab::Slab;
 use crate::config::Config;
 use crate::conn::{Conn, End, Ready};
 use crate::ctx::{Control, Core, Ctx, TimerTarget};
+use crate::drive::panic_message;
 use crate::error::Result;
 use crate::handler::{Handler, Reason, TimerId};
 use crate::listener::{self, Listener, Reserve, Round};
@@ -306,6 +308,10 @@ impl Reactor {
             let at = self.core.deadline_after(timeout);
             self.core.timers.insert(at, TimerTarget::Drain);
             let ids: Vec<ConnId> = self.core.conns.iter().map(|(_, s)| s.state.id).collect();
+            log::info!(
+                "draining: listeners closed, {} connection(s) to finish within {timeout:?}",
+                ids.len()
+            );
             for id in ids {
                 if let Some(key) = self.core.live(id) {
                     if !self.core.conns[key].state.is_failing() {
@@ -467,7 +473,10 @@ impl Reactor {
 
     fn fire_timers(&mut self) -> usize {
         let mut fired = 0;
-        while let Some((key, target)) = self.core.timers.pop_expired(self.core.now) {
+        // Timers armed while these fire (a listener resting for zero time,
+        // a handler re-arming for zero) wait for the next iteration.
+        let mark = Some(self.core.timers.mark());
+        while let Some((key, target)) = self.core.timers.pop_expired_before(self.core.now, mark) {
             fired += 1;
             match target {
                 TimerTarget::Conn(id, which) => {
@@ -490,7 +499,10 @@ impl Reactor {
         let tasks =
             std::mem::take(&mut *self.remote.tasks.lock().unwrap_or_else(|p| p.into_inner()));
         for task in tasks {
-            task(self);
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| task(self))) {
+                log::error!("posted task panicked: {}", panic_message(&*payload));
+                self.core.stats.panics += 1;
+            }
             self.apply_dirty();
         }
     }

@@ -37,12 +37,14 @@ pub struct Stats {
     pub timeouts: u64,
     /// Handler panics.
     pub panics: u64,
-    /// Connections aborted by us (RST sent).
+    /// Connections aborted by us (RST sent): [`Reason::Aborted`](crate::Reason::Aborted),
+    /// and [`Reason::Stopped`](crate::Reason::Stopped) at a drain deadline.
     pub aborts: u64,
     /// Connections that failed with another error.
     pub errors: u64,
-    /// Connections accepted and closed at once: past `max_connections`, or
-    /// shed while the process was out of descriptors.
+    /// Connections accepted and closed at once: past `max_connections`,
+    /// shed while the process was out of descriptors, or left without a
+    /// handler (the factory panicked, registration failed).
     pub refused: u64,
     /// Times an accept failed for lack of descriptors (`EMFILE`/`ENFILE`).
     pub fd_exhausted: u64,

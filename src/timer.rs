@@ -113,12 +113,36 @@ impl<T> TimerQueue<T> {
         self.heap.peek().map(|Reverse(n)| n.deadline)
     }
 
+    /// A mark separating the timers inserted so far from later ones; see
+    /// [`pop_expired_before`](TimerQueue::pop_expired_before).
+    pub(crate) fn mark(&self) -> u32 {
+        self.next_seq
+    }
+
     /// Remove and return one timer whose deadline is at or before `now`.
+    #[cfg(test)]
     pub(crate) fn pop_expired(&mut self, now: u64) -> Option<(TimerKey, T)> {
+        self.pop_expired_before(now, None)
+    }
+
+    /// [`pop_expired`](TimerQueue::pop_expired), but only timers inserted
+    /// before `mark`: a timer re-armed for `now` while expired ones are
+    /// being handled waits for the next round instead of looping forever.
+    pub(crate) fn pop_expired_before(
+        &mut self,
+        now: u64,
+        mark: Option<u32>,
+    ) -> Option<(TimerKey, T)> {
         self.prune_dead_top();
         let Reverse(top) = *self.heap.peek()?;
         if top.deadline > now {
             return None;
+        }
+        if let Some(mark) = mark {
+            // Wrapping order: inserted at or after `mark`.
+            if top.seq.wrapping_sub(mark) < 1 << 31 {
+                return None;
+            }
         }
         self.heap.pop();
         let entry = self.entries.remove(top.slot as usize);
@@ -226,6 +250,20 @@ mod tests {
         assert!(q.heap_len() <= 130, "heap holds {} nodes", q.heap_len());
         assert!(q.contains(keep));
         assert_eq!(drain(&mut q, u64::MAX), vec!["keep"]);
+    }
+
+    #[test]
+    fn timers_inserted_after_the_mark_wait_for_the_next_round() {
+        let mut q = TimerQueue::new();
+        q.insert(10, "old");
+        let mark = q.mark();
+        q.insert(10, "new");
+        let mut round = Vec::new();
+        while let Some((_, v)) = q.pop_expired_before(10, Some(mark)) {
+            round.push(v);
+        }
+        assert_eq!(round, vec!["old"]);
+        assert_eq!(drain(&mut q, 10), vec!["new"]);
     }
 
     #[test]

@@ -108,6 +108,54 @@ fn f1_idle_timeout_closes_gracefully() {
     assert_eq!(r.stats().timeouts, 1);
 }
 
+/// F1, the linger phase after an idle close: our FIN is out, and the
+/// connection waits for the peer's under the linger timeout alone. A peer
+/// that still sends meanwhile is read and discarded (no RST, its writes
+/// succeed), and its FIN completes the close with the idle reason.
+#[test]
+fn f1_idle_close_lingers_for_the_peer_fin() {
+    const IDLE: Duration = Duration::from_millis(200);
+    let log = log();
+    let mut r = reactor_with(|c| {
+        c.idle_timeout = Some(IDLE);
+        c.linger_timeout = Some(Duration::from_secs(10));
+    });
+    let l2 = log.clone();
+    let addr = listen(&mut r, move || Recorder::new(&l2));
+    let mut c = Client::connect(addr);
+    run_until(&mut r, |_| c.done());
+    assert_eq!(c.end, End::Eof);
+    // Several idle periods pass while the peer keeps sending after our FIN.
+    let lingering_since = Instant::now();
+    let mut sent = 0;
+    run_until(&mut r, |r| {
+        if sent < 10 {
+            c.send(b"still here");
+            sent += 1;
+        }
+        c.unsent() == 0
+            && sent == 10
+            && lingering_since.elapsed() >= 3 * IDLE
+            && r.stats().lingering == 1
+    });
+    assert!(
+        closed(&log).is_none(),
+        "closed before the peer's FIN: {:?}",
+        closed(&log)
+    );
+    assert_eq!(
+        count(&log, |e| matches!(e, Ev::Read(_))),
+        0,
+        "input after close() is discarded"
+    );
+    c.shutdown_write();
+    run_until(&mut r, |_| closed(&log).is_some());
+    let cl = closed(&log).unwrap();
+    assert_eq!(cl.reason, Reason::TimedOut(Timeout::Idle));
+    assert_eq!((cl.bytes_in, cl.dropped), (100, 0));
+    assert_eq!(r.stats().aborts, 0);
+}
+
 /// F2 (outbound progress): a slow reader downloads 2 MiB a few KiB at a
 /// time, for several idle timeouts in all; every byte the server hands to
 /// the kernel restarts the idle timer, so the download is never cut and

@@ -30,13 +30,13 @@
 //! `RUST_LOG=http_server::backpressure=debug` only when a connection pauses
 //! and resumes reading.
 
-use std::io::Write;
 use std::time::Duration;
 
 use halfclose::{Closed, Config, Conn, Ctx, Eof, Handler, ProtocolError, Reactor};
-use signal_hook::consts::{SIGINT, SIGTERM};
 
 mod parse;
+#[path = "../support/mod.rs"]
+mod support;
 
 use parse::{Event, Head, Limits, Parser};
 
@@ -310,25 +310,5 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.idle_timeout = (idle > 0).then(|| Duration::from_secs(idle));
     let mut reactor = Reactor::with_config(config)?;
     let listener = reactor.listen(listen.parse()?, move || Http::new(limits))?;
-    let addr = reactor.local_addr(listener).expect("listener is open");
-    println!("listening on {addr}");
-    std::io::stdout().flush()?;
-
-    let handle = reactor.handle();
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
-    std::thread::spawn(move || {
-        if let Some(sig) = signals.forever().next() {
-            log::info!("signal {sig}: draining");
-            let _ = handle.drain(Duration::from_secs(5));
-        }
-    });
-    reactor.run()?;
-    let stats = reactor.stats();
-    log::info!(
-        "stopped: {} accepted, {} closed, {} aborted",
-        stats.accepted,
-        stats.closed,
-        stats.aborts
-    );
-    Ok(())
+    support::serve(&mut reactor, listener)
 }

@@ -1,0 +1,780 @@
+//! Graceful stop of every example server (issue 5, part 7): on SIGTERM (and
+//! SIGINT), an exchange in flight when the signal arrives still completes,
+//! byte for byte; new connections are refused from the moment the drain
+//! starts; the process exits with status 0 within the drain deadline,
+//! without aborting anything when nothing was left unfinished; and a
+//! connection that does not finish by the deadline is reset at the
+//! deadline, after which the process still exits 0.
+//!
+//! Each server runs as its own process with `RUST_LOG=info,halfclose=debug`
+//! and stderr captured: the `signal N: draining` line tells the test which
+//! signal started the drain, and the reactor's `closed: reactor stopped`
+//! line tells whether the deadline aborted a connection. When a server shows
+//! the drain on a connection (the HTTP server closes idle keep-alive
+//! connections, the chat says goodbye), that is the proof the listener is
+//! closed and a single connect must be refused; otherwise connects are
+//! retried, bounded, until one is refused (a connect racing the drain's
+//! start may still be accepted; it is closed at once).
+
+mod util;
+
+#[path = "../examples/support/mod.rs"]
+mod support;
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use support::DRAIN_DEADLINE;
+use util::{example_bin, pattern, Server, DEADLINE};
+
+const KIB: usize = 1024;
+const MIB: usize = 1024 * KIB;
+
+/// What the reactor logs (at debug) when the drain deadline aborts a
+/// connection: `Reason::Stopped`.
+const ABORTED_AT_DEADLINE: &str = " closed: reactor stopped";
+
+/// How long connects may keep succeeding after the server logged that it
+/// is draining (the drain is posted to the reactor right after the log).
+const REFUSED_WITHIN: Duration = Duration::from_secs(2);
+
+#[derive(Clone, Copy, Debug)]
+enum Sig {
+    Term,
+    Int,
+}
+
+impl Sig {
+    fn kill_flag(self) -> &'static str {
+        match self {
+            Sig::Term => "-TERM",
+            Sig::Int => "-INT",
+        }
+    }
+
+    fn number(self) -> i32 {
+        match self {
+            Sig::Term => 15,
+            Sig::Int => 2,
+        }
+    }
+}
+
+// ---------------------------------------------------------------- the server process
+
+/// An example server with its stderr captured line by line.
+struct Proc {
+    name: String,
+    server: Server,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+    stderr: Option<JoinHandle<()>>,
+}
+
+impl Proc {
+    /// Start example `name` with `args` (listening on 127.0.0.1:0) and read
+    /// its `listening on IP:PORT` line.
+    fn start(name: &str, args: &[&str]) -> Proc {
+        let mut child = Command::new(example_bin(name))
+            .args(args)
+            .env("RUST_LOG", "info,halfclose=debug")
+            .env_remove("RUST_LOG_STYLE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn example");
+        let (tx, lines) = mpsc::channel();
+        let err = child.stderr.take().expect("stderr piped");
+        // Reads until the process exits, so it never blocks on a full pipe.
+        let stderr = thread::spawn(move || {
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout piped"));
+        let mut first = String::new();
+        stdout.read_line(&mut first).expect("read first line");
+        let addr: SocketAddr = first
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("{name}: unexpected first line {first:?}"))
+            .parse()
+            .expect("address");
+        Proc {
+            name: name.to_string(),
+            server: Server {
+                child,
+                addr,
+                stdout,
+            },
+            lines,
+            seen: Vec::new(),
+            stderr: Some(stderr),
+        }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.server.addr
+    }
+
+    /// Send `sig`; returns when it was sent.
+    fn signal(&self, sig: Sig) -> Instant {
+        let at = Instant::now();
+        let status = Command::new("kill")
+            .args([sig.kill_flag(), &self.server.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {sig:?} failed");
+        at
+    }
+
+    /// Wait (bounded) for a stderr line containing `needle`.
+    #[track_caller]
+    fn expect_log(&mut self, needle: &str) {
+        let start = Instant::now();
+        loop {
+            let left = DEADLINE.saturating_sub(start.elapsed());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(needle);
+                    self.seen.push(line);
+                    if found {
+                        return;
+                    }
+                }
+                Err(e) => panic!(
+                    "{}: no log line with {needle:?} ({e:?}); stderr so far:\n{}",
+                    self.name,
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Wait (bounded) for the process to exit; its status and its whole
+    /// stderr.
+    fn exit(mut self) -> (ExitStatus, Vec<String>) {
+        let status = self.server.wait_exit();
+        if let Some(t) = self.stderr.take() {
+            t.join().expect("stderr reader");
+        }
+        self.seen.extend(self.lines.try_iter());
+        (status, std::mem::take(&mut self.seen))
+    }
+}
+
+/// The process exits 0 within the drain deadline of the signal sent at
+/// `signalled`, and the deadline aborted nothing.
+#[track_caller]
+fn assert_graceful_exit(proc: Proc, signalled: Instant) {
+    let name = proc.name.clone();
+    let (status, log) = proc.exit();
+    let took = signalled.elapsed();
+    let log = log.join("\n");
+    assert!(
+        status.success(),
+        "{name}: exit status {status}; stderr:\n{log}"
+    );
+    assert!(
+        took < DRAIN_DEADLINE,
+        "{name}: exited {took:?} after the signal, past the {DRAIN_DEADLINE:?} drain deadline; stderr:\n{log}"
+    );
+    assert!(
+        !log.contains(ABORTED_AT_DEADLINE),
+        "{name}: the drain deadline aborted a connection; stderr:\n{log}"
+    );
+}
+
+/// After the server logged that it drains: connects are refused
+/// (`ECONNREFUSED`) within [`REFUSED_WITHIN`], and stay refused. A connect
+/// that races the start of the drain is closed at once.
+#[track_caller]
+fn expect_refused_soon(addr: SocketAddr) {
+    let start = Instant::now();
+    let mut accepted = 0;
+    loop {
+        match TcpStream::connect(addr) {
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => break,
+            Err(e) => panic!("connect to a draining server: {e}"),
+            Ok(s) => {
+                accepted += 1;
+                drop(s);
+            }
+        }
+        assert!(
+            start.elapsed() < REFUSED_WITHIN && accepted < 10_000,
+            "{accepted} connects still accepted {:?} after the drain began",
+            start.elapsed()
+        );
+    }
+    expect_refused(addr);
+}
+
+/// A connect is refused now.
+#[track_caller]
+fn expect_refused(addr: SocketAddr) {
+    match TcpStream::connect(addr) {
+        Err(e) => assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}"),
+        Ok(_) => panic!("a new connection was accepted during the drain"),
+    }
+}
+
+/// `got` is `want`; on a mismatch, say where without printing megabytes.
+#[track_caller]
+fn assert_same(what: &str, got: &[u8], want: &[u8]) {
+    if got != want {
+        let at = got.iter().zip(want).position(|(a, b)| a != b);
+        panic!(
+            "{what}: got {} bytes, want {}; first difference at {at:?}",
+            got.len(),
+            want.len()
+        );
+    }
+}
+
+// ---------------------------------------------------------------- a client mid-exchange
+
+/// A client in the middle of an exchange: a writer thread sends `first` at
+/// once, and `rest` followed by a FIN only when released; a reader thread
+/// reads the reply to its end meanwhile.
+struct Exchange {
+    release: Option<Sender<()>>,
+    progress: Receiver<usize>,
+    writer: JoinHandle<io::Result<()>>,
+    reader: JoinHandle<(Vec<u8>, io::Result<()>)>,
+}
+
+impl Exchange {
+    fn start(addr: SocketAddr, first: Vec<u8>, rest: Vec<u8>) -> Exchange {
+        let sock = TcpStream::connect(addr).expect("connect");
+        sock.set_read_timeout(Some(DEADLINE)).unwrap();
+        sock.set_write_timeout(Some(DEADLINE)).unwrap();
+        let mut w = sock.try_clone().expect("clone socket");
+        let (release, go) = mpsc::channel::<()>();
+        let writer = thread::spawn(move || {
+            w.write_all(&first)?;
+            // Never released (the sender dropped): leave the connection
+            // open, unfinished.
+            if go.recv_timeout(DEADLINE).is_ok() {
+                w.write_all(&rest)?;
+                w.shutdown(Shutdown::Write)?;
+            }
+            Ok(())
+        });
+        let (tx, progress) = mpsc::channel();
+        let mut r = sock;
+        let reader = thread::spawn(move || {
+            let mut got = Vec::new();
+            let mut buf = vec![0; 64 * KIB];
+            let end = loop {
+                match r.read(&mut buf) {
+                    Ok(0) => break Ok(()),
+                    Ok(n) => {
+                        got.extend_from_slice(&buf[..n]);
+                        let _ = tx.send(got.len());
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => break Err(e),
+                }
+            };
+            (got, end)
+        });
+        Exchange {
+            release: Some(release),
+            progress,
+            writer,
+            reader,
+        }
+    }
+
+    /// Wait (bounded) until at least `n` reply bytes arrived.
+    #[track_caller]
+    fn wait_received(&self, n: usize) {
+        let start = Instant::now();
+        loop {
+            let left = DEADLINE.saturating_sub(start.elapsed());
+            match self.progress.recv_timeout(left) {
+                Ok(got) if got >= n => return,
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => panic!("no {n} reply bytes within {DEADLINE:?}"),
+                Err(RecvTimeoutError::Disconnected) => panic!("the reply ended before {n} bytes"),
+            }
+        }
+    }
+
+    /// Send the rest of the request and the FIN.
+    fn release(&mut self) {
+        self.release
+            .take()
+            .expect("released once")
+            .send(())
+            .expect("writer waiting");
+    }
+
+    /// The whole reply and how it ended. An exchange never released stays
+    /// unfinished (no FIN) until the server ends it.
+    fn finish(mut self) -> (Vec<u8>, io::Result<()>) {
+        drop(self.release.take());
+        self.writer
+            .join()
+            .expect("writer thread")
+            .expect("sending the request");
+        self.reader.join().expect("reader thread")
+    }
+}
+
+// ---------------------------------------------------------------- byte-stream servers
+
+/// Lowercase text (no `END` in it, so `shut_srv` sees no marker).
+fn text(len: usize, seed: u64) -> Vec<u8> {
+    pattern(len, seed)
+        .into_iter()
+        .map(|b| match b % 32 {
+            26..=31 => b' ',
+            n => b'a' + n,
+        })
+        .collect()
+}
+
+fn uppercase(data: &[u8]) -> Vec<u8> {
+    data.to_ascii_uppercase()
+}
+
+fn identity(data: &[u8]) -> Vec<u8> {
+    data.to_vec()
+}
+
+/// A server that answers a stream with a transformed stream and closes
+/// after the client's FIN.
+struct StreamCase<'a> {
+    example: &'a str,
+    args: &'a [&'a str],
+    sig: Sig,
+    payload: Vec<u8>,
+    /// Bytes sent before the signal; the rest is sent during the drain.
+    before: usize,
+    reply: fn(&[u8]) -> Vec<u8>,
+}
+
+/// A client has sent part of its stream and is reading the reply when the
+/// signal arrives; once new connections are refused it sends the rest and
+/// its FIN, and gets the whole reply and a clean EOF. The server exits 0
+/// before the deadline.
+fn stream_case(case: StreamCase<'_>) {
+    let mut p = Proc::start(case.example, case.args);
+    let want = (case.reply)(&case.payload);
+    let (first, rest) = case.payload.split_at(case.before);
+    let mut ex = Exchange::start(p.addr(), first.to_vec(), rest.to_vec());
+    // The server has accepted the connection and is answering.
+    ex.wait_received(1);
+    let signalled = p.signal(case.sig);
+    p.expect_log(&format!("signal {}: draining", case.sig.number()));
+    expect_refused_soon(p.addr());
+    ex.release();
+    let (got, end) = ex.finish();
+    if let Err(e) = end {
+        panic!(
+            "{}: the in-flight reply ended with {e} after {} of {} bytes",
+            case.example,
+            got.len(),
+            want.len()
+        );
+    }
+    assert_same(case.example, &got, &want);
+    assert_graceful_exit(p, signalled);
+}
+
+/// `echo`, SIGTERM: a 4 MiB echo, 1 MiB sent before the signal and 3 MiB
+/// after it, comes back whole; then EOF, and exit 0. `echo` has no
+/// `handle_drain`: the exchange ends by itself at the client's FIN.
+#[test]
+fn r7_echo_sigterm_finishes_stream_in_flight() {
+    stream_case(StreamCase {
+        example: "echo",
+        args: &["--listen", "127.0.0.1:0"],
+        sig: Sig::Term,
+        payload: pattern(4 * MIB, 71),
+        before: MIB,
+        reply: identity,
+    });
+}
+
+/// `echo`, SIGINT: the same as SIGTERM.
+#[test]
+fn r7_echo_sigint_finishes_stream_in_flight() {
+    stream_case(StreamCase {
+        example: "echo",
+        args: &["--listen", "127.0.0.1:0"],
+        sig: Sig::Int,
+        payload: pattern(2 * MIB, 72),
+        before: 512 * KIB,
+        reply: identity,
+    });
+}
+
+/// `tcp_deadlock server`, SIGTERM: 4 MiB of text, 1 MiB sent before the
+/// signal, comes back uppercased in full, then EOF; exit 0.
+#[test]
+fn r7_tcp_deadlock_sigterm_finishes_stream_in_flight() {
+    stream_case(StreamCase {
+        example: "tcp_deadlock",
+        args: &["server", "--listen", "127.0.0.1:0"],
+        sig: Sig::Term,
+        payload: text(4 * MIB, 73),
+        before: MIB,
+        reply: uppercase,
+    });
+}
+
+/// `proxy` in front of `tcp_deadlock server`, SIGTERM to the proxy: the
+/// stream in flight through it (1 of 4 MiB sent before the signal) still
+/// reaches the upstream, its uppercased reply comes back whole, and each
+/// FIN is forwarded; the proxy exits 0 and the upstream, never signalled
+/// by the proxy's drain, is still serving (then drains on its own SIGTERM).
+#[test]
+fn r7_proxy_sigterm_finishes_stream_in_flight() {
+    let upstream = Server::start("tcp_deadlock", &["server", "--listen", "127.0.0.1:0"]);
+    let up = upstream.addr.to_string();
+    stream_case(StreamCase {
+        example: "proxy",
+        args: &["--listen", "127.0.0.1:0", "--upstream", &up],
+        sig: Sig::Term,
+        payload: text(4 * MIB, 74),
+        before: MIB,
+        reply: uppercase,
+    });
+    let mut direct = Exchange::start(upstream.addr, b"still here".to_vec(), Vec::new());
+    direct.release();
+    let (got, end) = direct.finish();
+    end.expect("upstream reply");
+    assert_eq!(got, b"STILL HERE");
+    let status = upstream.terminate();
+    assert!(status.success(), "upstream exit status {status}");
+}
+
+/// `shut_srv server`, SIGTERM: a request whose first 256 KiB arrived
+/// before the signal and whose rest and `END` marker arrive during the
+/// drain is answered in full (the request twice, 1 MiB), then EOF; exit 0.
+#[test]
+fn r7_shut_srv_sigterm_answers_request_in_progress() {
+    let mut p = Proc::start("shut_srv", &["server", "--listen", "127.0.0.1:0"]);
+    let data = text(512 * KIB, 75);
+    let mut rest = data[256 * KIB..].to_vec();
+    rest.extend_from_slice(b"END");
+    let mut ex = Exchange::start(p.addr(), data[..256 * KIB].to_vec(), rest);
+    // No reply before the marker: the server's log says it accepted us.
+    p.expect_log("connected from");
+    let signalled = p.signal(Sig::Term);
+    p.expect_log("signal 15: draining");
+    expect_refused_soon(p.addr());
+    ex.release();
+    let (got, end) = ex.finish();
+    end.expect("the reply ends with a clean EOF");
+    assert_same("shut_srv reply", &got, &[&data[..], &data[..]].concat());
+    assert_graceful_exit(p, signalled);
+}
+
+// ---------------------------------------------------------------- http_server
+
+struct Response {
+    status: u16,
+    close: bool,
+    body: Vec<u8>,
+}
+
+/// A blocking HTTP/1.1 client connection.
+struct Http {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+}
+
+impl Http {
+    fn open(addr: SocketAddr) -> Http {
+        let s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(DEADLINE)).unwrap();
+        s.set_nodelay(true).unwrap();
+        Http {
+            w: s.try_clone().unwrap(),
+            r: BufReader::new(s),
+        }
+    }
+
+    fn send(&mut self, data: &[u8]) {
+        self.w.write_all(data).expect("send");
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        let n = self.r.read_line(&mut line).expect("read a response line");
+        assert!(n > 0, "EOF in a response head");
+        line.trim_end().to_string()
+    }
+
+    fn response(&mut self) -> Response {
+        let status_line = self.line();
+        let status = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+        let (mut len, mut close) = (0, false);
+        loop {
+            let line = self.line();
+            if line.is_empty() {
+                break;
+            }
+            let (name, value) = line.split_once(':').expect("header");
+            let value = value.trim();
+            match name.to_ascii_lowercase().as_str() {
+                "content-length" => len = value.parse().expect("Content-Length"),
+                "connection" => close = value.eq_ignore_ascii_case("close"),
+                _ => {}
+            }
+        }
+        let mut body = vec![0; len];
+        self.r.read_exact(&mut body).expect("read body");
+        Response {
+            status,
+            close,
+            body,
+        }
+    }
+
+    /// The server closed: a clean EOF, not a reset.
+    #[track_caller]
+    fn expect_eof(&mut self) {
+        let mut rest = Vec::new();
+        self.r
+            .read_to_end(&mut rest)
+            .expect("a clean EOF, not an error");
+        assert!(rest.is_empty(), "unexpected bytes before EOF: {rest:?}");
+    }
+}
+
+/// `http_server`: at the signal, one connection is idle between requests
+/// (keep-alive), one has sent a complete request and half of the next
+/// request's head, one is uploading a 256 KiB body (`Expect: 100-continue`
+/// answered, half the body sent). The idle one is closed at once (clean
+/// EOF: the proof the drain started, so a connect is refused right then);
+/// the other two finish their requests during the drain and each gets its
+/// response with `Connection: close`, then EOF; exit 0.
+fn http_case(sig: Sig) {
+    let mut p = Proc::start("http_server", &["--listen", "127.0.0.1:0"]);
+    let get = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n";
+
+    let mut idle = Http::open(p.addr());
+    idle.send(get);
+    let r = idle.response();
+    assert_eq!((r.status, r.close), (200, false));
+
+    // One write, one segment on loopback: the server reads the first
+    // request and the half head together, so the half head is in its
+    // parser (not in a socket buffer) when the drain starts.
+    let mut head = Http::open(p.addr());
+    head.send(&[&get[..], b"GET / HTTP/1.1\r\nHost: te"].concat());
+    let r = head.response();
+    assert_eq!((r.status, r.close), (200, false));
+
+    const BODY: usize = 256 * KIB;
+    let body = pattern(BODY, 76);
+    let mut upload = Http::open(p.addr());
+    upload.send(
+        format!(
+            "PUT /upload HTTP/1.1\r\nHost: test\r\nExpect: 100-continue\r\nContent-Length: {BODY}\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    assert_eq!(upload.response().status, 100);
+    upload.send(&body[..BODY / 2]);
+
+    let signalled = p.signal(sig);
+    p.expect_log(&format!("signal {}: draining", sig.number()));
+    idle.expect_eof();
+    expect_refused(p.addr());
+
+    head.send(b"st\r\n\r\n");
+    let r = head.response();
+    assert_eq!((r.status, r.close), (200, true));
+    assert_eq!(r.body, b"hello from halfclose\n");
+    head.expect_eof();
+
+    upload.send(&body[BODY / 2..]);
+    let r = upload.response();
+    assert_eq!((r.status, r.close), (200, true));
+    assert_eq!(r.body, format!("received {BODY} bytes\n").as_bytes());
+    upload.expect_eof();
+
+    drop((idle, head, upload));
+    assert_graceful_exit(p, signalled);
+}
+
+/// `http_server`, SIGTERM: see [`http_case`].
+#[test]
+fn r7_http_server_sigterm_finishes_requests_in_progress_closes_idle() {
+    http_case(Sig::Term);
+}
+
+/// `http_server`, SIGINT: the same (`http_server` installs its own signal
+/// handler rather than the one in `examples/support`).
+#[test]
+fn r7_http_server_sigint_finishes_requests_in_progress_closes_idle() {
+    http_case(Sig::Int);
+}
+
+// ---------------------------------------------------------------- chat
+
+/// A blocking line client of the chat.
+struct Member {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+}
+
+impl Member {
+    fn join(addr: SocketAddr, nick: &str, here: usize) -> Member {
+        let s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut m = Member {
+            w: s.try_clone().unwrap(),
+            r: BufReader::new(s),
+        };
+        assert!(m.line().starts_with("* welcome"));
+        m.send(format!("{nick}\n").as_bytes());
+        assert_eq!(m.line(), format!("* you are {nick}; {here} here\n"));
+        m
+    }
+
+    fn send(&mut self, data: &[u8]) {
+        self.w.write_all(data).expect("send");
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        let n = self.r.read_line(&mut line).expect("read a line");
+        assert!(n > 0, "EOF where a line was expected");
+        line
+    }
+
+    #[track_caller]
+    fn expect_eof(&mut self) {
+        let mut rest = Vec::new();
+        self.r
+            .read_to_end(&mut rest)
+            .expect("a clean EOF, not an error");
+        assert!(rest.is_empty(), "unexpected bytes before EOF: {rest:?}");
+    }
+}
+
+const GOODBYE: &str = "* server shutting down, goodbye\n";
+
+/// `chat`: `bob` has not read the 1,000 lines (about 40 KiB) `alice` sent
+/// before the signal (her `/who` answered after them proves the server
+/// handled them all). At the signal each member gets the goodbye line and
+/// EOF (alice's goodbye is the proof the drain started, so a connect is
+/// refused right then); bob still gets every line, in order, before his
+/// goodbye. Exit 0 once both closed.
+fn chat_case(sig: Sig) {
+    let mut p = Proc::start("chat", &["--listen", "127.0.0.1:0"]);
+    let mut alice = Member::join(p.addr(), "alice", 1);
+    let mut bob = Member::join(p.addr(), "bob", 2);
+    assert_eq!(alice.line(), "* bob joined\n");
+
+    const LINES: usize = 1000;
+    let said: Vec<String> = (0..LINES)
+        .map(|i| format!("message {i:04} from alice to bob\n"))
+        .collect();
+    alice.send(said.concat().as_bytes());
+    alice.send(b"/who\n");
+    assert_eq!(alice.line(), "* here: alice bob\n");
+
+    let signalled = p.signal(sig);
+    p.expect_log(&format!("signal {}: draining", sig.number()));
+    assert_eq!(alice.line(), GOODBYE);
+    alice.expect_eof();
+    expect_refused(p.addr());
+
+    for (i, line) in said.iter().enumerate() {
+        assert_eq!(bob.line(), format!("[alice] {line}"), "line {i} to bob");
+    }
+    assert_eq!(bob.line(), GOODBYE);
+    bob.expect_eof();
+
+    drop((alice, bob));
+    assert_graceful_exit(p, signalled);
+}
+
+/// `chat`, SIGTERM: see [`chat_case`].
+#[test]
+fn r7_chat_sigterm_delivers_backlog_then_goodbye() {
+    chat_case(Sig::Term);
+}
+
+/// `chat`, SIGINT: the same.
+#[test]
+fn r7_chat_sigint_delivers_backlog_then_goodbye() {
+    chat_case(Sig::Int);
+}
+
+// ---------------------------------------------------------------- the deadline
+
+/// `echo`, SIGTERM, with two connections in flight: one finishes during
+/// the drain (its whole echo, clean EOF); the other never sends its FIN.
+/// The server waits for it until the drain deadline, then resets it (the
+/// client reads `ECONNRESET` after everything echoed before), and exits 0
+/// right after the deadline, not before and not much later. Only that one
+/// connection was aborted.
+#[test]
+fn r7_drain_deadline_aborts_unfinished_connection_and_exits_0() {
+    let mut p = Proc::start("echo", &["--listen", "127.0.0.1:0"]);
+    let payload = pattern(2 * MIB, 77);
+    let mut done = Exchange::start(p.addr(), payload[..MIB].to_vec(), payload[MIB..].to_vec());
+    let sent = pattern(256 * KIB, 78);
+    let stalled = Exchange::start(p.addr(), sent.clone(), Vec::new());
+    done.wait_received(1);
+    stalled.wait_received(sent.len());
+
+    let signalled = p.signal(Sig::Term);
+    p.expect_log("signal 15: draining");
+    expect_refused_soon(p.addr());
+
+    done.release();
+    let (got, end) = done.finish();
+    end.expect("the finished exchange ends with a clean EOF");
+    assert_same("echo", &got, &payload);
+
+    let (got, end) = stalled.finish();
+    let reset_after = signalled.elapsed();
+    let err = end.expect_err("the unfinished connection is reset at the deadline");
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionReset, "{err}");
+    assert_same("echo before the reset", &got, &sent);
+
+    let name = p.name.clone();
+    let (status, log) = p.exit();
+    let took = signalled.elapsed();
+    let log = log.join("\n");
+    assert!(
+        status.success(),
+        "{name}: exit status {status}; stderr:\n{log}"
+    );
+    // The deadline's clock starts after the signal; it counts whole
+    // milliseconds.
+    let earliest = DRAIN_DEADLINE - Duration::from_millis(20);
+    assert!(
+        reset_after >= earliest && took >= earliest,
+        "reset after {reset_after:?}, exit after {took:?}: before the {DRAIN_DEADLINE:?} deadline"
+    );
+    assert!(
+        took < DRAIN_DEADLINE + Duration::from_secs(2),
+        "exit {took:?} after the signal; deadline {DRAIN_DEADLINE:?}"
+    );
+    assert_eq!(
+        log.matches(ABORTED_AT_DEADLINE).count(),
+        1,
+        "exactly the unfinished connection is aborted at the deadline; stderr:\n{log}"
+    );
+}
