@@ -1,0 +1,933 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of the half-close echo servers (issue 4, runner).
+
+Started by benches/compare.sh, which builds everything first:
+
+    benches/compare.sh [--quick] [--only SCENARIOS] [--servers NAMES] [--out DIR]
+    python3 benches/compare.py --replot DIR      # table and plot again from DIR/compare.json
+
+Each server runs alone, pinned to core 0 (`taskset -c 0`); the load runs
+pinned to core 1. Everything talks over loopback: servers listen on
+127.0.0.1; the halfclosed client takes its source addresses from
+127.0.0.2-127.0.0.33, so the TIME_WAIT sockets that churn leaves behind do
+not use up the ephemeral ports of 127.0.0.1 that other programs on this
+machine bind.
+
+Scenarios (full size; --quick shrinks them):
+  churn     half-close echo, 64-byte requests, concurrency 200, 50,000 exchanges,
+            5 repetitions going round the servers; each figure's median is reported
+  syscalls  strace -c -f on the server during a 5,000-exchange churn run
+  held      as many concurrent half-closed connections as one process holds
+            (19,000: the hard fd limit here is 20,000), hold 15 s
+  held100k  100,000 held connections across 6 server processes sharing the port
+            (SO_REUSEPORT) and 6 client processes, hold 45 s
+  echo      64-byte messages echoed over 1,000 persistent connections, 300,000 messages,
+            3 repetitions, as for churn
+
+Measures: server CPU time (utime + stime of /proc/PID/stat, before and after
+the load, per connection or message), conn/s and latency (the client's
+JSON), server peak RSS (VmHWM) and RSS per held connection above the idle
+baseline (VmRSS after a warm-up, before the load), the peak number of
+half-closed server sockets (CLOSE_WAIT on the server port, sampled with
+ss), and syscalls per connection (strace -c). The halfclose server is
+examples/halfclosed.rs --server-only (examples/echo.rs for echo); the
+peers are in benches/peers/. Scenario C's load is echo_load from
+benches/peers/rust, as the halfclosed client has no persistent mode. Results: DIR/compare.json,
+DIR/compare.md (the table) and DIR/compare.svg (the plot).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import resource
+import select
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HC = os.path.join(ROOT, "target/release/examples/halfclosed")
+ECHO = os.path.join(ROOT, "target/release/examples/echo")
+PEERS = os.path.join(ROOT, "benches/peers")
+RUST_BIN = os.path.join(PEERS, "rust/target/release")
+ECHO_LOAD = os.path.join(RUST_BIN, "echo_load")
+PYTHON = os.environ.get("PYTHON311", "python3.11")
+NODE = os.environ.get("NODE", "node")
+
+SERVER_CORE = "0"
+CLIENT_CORE = "1"
+LISTEN = "127.0.0.1:0"
+SOURCES = "127.0.0.2-127.0.0.33"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+FULL = dict(
+    churn_conns=50_000, churn_conc=200, churn_reps=5, warmup=2_000,
+    sys_conns=5_000,
+    held_conns=19_000, held_hold_ms=15_000, held_warmup=500,
+    big_conns=100_000, big_procs=6, big_hold_ms=45_000,
+    echo_conns=1_000, echo_msgs=300_000, echo_warmup=20_000, echo_reps=3,
+)
+QUICK = dict(
+    churn_conns=10_000, churn_conc=200, churn_reps=1, warmup=1_000,
+    sys_conns=2_000,
+    held_conns=4_000, held_hold_ms=5_000, held_warmup=200,
+    big_conns=12_000, big_procs=3, big_hold_ms=10_000,
+    echo_conns=200, echo_msgs=50_000, echo_warmup=5_000, echo_reps=1,
+)
+SCENARIOS = ["churn", "syscalls", "held", "held100k", "echo"]
+
+
+LIVE = set()  # child processes, ended if the runner is stopped
+
+
+def stop_children(signum, _frame):
+    for p in list(LIVE):
+        if p.poll() is None:
+            p.kill()
+    sys.exit(128 + signum)
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------
+# The servers
+
+
+class Spec:
+    """How to start one server: argv for the half-close echo and for echo."""
+
+    def __init__(self, name, label, argv, echo_argv, reuseport, note=""):
+        self.name = name
+        self.label = label
+        self._argv = argv
+        self._echo_argv = echo_argv
+        self.reuseport = reuseport  # None when several processes cannot share a port
+        self.note = note
+
+    def argv(self, hold_ms=0, reuseport=False, echo=False, timeout_s=3600):
+        if echo:
+            return self._echo_argv()
+        argv = self._argv(hold_ms, timeout_s)
+        if reuseport:
+            argv = argv + self.reuseport
+        return argv
+
+
+def peer_args(hold_ms):
+    a = ["--listen", LISTEN]
+    if hold_ms:
+        a += ["--hold-ms", str(hold_ms)]
+    return a
+
+
+SPECS = [
+    Spec(
+        "halfclose", "halfclose (this crate)",
+        lambda h, t: [HC, "--server-only", "--json", "--timeout", str(t)] + peer_args(h),
+        lambda: [ECHO, "--listen", LISTEN],
+        # SO_REUSEPORT is set when a process runs several reactors.
+        ["--threads", "2"],
+    ),
+    Spec(
+        "mio", "raw mio loop",
+        lambda h, t: [os.path.join(RUST_BIN, "peer_mio")] + peer_args(h),
+        lambda: [os.path.join(RUST_BIN, "peer_mio"), "--listen", LISTEN, "--echo"],
+        ["--reuseport"],
+    ),
+    Spec(
+        "tokio", "tokio current_thread",
+        lambda h, t: [os.path.join(RUST_BIN, "peer_tokio")] + peer_args(h),
+        lambda: [os.path.join(RUST_BIN, "peer_tokio"), "--listen", LISTEN, "--echo"],
+        ["--reuseport"],
+    ),
+    Spec(
+        "node", "Node.js net",
+        lambda h, t: [NODE, os.path.join(PEERS, "node/peer.js")] + peer_args(h),
+        lambda: [NODE, os.path.join(PEERS, "node/peer.js"), "--listen", LISTEN, "--echo"],
+        None,
+        note="Node 20 has no SO_REUSEPORT (reusePort came in 22.12)",
+    ),
+    Spec(
+        "asyncio", "Python asyncio",
+        lambda h, t: [PYTHON, os.path.join(PEERS, "python/peer_asyncio.py")] + peer_args(h),
+        lambda: [PYTHON, os.path.join(PEERS, "python/peer_asyncio.py"), "--listen", LISTEN, "--echo"],
+        ["--reuseport"],
+    ),
+    Spec(
+        "asyncore", "Python asyncore",
+        lambda h, t: [PYTHON, os.path.join(PEERS, "python/peer_asyncore.py")] + peer_args(h),
+        lambda: [PYTHON, os.path.join(PEERS, "python/peer_asyncore.py"), "--listen", LISTEN, "--echo"],
+        ["--reuseport"],
+    ),
+]
+
+
+# ---------------------------------------------------------------------------
+# /proc
+
+
+def proc_cpu(pid):
+    """utime + stime of a process, seconds (clock ticks of /proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    return (int(rest[11]) + int(rest[12])) / CLK_TCK
+
+
+def proc_cpu_split(pid):
+    """(utime, stime) of a process, seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    return int(rest[11]) / CLK_TCK, int(rest[12]) / CLK_TCK
+
+
+def proc_mem(pid):
+    """(VmRSS, VmHWM) in bytes."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                k, v = line.split(":", 1)
+                out[k] = int(v.split()[0]) * 1024
+    return out.get("VmRSS", 0), out.get("VmHWM", 0)
+
+
+def tcp_ext():
+    """A few machine-wide TCP counters (listen queue overflows, resets)."""
+    counters = {}
+    for path in ("/proc/net/netstat", "/proc/net/snmp"):
+        with open(path) as f:
+            lines = f.read().splitlines()
+        for names, values in zip(lines[::2], lines[1::2]):
+            prefix = names.split(":")[0]
+            for k, v in zip(names.split()[1:], values.split()[1:]):
+                counters[f"{prefix}.{k}"] = int(v)
+    keys = ["TcpExt.ListenOverflows", "TcpExt.ListenDrops", "Tcp.OutRsts", "Tcp.AttemptFails"]
+    return {k: counters.get(k, 0) for k in keys}
+
+
+def delta(after, before):
+    return {k: after[k] - before[k] for k in after}
+
+
+def close_wait(port):
+    """Server sockets on `port` that got the client's FIN and are not closed yet."""
+    try:
+        out = subprocess.run(
+            ["ss", "-Htn", "state", "close-wait", f"( sport = :{port} )"],
+            capture_output=True, timeout=20, check=False,
+        ).stdout
+    except subprocess.TimeoutExpired:
+        return 0
+    return out.count(b"\n")
+
+
+# ---------------------------------------------------------------------------
+# Processes
+
+
+class Server:
+    """A server process pinned to the server core; `listening on` read."""
+
+    def __init__(self, argv, logdir, tag):
+        self.argv = ["taskset", "-c", SERVER_CORE] + argv
+        self.err = open(os.path.join(logdir, f"{tag}.server.log"), "ab")
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=self.err, cwd=ROOT)
+        LIVE.add(self.proc)
+        self.pid = self.proc.pid  # taskset execs the server: same pid
+        self.lines = []
+        line = self._first_line(15)
+        m = re.match(r"listening on (\S+):(\d+)", line)
+        if not m:
+            self.stop()
+            raise RuntimeError(f"{' '.join(argv)}: expected `listening on IP:PORT`, got {line!r}")
+        self.addr = f"{m.group(1)}:{m.group(2)}"
+        self.port = int(m.group(2))
+        self._drain = threading.Thread(target=self._read_rest, daemon=True)
+        self._drain.start()
+
+    def _first_line(self, timeout):
+        deadline = time.monotonic() + timeout
+        buf = b""
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or self.proc.poll() is not None and not select.select([fd], [], [], 0)[0]:
+                return buf.decode(errors="replace")
+            if select.select([fd], [], [], min(left, 0.5))[0]:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    return buf.decode(errors="replace")
+                buf += chunk
+        first, _, rest = buf.partition(b"\n")
+        if rest:
+            self.lines.append(rest.decode(errors="replace"))
+        return first.decode(errors="replace")
+
+    def _read_rest(self):
+        for line in self.proc.stdout:
+            self.lines.append(line.decode(errors="replace"))
+
+    def cpu(self):
+        return proc_cpu(self.pid)
+
+    def mem(self):
+        return proc_mem(self.pid)
+
+    def stop(self, timeout=15):
+        """SIGTERM, then SIGKILL after `timeout`; returns the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        LIVE.discard(self.proc)
+        if hasattr(self, "_drain"):
+            self._drain.join(5)
+        self.err.close()
+        return self.proc.returncode
+
+    def json_out(self):
+        """The last JSON object the server printed (halfclosed --json)."""
+        for line in reversed("".join(self.lines).splitlines()):
+            if line.startswith("{"):
+                try:
+                    return json.loads(line)
+                except ValueError:
+                    return None
+        return None
+
+
+def run_json(argv, timeout, logfile, core=CLIENT_CORE):
+    """Runs a load generator pinned to the client core; its JSON stdout."""
+    with open(logfile, "ab") as err:
+        p = subprocess.Popen(["taskset", "-c", core] + argv, stdout=subprocess.PIPE, stderr=err, cwd=ROOT)
+        LIVE.add(p)
+        try:
+            stdout, _ = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            return {"timed_out": True}
+        finally:
+            LIVE.discard(p)
+    for line in reversed(stdout.decode(errors="replace").splitlines()):
+        if line.startswith("{"):
+            out = json.loads(line)
+            out["exit_status"] = p.returncode
+            return out
+    return {"exit_status": p.returncode, "no_json": True}
+
+
+def hc_client(addr, conns, conc, timeout_s, extra=()):
+    """The halfclosed client. In the held scenarios `extra` passes the
+    server's hold with --hold-ms: the client waits that much longer for a
+    reply before it gives up on a connection."""
+    return [
+        HC, "--client-only", "--connect", addr, "--connections", str(conns),
+        "--concurrency", str(conc), "--request-bytes", "64", "--sources", SOURCES,
+        "--timeout", str(timeout_s), "--json", *extra,
+    ]
+
+
+def client_summary(out):
+    c = out.get("client", {}) if isinstance(out, dict) else {}
+    return {
+        "completed": c.get("completed", 0),
+        "errors": c.get("errors") if "errors" in c else None,
+        "error_kinds": c.get("error_kinds", {}),
+        "conn_per_s": c.get("conn_per_s"),
+        "latency_us_p50": c.get("latency_us_p50"),
+        "latency_us_p99": c.get("latency_us_p99"),
+        "latency_us_p999": c.get("latency_us_p999"),
+        "latency_us_max": c.get("latency_us_max"),
+        "wall_s": c.get("wall_s"),
+        "timed_out": out.get("timed_out", False),
+    }
+
+
+class Sampler(threading.Thread):
+    """Samples RSS of the server processes and CLOSE_WAIT on the port."""
+
+    def __init__(self, servers, port, period):
+        super().__init__(daemon=True)
+        self.servers = servers
+        self.port = port
+        self.period = period
+        self.peak_held = 0
+        self.peak_rss = 0
+        self.stop_flag = threading.Event()
+
+    def run(self):
+        while not self.stop_flag.is_set():
+            held = close_wait(self.port)
+            rss = 0
+            for s in self.servers:
+                try:
+                    rss += s.mem()[0]
+                except OSError:
+                    pass
+            self.peak_held = max(self.peak_held, held)
+            self.peak_rss = max(self.peak_rss, rss)
+            self.stop_flag.wait(self.period)
+
+    def finish(self):
+        self.stop_flag.set()
+        self.join(30)
+
+
+# ---------------------------------------------------------------------------
+# Scenarios
+
+
+def warm_up(server, n, logfile):
+    if n:
+        run_json(hc_client(server.addr, n, 200, 120), 180, logfile)
+
+
+def churn(spec, P, logdir, rep):
+    """One repetition of the churn scenario against a fresh server process."""
+    tag = f"churn-{spec.name}-{rep}"
+    srv = Server(spec.argv(), logdir, tag)
+    try:
+        warm_up(srv, P["warmup"], os.path.join(logdir, f"{tag}.client.log"))
+        time.sleep(0.3)
+        tcp0, split0 = tcp_ext(), proc_cpu_split(srv.pid)
+        out = run_json(
+            hc_client(srv.addr, P["churn_conns"], P["churn_conc"], 600), 660,
+            os.path.join(logdir, f"{tag}.client.log"),
+        )
+        split1, tcp1 = proc_cpu_split(srv.pid), tcp_ext()
+        cpu0, cpu1 = sum(split0), sum(split1)
+        rss, hwm = srv.mem()
+    finally:
+        srv.stop()
+    c = client_summary(out)
+    c.update(
+        server_cpu_s=cpu1 - cpu0,
+        server_user_s=split1[0] - split0[0],
+        server_sys_s=split1[1] - split0[1],
+        cpu_us_per_conn=(cpu1 - cpu0) * 1e6 / c["completed"] if c["completed"] else None,
+        rss_bytes=rss, hwm_bytes=hwm, tcp=delta(tcp1, tcp0),
+    )
+    log(f"  churn {spec.name} rep {rep + 1}: {c['completed']} done, {c['errors']} errors, "
+        f"{fmt(c['conn_per_s'], 0)} conn/s, server {fmt(c['cpu_us_per_conn'], 1)} µs/conn "
+        f"(user {c['server_user_s']:.2f} s, sys {c['server_sys_s']:.2f} s)")
+    return c
+
+
+def median_of(reps):
+    """Each numeric figure's median over the repetitions (the lower middle
+    value of an even count); errors are summed."""
+    ok = [r for r in reps if "failed" not in r]
+    if not ok:
+        return {"failed": reps[0]["failed"]} if reps else {}
+    out = {}
+    for key in ok[0]:
+        vals = [r.get(key) for r in ok]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
+            out[key] = sorted(vals)[(len(vals) - 1) // 2]
+    out["errors"] = sum((r.get("errors") or 0) for r in ok) + (len(reps) - len(ok))
+    out["completed"] = sum((r.get("completed") or 0) for r in ok)
+    out["repetitions"] = len(reps)
+    return out
+
+
+def parse_strace(path):
+    calls, errors, by_call = 0, 0, {}
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) < 5 or not parts[0][0].isdigit() and parts[0] != "100.00":
+                continue
+            if parts[-1] == "total":
+                calls = int(parts[3])
+                errors = int(parts[4]) if len(parts) == 6 else 0
+                continue
+            # % time, seconds, usecs/call, calls, [errors], syscall
+            try:
+                n = int(parts[3])
+            except ValueError:
+                continue
+            by_call[parts[-1]] = n
+    return calls, errors, by_call
+
+
+def syscalls(spec, P, logdir):
+    tag = f"syscalls-{spec.name}"
+    srv = Server(spec.argv(), logdir, tag)
+    trace = os.path.join(logdir, f"{tag}.strace")
+    strace = None
+    try:
+        warm_up(srv, P["warmup"] // 2, os.path.join(logdir, f"{tag}.client.log"))
+        strace_err = open(os.path.join(logdir, f"{tag}.strace.log"), "wb")
+        strace = subprocess.Popen(
+            ["strace", "-c", "-f", "-p", str(srv.pid), "-o", trace],
+            stderr=strace_err, stdout=subprocess.DEVNULL,
+        )
+        LIVE.add(strace)
+        # Attached when the tracee's TracerPid says so.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with open(f"/proc/{srv.pid}/status") as f:
+                if re.search(r"TracerPid:\s*[1-9]", f.read()):
+                    break
+            time.sleep(0.05)
+        time.sleep(0.2)
+        out = run_json(
+            hc_client(srv.addr, P["sys_conns"], P["churn_conc"], 300), 360,
+            os.path.join(logdir, f"{tag}.client.log"),
+        )
+        strace.send_signal(signal.SIGINT)  # detach; strace writes the summary
+        strace.wait(30)
+        strace_err.close()
+    finally:
+        if strace is not None:
+            if strace.poll() is None:
+                strace.kill()
+                strace.wait(10)
+            LIVE.discard(strace)
+        srv.stop()
+    c = client_summary(out)
+    total, errs, by_call = parse_strace(trace)
+    n = c["completed"] or 1
+    per = {k: v / n for k, v in sorted(by_call.items(), key=lambda kv: -kv[1])}
+    res = {
+        "completed": c["completed"], "errors": c["errors"],
+        "syscalls": total, "syscall_errors": errs,
+        "per_conn": total / n if c["completed"] else None,
+        "by_call_per_conn": {k: round(v, 3) for k, v in per.items() if v >= 0.005},
+    }
+    log(f"  syscalls {spec.name}: {fmt(res['per_conn'], 2)} per connection "
+        f"({', '.join(f'{k} {v:.2f}' for k, v in list(res['by_call_per_conn'].items())[:6])})")
+    return res
+
+
+def held(spec, P, logdir, big=False):
+    conns = P["big_conns"] if big else P["held_conns"]
+    hold_ms = P["big_hold_ms"] if big else P["held_hold_ms"]
+    procs = P["big_procs"] if big else 1
+    if big and spec.reuseport is None:
+        return {"skipped": spec.note or "no SO_REUSEPORT"}
+    tag = f"{'held100k' if big else 'held'}-{spec.name}"
+    servers = []
+    try:
+        for i in range(procs):
+            argv = spec.argv(hold_ms=hold_ms, reuseport=big)
+            if big and i > 0:
+                argv = [a if a != LISTEN else servers[0].addr for a in argv]
+            servers.append(Server(argv, logdir, f"{tag}-{i}"))
+        addr, port = servers[0].addr, servers[0].port
+        if not big:
+            # Warm-up: one hold period of a few hundred held connections, so
+            # that lazy start-up costs (JIT, heaps, runtime tables) are part
+            # of the baseline and not of the per-connection figure.
+            n = P["held_warmup"]
+            run_json(hc_client(addr, n, n, hold_ms // 1000 + 120, ["--hold-ms", str(hold_ms)]),
+                     hold_ms // 1000 + 180,
+                     os.path.join(logdir, f"{tag}-warmup.client.log"))
+        time.sleep(1.0)
+        base = [s.mem()[0] for s in servers]
+        cpu0 = [s.cpu() for s in servers]
+        tcp0 = tcp_ext()
+        sampler = Sampler(servers, port, 0.5 if big else 0.25)
+        sampler.start()
+        per_client = [conns // procs + (1 if i < conns % procs else 0) for i in range(procs)]
+        timeout_s = hold_ms // 1000 + 240
+        outs = [None] * procs
+
+        def client(i):
+            outs[i] = run_json(
+                hc_client(addr, per_client[i], per_client[i], timeout_s, ["--hold-ms", str(hold_ms)]),
+                timeout_s + 60, os.path.join(logdir, f"{tag}-{i}.client.log"),
+            )
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(procs)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        sampler.finish()
+        tcp1 = tcp_ext()
+        cpu1 = [s.cpu() for s in servers]
+        mems = [s.mem() for s in servers]
+    finally:
+        codes = [s.stop() for s in servers]
+    own = [s.json_out() for s in servers]
+    cs = [client_summary(o) for o in outs]
+    completed = sum(c["completed"] for c in cs)
+    errors = sum(c["errors"] if c["errors"] is not None else per_client[i] for i, c in enumerate(cs))
+    kinds = {}
+    for c in cs:
+        for k, v in c["error_kinds"].items():
+            kinds[k] = kinds.get(k, 0) + v
+    hwm = sum(m[1] for m in mems)
+    baseline = sum(base)
+    peak_held = sampler.peak_held
+    res = {
+        "processes": procs, "connections": conns, "hold_ms": hold_ms,
+        "completed": completed, "errors": errors, "error_kinds": kinds,
+        "peak_held": peak_held,
+        "rss_baseline_bytes": baseline, "hwm_bytes": hwm,
+        "rss_peak_sampled_bytes": sampler.peak_rss,
+        "bytes_per_held": (hwm - baseline) / peak_held if peak_held else None,
+        "server_cpu_s": sum(cpu1) - sum(cpu0),
+        "cpu_us_per_conn": (sum(cpu1) - sum(cpu0)) * 1e6 / completed if completed else None,
+        "latency_us_p50": max((c["latency_us_p50"] or 0) for c in cs),
+        "latency_us_max": max((c["latency_us_max"] or 0) for c in cs),
+        "wall_s": max((c["wall_s"] or 0) for c in cs),
+        "tcp": delta(tcp1, tcp0),
+        "exit_status": codes,
+    }
+    if own and own[0] and "server" in own[0]:
+        res["server_own_peak_half_closed"] = sum(o["server"]["peak_half_closed"] for o in own if o)
+    log(f"  {tag}: peak held {peak_held} of {conns}, {completed} done, {errors} errors, "
+        f"{fmt(res['bytes_per_held'], 0)} B per held connection, HWM {hwm / 2**20:.1f} MiB")
+    return res
+
+
+def echo(spec, P, logdir, rep):
+    """One repetition of the echo scenario against a fresh server process."""
+    tag = f"echo-{spec.name}-{rep}"
+    srv = Server(spec.argv(echo=True), logdir, tag)
+    try:
+        warm = [ECHO_LOAD, "--connect", srv.addr, "--connections", str(P["echo_conns"]),
+                "--messages", str(P["echo_warmup"]), "--timeout", "120", "--json"]
+        run_json(warm, 180, os.path.join(logdir, f"{tag}.client.log"))
+        time.sleep(0.3)
+        argv = [ECHO_LOAD, "--connect", srv.addr, "--connections", str(P["echo_conns"]),
+                "--messages", str(P["echo_msgs"]), "--server-pid", str(srv.pid),
+                "--timeout", "600", "--json"]
+        out = run_json(argv, 660, os.path.join(logdir, f"{tag}.client.log"))
+        rss, hwm = srv.mem()
+    finally:
+        srv.stop()
+    res = {k: out.get(k) for k in (
+        "completed", "errors", "msg_per_s", "latency_us_p50", "latency_us_p99",
+        "latency_us_max", "server_cpu_s", "server_cpu_us_per_msg", "wall_s")}
+    res["timed_out"] = out.get("timed_out", False)
+    res["hwm_bytes"] = hwm
+    log(f"  echo {spec.name} rep {rep + 1}: {res['completed']} messages, {res['errors']} errors, "
+        f"{fmt(res['msg_per_s'], 0)} msg/s, server {fmt(res['server_cpu_us_per_msg'], 2)} µs/msg")
+    return res
+
+
+# ---------------------------------------------------------------------------
+# Report
+
+
+def fmt(v, digits=1):
+    if v is None:
+        return "n/a"
+    if isinstance(v, float) and v != v:
+        return "n/a"
+    return f"{v:,.{digits}f}"
+
+
+def ratio(v, ref, digits=2):
+    if v is None or not ref:
+        return ""
+    return f" ({v / ref:.{digits}f}×)"
+
+
+def cell(v, ref, digits=1, is_ref=False):
+    if v is None:
+        return "n/a"
+    return fmt(v, digits) + ("" if is_ref else ratio(v, ref))
+
+
+def refresh_medians(results):
+    for r in results["servers"].values():
+        for sc in ("churn", "echo"):
+            if isinstance(r.get(sc), dict) and r[sc].get("reps"):
+                r[sc]["median"] = median_of(r[sc]["reps"])
+
+
+def table(results):
+    """The one markdown table, a row per server."""
+    names = [n for n in results["order"] if n in results["servers"]]
+    R = results["servers"]
+    ref = R.get("halfclose", {})
+
+    def get(name, *path):
+        cur = R.get(name, {})
+        for p in path:
+            if not isinstance(cur, dict):
+                return None
+            cur = cur.get(p)
+        return cur
+
+    cols = [
+        ("server CPU µs/conn (churn)", ("churn", "median", "cpu_us_per_conn"), 1),
+        ("syscalls/conn", ("syscalls", "per_conn"), 2),
+        ("conn/s (churn)", ("churn", "median", "conn_per_s"), 0),
+        ("p50 / p99 ms (churn)", None, None),
+        ("held in 1 process", ("held", "peak_held"), 0),
+        ("B/held conn", ("held", "bytes_per_held"), 0),
+        ("peak RSS MiB (held)", None, None),
+        ("held, 100k variant", None, None),
+        ("echo msg/s", ("echo", "median", "msg_per_s"), 0),
+        ("echo CPU µs/msg", ("echo", "median", "server_cpu_us_per_msg"), 2),
+        ("errors", None, None),
+    ]
+    head = "| server | " + " | ".join(c[0] for c in cols) + " |"
+    sep = "|---|" + "|".join("---:" for _ in cols) + "|"
+    rows = [head, sep]
+    for n in names:
+        label = next((s.label for s in SPECS if s.name == n), n)
+        cells = []
+        for title, path, digits in cols:
+            if path:
+                v = get(n, *path)
+                r = get("halfclose", *path) if ref else None
+                cells.append(cell(v, r, digits, is_ref=(n == "halfclose")))
+            elif title.startswith("p50"):
+                p50 = get(n, "churn", "median", "latency_us_p50")
+                p99 = get(n, "churn", "median", "latency_us_p99")
+                cells.append("n/a" if p50 is None else f"{p50 / 1000:.1f} / {p99 / 1000:.1f}")
+            elif title.startswith("peak RSS"):
+                h = get(n, "held", "hwm_bytes")
+                cells.append("n/a" if h is None else f"{h / 2**20:.1f}")
+            elif title.startswith("held, 100k"):
+                b = get(n, "held100k")
+                if b is None:
+                    cells.append("n/a")
+                elif "skipped" in b:
+                    cells.append("not run¹")
+                else:
+                    cells.append(f"{b['peak_held']:,} held, {b['errors']} err")
+            elif title == "errors":
+                total = 0
+                for sc in ("churn", "held", "held100k", "echo"):
+                    v = get(n, sc, "median", "errors") if sc in ("churn", "echo") else get(n, sc, "errors")
+                    total += v or 0
+                cells.append(str(total))
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def svg_plot(results, path):
+    """Two bar charts: server CPU per connection (churn) and memory per held
+    connection, one bar per server; hand-written SVG."""
+    names = [n for n in results["order"] if n in results["servers"]]
+    R = results["servers"]
+    labels = {s.name: s.label for s in SPECS}
+    panels = [
+        ("Server CPU per connection (churn, µs)", [R[n].get("churn", {}).get("median", {}).get("cpu_us_per_conn") for n in names]),
+        ("Memory per held half-closed connection (bytes)", [R[n].get("held", {}).get("bytes_per_held") for n in names]),
+    ]
+    bar_h, gap, left, pw, top = 22, 8, 170, 300, 50
+    width = left + 2 * (pw + left) - left + 80
+    height = top + len(names) * (bar_h + gap) + 60
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'font-family="DejaVu Sans, Arial, sans-serif" font-size="12">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="10" y="18" font-size="14" font-weight="bold">Half-close echo servers, '
+        f'{results["date"]} ({results["mode"]} run; lower is better)</text>',
+    ]
+    for p, (title, vals) in enumerate(panels):
+        x0 = left + p * (pw + left)
+        out.append(f'<text x="{x0}" y="{top - 12}" font-weight="bold">{title}</text>')
+        vmax = max([v for v in vals if v] or [1])
+        for i, (n, v) in enumerate(zip(names, vals)):
+            y = top + i * (bar_h + gap)
+            out.append(f'<text x="{x0 - 8}" y="{y + bar_h * 0.7}" text-anchor="end">{labels.get(n, n)}</text>')
+            if v is None:
+                out.append(f'<text x="{x0 + 4}" y="{y + bar_h * 0.7}" fill="#888">n/a</text>')
+                continue
+            w = max(1.0, pw * v / vmax)
+            color = "#d9541e" if n == "halfclose" else "#4a7ab5"
+            out.append(f'<rect x="{x0}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{color}"/>')
+            out.append(f'<text x="{x0 + w + 4:.1f}" y="{y + bar_h * 0.7}">{v:,.0f}</text>'
+                       if v >= 100 else f'<text x="{x0 + w + 4:.1f}" y="{y + bar_h * 0.7}">{v:,.1f}</text>')
+        out.append(f'<line x1="{x0}" y1="{top - 4}" x2="{x0}" y2="{top + len(names) * (bar_h + gap)}" stroke="#333"/>')
+    P = results.get("params", {})
+    notes = [
+        f"CPU: user + sys time of the server process per connection, median of {P.get('churn_reps', '?')} runs "
+        f"of {P.get('churn_conns', 0):,} exchanges (64 B requests, concurrency {P.get('churn_conc', '?')}).",
+        f"Memory: (peak RSS - idle RSS) / connections held at once ({P.get('held_conns', 0):,} in one process). "
+        "Server on core 0, load on core 1, loopback.",
+    ]
+    for i, note in enumerate(notes):
+        out.append(f'<text x="10" y="{height - 30 + 15 * i}" font-size="11" fill="#444">{note}</text>')
+    out.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+def report(results, outdir):
+    refresh_medians(results)
+    md = [table(results), ""]
+    skipped = {n: r["held100k"]["skipped"] for n, r in results["servers"].items()
+               if isinstance(r.get("held100k"), dict) and "skipped" in r["held100k"]}
+    if skipped:
+        md.append("¹ " + "; ".join(f"{n}: {why}" for n, why in skipped.items()) + ".")
+        md.append("")
+    R = results["servers"]
+    order = [n for n in results["order"] if n in R]
+
+    def reps_line(n, sc, key, digits):
+        reps = (R[n].get(sc) or {}).get("reps") or []
+        vals = [fmt(r.get(key), digits) for r in reps]
+        return ", ".join(vals) if vals else "n/a"
+
+    md.append("Server CPU per connection in each churn repetition, µs (median user / sys time of a repetition, s):")
+    md.append("")
+    for n in order:
+        med = (R[n].get("churn") or {}).get("median") or {}
+        split = ""
+        if med.get("server_user_s") is not None:
+            split = f" (user {med['server_user_s']:.2f} / sys {med['server_sys_s']:.2f})"
+        md.append(f"- {n}: {reps_line(n, 'churn', 'cpu_us_per_conn', 1)}{split}")
+    md.append("")
+    md.append("Held connections (one process; and the 100k variant across processes):")
+    md.append("")
+    md.append("| server | scenario | processes | held at peak | completed | errors | idle RSS MiB | peak RSS MiB | B/held conn | wall s |")
+    md.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for sc in ("held", "held100k"):
+        for n in order:
+            h = R[n].get(sc)
+            if not h:
+                continue
+            if "skipped" in h or "failed" in h:
+                md.append(f"| {n} | {sc} | | | | | | | | {h.get('skipped') or 'failed: ' + h['failed']} |")
+                continue
+            md.append(
+                f"| {n} | {sc} | {h['processes']} | {h['peak_held']:,} | {h['completed']:,} | {h['errors']} | "
+                f"{h['rss_baseline_bytes'] / 2**20:.1f} | {h['hwm_bytes'] / 2**20:.1f} | "
+                f"{fmt(h['bytes_per_held'], 0)} | {fmt(h['wall_s'], 1)} |")
+    md.append("")
+    md.append("Echo over persistent connections (medians over the repetitions; then each repetition):")
+    md.append("")
+    for n in order:
+        med = (R[n].get("echo") or {}).get("median") or {}
+        if not med:
+            continue
+        md.append(
+            f"- {n}: {fmt(med.get('msg_per_s'), 0)} msg/s, server {fmt(med.get('server_cpu_us_per_msg'), 2)} µs/msg, "
+            f"latency p50 {fmt(med.get('latency_us_p50'), 0)} µs, p99 {fmt(med.get('latency_us_p99'), 0)} µs; "
+            f"repetitions: {reps_line(n, 'echo', 'msg_per_s', 0)} msg/s")
+    md.append("")
+    md.append("Syscalls per connection by call (strace -c -f, short churn run):")
+    md.append("")
+    for n in results["order"]:
+        s = results["servers"].get(n, {}).get("syscalls")
+        if s and s.get("by_call_per_conn"):
+            md.append(f"- {n}: " + ", ".join(f"{k} {v:.2f}" for k, v in s["by_call_per_conn"].items()))
+    md.append("")
+    with open(os.path.join(outdir, "compare.md"), "w") as f:
+        f.write("\n".join(md))
+    svg_plot(results, os.path.join(outdir, "compare.svg"))
+    return "\n".join(md)
+
+
+# ---------------------------------------------------------------------------
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small sizes: a few minutes")
+    ap.add_argument("--only", default=",".join(SCENARIOS), help="scenarios, comma-separated")
+    ap.add_argument("--servers", default=",".join(s.name for s in SPECS), help="servers, comma-separated")
+    ap.add_argument("--out", help="results directory (default benches/results; --quick: target/compare-quick)")
+    ap.add_argument("--replot", metavar="DIR", help="rewrite table, plot and medians from DIR/compare.json")
+    a = ap.parse_args()
+
+    if a.replot:
+        with open(os.path.join(a.replot, "compare.json")) as f:
+            results = json.load(f)
+        print(report(results, a.replot))
+        with open(os.path.join(a.replot, "compare.json"), "w") as f:
+            json.dump(results, f, indent=1)  # with the medians recomputed
+        return 0
+
+    P = QUICK if a.quick else FULL
+    outdir = a.out or os.path.join(ROOT, "target/compare-quick" if a.quick else "benches/results")
+    logdir = os.path.join(ROOT, "target/compare-logs")
+    os.makedirs(outdir, exist_ok=True)
+    os.makedirs(logdir, exist_ok=True)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the servers inherit it
+    signal.signal(signal.SIGTERM, stop_children)
+    signal.signal(signal.SIGINT, stop_children)
+    scenarios = [s for s in a.only.split(",") if s]
+    wanted = [s for s in a.servers.split(",") if s]
+    for s in scenarios:
+        if s not in SCENARIOS:
+            ap.error(f"unknown scenario {s}")
+    specs = [s for s in SPECS if s.name in wanted]
+    if len(specs) != len(wanted):
+        ap.error(f"unknown server in {a.servers}")
+
+    results = {
+        "date": datetime.date.today().isoformat(),
+        "mode": "quick" if a.quick else "full",
+        "command": "benches/compare.sh " + " ".join(sys.argv[1:]),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "cpu_model": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
+            "kernel": platform.release(),
+            "somaxconn": open("/proc/sys/net/core/somaxconn").read().strip(),
+            "nofile": [hard, hard],
+            "node": subprocess.run([NODE, "--version"], capture_output=True, text=True).stdout.strip(),
+            "python": subprocess.run([PYTHON, "--version"], capture_output=True, text=True).stdout.strip(),
+        },
+        "params": P,
+        "order": [s.name for s in specs],
+        "servers": {s.name: {} for s in specs},
+    }
+    log(f"{results['mode']} run: {', '.join(scenarios)}; servers: {', '.join(results['order'])}")
+
+    def save():
+        with open(os.path.join(outdir, "compare.json"), "w") as f:
+            json.dump(results, f, indent=1)
+
+    t0 = time.monotonic()
+    for scenario in scenarios:
+        log(f"scenario {scenario}")
+        if scenario in ("churn", "echo"):
+            # Repetitions go round the servers, so that a change in the load
+            # of the machine falls on every server alike; each figure's
+            # median over the repetitions is reported.
+            fn, reps = {"churn": (churn, P["churn_reps"]), "echo": (echo, P["echo_reps"])}[scenario]
+            runs = {spec.name: [] for spec in specs}
+            for rep in range(reps):
+                for spec in specs:
+                    try:
+                        runs[spec.name].append(fn(spec, P, logdir, rep))
+                    except Exception as e:  # one broken server does not end the run
+                        log(f"  {scenario} {spec.name}: FAILED: {e}")
+                        runs[spec.name].append({"failed": str(e)})
+                    results["servers"][spec.name][scenario] = {
+                        "reps": runs[spec.name], "median": median_of(runs[spec.name])}
+                    save()
+            continue
+        for spec in specs:
+            fn = {"syscalls": syscalls, "held": held,
+                  "held100k": lambda s, P, d: held(s, P, d, big=True)}[scenario]
+            try:
+                results["servers"][spec.name][scenario] = fn(spec, P, logdir)
+            except Exception as e:  # one broken server does not end the run
+                log(f"  {scenario} {spec.name}: FAILED: {e}")
+                results["servers"][spec.name][scenario] = {"failed": str(e)}
+            save()
+    results["elapsed_s"] = round(time.monotonic() - t0)
+    save()
+    md = report(results, outdir)
+    print(md)
+    log(f"done in {results['elapsed_s']} s; results in {outdir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
