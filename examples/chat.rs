@@ -217,31 +217,23 @@ impl FrameHandler for Session {
     }
 }
 
-fn usage() -> ! {
-    eprintln!("{USAGE}");
-    std::process::exit(2)
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     env_logger::init();
     let mut listen = "127.0.0.1:7001".to_string();
     let mut max_line: usize = 1024;
-    let mut args = std::env::args().skip(1);
+    let mut args = support::Args::new("chat", USAGE);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--listen" => listen = args.next().unwrap_or_else(|| usage()),
-            "--max-line" => {
-                max_line = args
-                    .next()
-                    .and_then(|n| n.parse().ok())
-                    .filter(|&n| n > 0)
-                    .unwrap_or_else(|| usage())
-            }
+            "--listen" => listen = args.value("--listen"),
+            "--max-line" => match args.value("--max-line") {
+                0 => args.usage(),
+                n => max_line = n,
+            },
             "-h" | "--help" => {
                 println!("chat: a line-based chat room on halfclose's framing layer\n\n{USAGE}");
                 return Ok(());
             }
-            _ => usage(),
+            _ => args.usage(),
         }
     }
     let mut reactor = Reactor::new()?;

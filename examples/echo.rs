@@ -26,25 +26,20 @@ impl Handler for Echo {
     }
 }
 
-fn usage() -> ! {
-    eprintln!("usage: echo [--listen ADDR]   (default 127.0.0.1:7000)");
-    std::process::exit(2)
-}
+const USAGE: &str = "usage: echo [--listen ADDR]   (default 127.0.0.1:7000)";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     env_logger::init();
     let mut listen = "127.0.0.1:7000".to_string();
-    let mut args = std::env::args().skip(1);
+    let mut args = support::Args::new("echo", USAGE);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--listen" => listen = args.next().unwrap_or_else(|| usage()),
+            "--listen" => listen = args.value("--listen"),
             "-h" | "--help" => {
-                println!(
-                    "echo: a TCP echo server on halfclose\n\nusage: echo [--listen ADDR]   (default 127.0.0.1:7000)"
-                );
+                println!("echo: a TCP echo server on halfclose\n\n{USAGE}");
                 return Ok(());
             }
-            _ => usage(),
+            _ => args.usage(),
         }
     }
     let mut reactor = Reactor::new()?;

@@ -57,11 +57,6 @@ Forwards bytes both ways between each client and a new connection to
 --upstream, with backpressure. A FIN from either side is passed on as a
 half-close; a reset or error on either side resets the other.";
 
-fn usage() -> ! {
-    eprintln!("{USAGE}");
-    std::process::exit(2)
-}
-
 /// Forward `data` read on `conn` to `other`; stop reading `conn` while
 /// `other` is write-blocked.
 fn forward(conn: &mut Conn<'_>, other: Option<ConnId>, data: &[u8]) {
@@ -105,8 +100,17 @@ fn forward_fin(conn: &mut Conn<'_>, other: Option<ConnId>) -> Eof {
     }
 }
 
-/// One side closed: finish the other accordingly.
-fn end_other(ctx: &mut Ctx<'_>, other: Option<ConnId>, closed: &Closed) {
+/// The `side` ("client", "upstream") of a pair closed: log it, and finish
+/// the other side accordingly.
+fn end_other(ctx: &mut Ctx<'_>, side: &str, other: Option<ConnId>, closed: &Closed) {
+    log::info!(
+        "{}: {side} side closed: {} (in {}, out {}, dropped {})",
+        closed.id,
+        closed.reason,
+        closed.bytes_in,
+        closed.bytes_out,
+        closed.dropped
+    );
     let Some(mut o) = other.and_then(|id| ctx.conn(id)) else {
         return;
     };
@@ -176,15 +180,7 @@ impl Handler for Downstream {
     }
 
     fn handle_close(&mut self, ctx: &mut Ctx<'_>, closed: &Closed) {
-        log::info!(
-            "{}: client side closed: {} (in {}, out {}, dropped {})",
-            closed.id,
-            closed.reason,
-            closed.bytes_in,
-            closed.bytes_out,
-            closed.dropped
-        );
-        end_other(ctx, self.upstream, closed);
+        end_other(ctx, "client", self.upstream, closed);
     }
 }
 
@@ -215,15 +211,7 @@ impl Handler for Upstream {
     }
 
     fn handle_close(&mut self, ctx: &mut Ctx<'_>, closed: &Closed) {
-        log::info!(
-            "{}: upstream side closed: {} (in {}, out {}, dropped {})",
-            closed.id,
-            closed.reason,
-            closed.bytes_in,
-            closed.bytes_out,
-            closed.dropped
-        );
-        end_other(ctx, Some(self.client), closed);
+        end_other(ctx, "upstream", Some(self.client), closed);
     }
 }
 
@@ -241,27 +229,20 @@ fn main() -> ExitCode {
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut listen: SocketAddr = "127.0.0.1:8000".parse()?;
     let mut upstream: Option<SocketAddr> = None;
-    let mut args = std::env::args().skip(1);
+    let mut args = support::Args::new("proxy", USAGE);
     while let Some(arg) = args.next() {
-        let mut addr = || -> SocketAddr {
-            let v = args.next().unwrap_or_else(|| usage());
-            v.parse().unwrap_or_else(|_| {
-                eprintln!("proxy: not an address: {v}");
-                usage()
-            })
-        };
         match arg.as_str() {
-            "--listen" => listen = addr(),
-            "--upstream" => upstream = Some(addr()),
+            "--listen" => listen = args.value("--listen"),
+            "--upstream" => upstream = Some(args.value("--upstream")),
             "-h" | "--help" => {
                 println!("{HELP}\n\n{USAGE}");
                 return Ok(());
             }
-            _ => usage(),
+            _ => args.usage(),
         }
     }
     let Some(upstream_addr) = upstream else {
-        usage()
+        args.usage()
     };
 
     let mut reactor = Reactor::new()?;

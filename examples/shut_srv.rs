@@ -41,6 +41,8 @@ use halfclose::{Closed, Config, Conn, Ctx, Eof, Handler, ProtocolError, Reactor}
 
 mod support;
 
+use support::{Args, ModeResult};
+
 const USAGE: &str = "usage:
   shut_srv server [--listen ADDR] [--marker TEXT] [--on-eof half-close|close]
                   [--recv-size N] [--max-len N]     (default 127.0.0.1:4444, END)
@@ -57,41 +59,8 @@ server: collects bytes until the marker; replies with the data before it,
 client: sends DATA and the marker, shutdown(SHUT_WR), reads the reply to EOF
         and prints it as received.";
 
-fn usage() -> ! {
-    eprintln!("{USAGE}");
-    std::process::exit(2)
-}
-
 fn main() -> ExitCode {
-    env_logger::init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("{HELP}\n\n{USAGE}");
-        return ExitCode::SUCCESS;
-    }
-    let result = match args.first().map(String::as_str) {
-        Some("server") => server(&args[1..]),
-        Some("client") => client(&args[1..]),
-        _ => usage(),
-    };
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("shut_srv: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn parse<T: std::str::FromStr>(value: Option<&String>) -> T {
-    match value.map(|v| v.parse()) {
-        Some(Ok(v)) => v,
-        Some(Err(_)) => {
-            eprintln!("shut_srv: invalid value: {}", value.unwrap());
-            usage()
-        }
-        None => usage(),
-    }
+    support::server_or_client("shut_srv", USAGE, HELP, server, client)
 }
 
 // ---------------------------------------------------------------- server
@@ -194,32 +163,31 @@ impl Handler for Request {
     }
 }
 
-fn server(args: &[String]) -> Result<ExitCode, Box<dyn std::error::Error>> {
+fn server(mut args: Args) -> ModeResult {
     let mut listen: SocketAddr = "127.0.0.1:4444".parse()?;
     let mut marker = "END".to_string();
     let mut on_eof = OnEof::HalfClose;
     let mut config = Config::default();
     let mut max_len: usize = 1 << 20;
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
+    while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--listen" => listen = parse(it.next()),
-            "--marker" => marker = parse(it.next()),
+            "--listen" => listen = args.value("--listen"),
+            "--marker" => marker = args.value("--marker"),
             "--on-eof" => {
-                on_eof = match it.next().map(String::as_str) {
+                on_eof = match args.next().as_deref() {
                     Some("half-close") => OnEof::HalfClose,
                     Some("close") => OnEof::Close,
-                    _ => usage(),
+                    _ => args.usage(),
                 }
             }
-            "--recv-size" => config.read_buffer_size = parse::<usize>(it.next()).max(1),
-            "--max-len" => max_len = parse(it.next()),
-            _ => usage(),
+            "--recv-size" => config.read_buffer_size = args.value::<usize>("--recv-size").max(1),
+            "--max-len" => max_len = args.value("--max-len"),
+            _ => args.usage(),
         }
     }
     if marker.is_empty() {
         eprintln!("shut_srv: the marker must not be empty");
-        usage();
+        args.usage();
     }
     let marker: Rc<[u8]> = marker.into_bytes().into();
     let mut reactor = Reactor::with_config(config)?;
@@ -236,84 +204,43 @@ fn server(args: &[String]) -> Result<ExitCode, Box<dyn std::error::Error>> {
 
 // ---------------------------------------------------------------- client
 
-#[derive(Default)]
-struct Reply {
-    data: Vec<u8>,
-    eof: bool,
-    error: Option<io::Error>,
-}
-
-struct SendData {
-    request: Vec<u8>,
-    reply: Rc<RefCell<Reply>>,
-}
-
-impl Handler for SendData {
-    fn handle_connect(&mut self, conn: &mut Conn<'_>) {
-        log::info!("connected to {:?}", conn.peer_addr().ok());
-        if conn.write(&self.request).is_ok() {
-            log::info!("sent {:?}", String::from_utf8_lossy(&self.request));
-        }
-        // FIN after the request: we are done sending, still listening.
-        conn.shutdown_write();
-        log::info!("shutdown");
-    }
-
-    fn handle_read(&mut self, _conn: &mut Conn<'_>, data: &[u8]) {
-        self.reply.borrow_mut().data.extend_from_slice(data);
-    }
-
-    fn handle_readable_eof(&mut self, _conn: &mut Conn<'_>) -> Eof {
-        self.reply.borrow_mut().eof = true;
-        Eof::Close
-    }
-
-    fn handle_error(&mut self, _conn: &mut Conn<'_>, err: &io::Error) {
-        self.reply.borrow_mut().error = Some(io::Error::new(err.kind(), err.to_string()));
-    }
-
-    fn handle_close(&mut self, _ctx: &mut Ctx<'_>, closed: &Closed) {
-        log::info!("closed: {}", closed.reason);
-    }
-}
-
-fn client(args: &[String]) -> Result<ExitCode, Box<dyn std::error::Error>> {
+fn client(mut args: Args) -> ModeResult {
     let mut connect: SocketAddr = "127.0.0.1:4444".parse()?;
     let mut marker = "END".to_string();
     let mut data: Option<String> = None;
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
+    while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--connect" => connect = parse(it.next()),
-            "--marker" => marker = parse(it.next()),
+            "--connect" => connect = args.value("--connect"),
+            "--marker" => marker = args.value("--marker"),
             d if data.is_none() && !d.starts_with("--") => data = Some(d.to_string()),
-            _ => usage(),
+            _ => args.usage(),
         }
     }
-    let Some(data) = data else { usage() };
+    let Some(data) = data else { args.usage() };
     let mut request = data.into_bytes();
     request.extend_from_slice(marker.as_bytes());
+    log::info!("sending {:?}", String::from_utf8_lossy(&request));
 
-    let mut reactor = Reactor::new()?;
-    let reply = Rc::new(RefCell::new(Reply::default()));
-    reactor.connect(
-        connect,
-        SendData {
-            request,
-            reply: reply.clone(),
-        },
-    )?;
-    reactor.run()?;
+    let reply = Rc::new(RefCell::new(Vec::new()));
+    let collect = reply.clone();
+    let request = support::Request {
+        total: request.len() as u64,
+        pattern: request,
+        half_close: true,
+        timeout: None,
+    };
+    let out = support::exchange(connect, Config::default(), request, move |data| {
+        collect.borrow_mut().extend_from_slice(data)
+    })?;
 
-    let reply = reply.borrow();
     let mut stdout = io::stdout();
-    stdout.write_all(&reply.data)?;
+    stdout.write_all(&reply.borrow())?;
     stdout.flush()?;
-    if let Some(e) = &reply.error {
+    if let Some(e) = &out.error {
         eprintln!("shut_srv: {connect}: {e}");
         return Ok(ExitCode::FAILURE);
     }
-    if !reply.eof {
+    if !out.eof {
         eprintln!("shut_srv: the reply did not end with EOF");
         return Ok(ExitCode::FAILURE);
     }

@@ -25,16 +25,18 @@
 //! SIGTERM drains it gracefully (5 s deadline). `RUST_LOG=debug` shows each
 //! connection's progress.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use halfclose::{Closed, Config, Conn, Ctx, Eof, Handler, Reactor, TimerId};
+use halfclose::{Closed, Config, Conn, Ctx, Eof, Handler, Reactor};
 
 mod support;
+
+use support::{Args, ModeResult, Request};
 
 /// The 16-byte message the client repeats.
 const MESSAGE: &[u8; 16] = b"capitalize this!";
@@ -59,41 +61,8 @@ uppercased text, in full.
 
 exit codes: 0 ok, 1 wrong reply or connection failure, 2 usage, 3 timed out";
 
-fn usage() -> ! {
-    eprintln!("{USAGE}");
-    std::process::exit(2)
-}
-
 fn main() -> ExitCode {
-    env_logger::init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("{HELP}\n\n{USAGE}");
-        return ExitCode::SUCCESS;
-    }
-    let result = match args.first().map(String::as_str) {
-        Some("server") => server(&args[1..]),
-        Some("client") => client(&args[1..]),
-        _ => usage(),
-    };
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("tcp_deadlock: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn parse_addr(value: Option<&String>) -> SocketAddr {
-    match value.map(|v| v.parse()) {
-        Some(Ok(addr)) => addr,
-        Some(Err(_)) => {
-            eprintln!("tcp_deadlock: not an address: {}", value.unwrap());
-            usage()
-        }
-        None => usage(),
-    }
+    support::server_or_client("tcp_deadlock", USAGE, HELP, server, client)
 }
 
 // ---------------------------------------------------------------- server
@@ -155,13 +124,12 @@ impl Handler for Upper {
     }
 }
 
-fn server(args: &[String]) -> Result<ExitCode, Box<dyn std::error::Error>> {
+fn server(mut args: Args) -> ModeResult {
     let mut listen: SocketAddr = "127.0.0.1:1060".parse()?;
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
+    while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--listen" => listen = parse_addr(it.next()),
-            _ => usage(),
+            "--listen" => listen = args.value("--listen"),
+            _ => args.usage(),
         }
     }
     let mut reactor = Reactor::new()?;
@@ -175,135 +143,26 @@ fn server(args: &[String]) -> Result<ExitCode, Box<dyn std::error::Error>> {
 
 // ---------------------------------------------------------------- client
 
-/// How the client's exchange ended.
-#[derive(Debug, Default)]
-struct Outcome {
-    received: u64,
-    /// Offset of the first byte that is not the uppercased message.
-    first_wrong: Option<u64>,
-    eof: bool,
-    timed_out: bool,
-    error: Option<io::Error>,
-}
-
-struct Capitalize {
-    total: u64,
-    sent: u64,
-    half_close: bool,
-    timeout: Duration,
-    last_progress: Instant,
-    chunk: Vec<u8>,
-    out: Rc<RefCell<Outcome>>,
-}
-
-impl Capitalize {
-    /// Send until everything is out or the queue is write-blocked; then
-    /// half-close, unless told not to.
-    fn pump(&mut self, conn: &mut Conn<'_>) {
-        while self.sent < self.total && !conn.is_write_blocked() {
-            let n = (self.total - self.sent).min(self.chunk.len() as u64) as usize;
-            if conn.write(&self.chunk[..n]).is_err() {
-                return;
-            }
-            self.sent += n as u64;
-            self.last_progress = Instant::now();
-        }
-        if self.sent == self.total && self.half_close && conn.may_send() {
-            log::info!("{} bytes sent; shutdown(SHUT_WR)", self.sent);
-            conn.shutdown_write();
-        }
-    }
-}
-
-impl Handler for Capitalize {
-    fn handle_connect(&mut self, conn: &mut Conn<'_>) {
-        log::info!("connected to {:?}", conn.peer_addr().ok());
-        self.last_progress = Instant::now();
-        conn.set_timer(self.timeout);
-        self.pump(conn);
-    }
-
-    fn handle_read(&mut self, _conn: &mut Conn<'_>, data: &[u8]) {
-        let mut out = self.out.borrow_mut();
-        if out.first_wrong.is_none() {
-            let upper = MESSAGE.to_ascii_uppercase();
-            if let Some(i) = data
-                .iter()
-                .enumerate()
-                .position(|(i, &b)| b != upper[((out.received + i as u64) % 16) as usize])
-            {
-                out.first_wrong = Some(out.received + i as u64);
-            }
-        }
-        if out.received == 0 {
-            log::info!(
-                "the first data received says {:?}",
-                String::from_utf8_lossy(&data[..data.len().min(42)])
-            );
-        }
-        out.received += data.len() as u64;
-        log::debug!("{} bytes received", out.received);
-        self.last_progress = Instant::now();
-    }
-
-    fn handle_write(&mut self, conn: &mut Conn<'_>) {
-        self.pump(conn);
-    }
-
-    fn handle_readable_eof(&mut self, _conn: &mut Conn<'_>) -> Eof {
-        log::info!("end of reply");
-        self.out.borrow_mut().eof = true;
-        Eof::Close
-    }
-
-    fn handle_timer(&mut self, conn: &mut Conn<'_>, _timer: TimerId) {
-        let quiet = self.last_progress.elapsed();
-        if quiet < self.timeout {
-            conn.set_timer(self.timeout - quiet);
-            return;
-        }
-        log::info!("no progress for {quiet:?}: giving up");
-        self.out.borrow_mut().timed_out = true;
-        conn.abort();
-    }
-
-    fn handle_error(&mut self, _conn: &mut Conn<'_>, err: &io::Error) {
-        self.out.borrow_mut().error = Some(io::Error::new(err.kind(), err.to_string()));
-    }
-
-    fn handle_close(&mut self, _ctx: &mut Ctx<'_>, closed: &Closed) {
-        log::info!(
-            "connection closed: {} (out {}, in {})",
-            closed.reason,
-            closed.bytes_out,
-            closed.bytes_in
-        );
-    }
-}
-
-fn client(args: &[String]) -> Result<ExitCode, Box<dyn std::error::Error>> {
+fn client(mut args: Args) -> ModeResult {
     let mut connect: SocketAddr = "127.0.0.1:1060".parse()?;
     let mut bytes: Option<u64> = None;
     let mut half_close = true;
     let mut timeout = Duration::from_secs(3);
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
+    while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--connect" => connect = parse_addr(it.next()),
+            "--connect" => connect = args.value("--connect"),
             "--no-shutdown" => half_close = false,
-            "--timeout" => match it.next().and_then(|v| v.parse::<f64>().ok()) {
-                Some(secs) if secs > 0.0 && secs.is_finite() => {
-                    timeout = Duration::from_secs_f64(secs)
-                }
-                _ => usage(),
+            "--timeout" => match args.value::<f64>("--timeout") {
+                secs if secs > 0.0 && secs.is_finite() => timeout = Duration::from_secs_f64(secs),
+                _ => args.usage(),
             },
             n if bytes.is_none() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
-                bytes = Some(n.parse().unwrap_or_else(|_| usage()));
+                bytes = Some(n.parse().unwrap_or_else(|_| args.usage()));
             }
-            _ => usage(),
+            _ => args.usage(),
         }
     }
-    let Some(bytes) = bytes else { usage() };
+    let Some(bytes) = bytes else { args.usage() };
     // Round up to a multiple of 16, as the original does.
     let total = bytes.div_ceil(16) * 16;
     println!(
@@ -312,26 +171,38 @@ fn client(args: &[String]) -> Result<ExitCode, Box<dyn std::error::Error>> {
     );
     io::stdout().flush()?;
 
+    // The reply must be the message uppercased, byte for byte.
+    let first_wrong = Rc::new(Cell::new(None));
+    let (wrong, upper) = (first_wrong.clone(), MESSAGE.to_ascii_uppercase());
+    let mut offset = 0u64;
+    let check = move |data: &[u8]| {
+        if offset == 0 {
+            log::info!(
+                "the first data received says {:?}",
+                String::from_utf8_lossy(&data[..data.len().min(42)])
+            );
+        }
+        if wrong.get().is_none() {
+            if let Some(i) = data
+                .iter()
+                .enumerate()
+                .position(|(i, &b)| b != upper[((offset + i as u64) % 16) as usize])
+            {
+                wrong.set(Some(offset + i as u64));
+            }
+        }
+        offset += data.len() as u64;
+    };
     let mut config = Config::default();
     config.connect_timeout = Some(timeout);
-    let mut reactor = Reactor::with_config(config)?;
-    let out = Rc::new(RefCell::new(Outcome::default()));
-    let chunk: Vec<u8> = MESSAGE.iter().copied().cycle().take(64 * 1024).collect();
-    reactor.connect(
-        connect,
-        Capitalize {
-            total,
-            sent: 0,
-            half_close,
-            timeout,
-            last_progress: Instant::now(),
-            chunk,
-            out: out.clone(),
-        },
-    )?;
-    reactor.run()?;
+    let request = Request {
+        pattern: MESSAGE.iter().copied().cycle().take(64 * 1024).collect(),
+        total,
+        half_close,
+        timeout: Some(timeout),
+    };
+    let out = support::exchange(connect, config, request, check)?;
 
-    let out = out.borrow();
     if out.timed_out {
         if half_close {
             eprintln!(
@@ -356,7 +227,7 @@ fn client(args: &[String]) -> Result<ExitCode, Box<dyn std::error::Error>> {
         return Ok(ExitCode::FAILURE);
     }
     println!("received {} bytes", out.received);
-    if let Some(at) = out.first_wrong {
+    if let Some(at) = first_wrong.get() {
         eprintln!(
             "tcp_deadlock: the reply is not the uppercased text (first difference at byte {at})"
         );

@@ -410,6 +410,12 @@ impl Core {
                         }
                     }
                     Timeout::Linger => {
+                        // A close begun by a timeout keeps that timeout as
+                        // its reason; otherwise the linger timeout is it.
+                        let reason = match st.end {
+                            End::Graceful(first @ Reason::TimedOut(_)) => first,
+                            _ => reason,
+                        };
                         st.end = End::Graceful(reason);
                         self.finalize(key, reason, Teardown::Close);
                     }

@@ -147,7 +147,8 @@ pub enum Reason {
     PeerClosed,
     /// The peer reset the connection (`ECONNRESET`, `EPIPE`).
     Reset,
-    /// A timeout expired.
+    /// A timeout expired. When a close begun by one timeout (idle,
+    /// peer-EOF) then runs into the linger timeout, the first one is named.
     TimedOut(Timeout),
     /// Another socket error, such as `ConnectionRefused`.
     Error(io::ErrorKind),

@@ -6,11 +6,11 @@ mod util;
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::mem::MaybeUninit;
+use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use halfclose::{Closed, Config, Conn, ConnId, Eof, Error, Handler, Reason};
+use halfclose::{Closed, Conn, ConnId, Eof, Error, Handler, Reactor, Reason};
 use util::*;
 
 /// A slot a handler fills with its connection's id, so that the test can
@@ -21,19 +21,39 @@ fn id_slot() -> IdSlot {
     Rc::new(Cell::new(None))
 }
 
-/// No timeout may fire during a test: the loop is idle unless the test or
-/// the peer does something.
-fn no_timeouts(c: &mut Config) {
-    c.idle_timeout = None;
-    c.peer_eof_timeout = None;
-    c.linger_timeout = None;
-}
-
 /// The id of the accepted connection, once `handle_connect` ran.
 #[track_caller]
-fn accepted(r: &mut halfclose::Reactor, slot: &IdSlot) -> ConnId {
+fn accepted(r: &mut Reactor, slot: &IdSlot) -> ConnId {
     run_until(r, |_| slot.get().is_some());
     slot.get().unwrap()
+}
+
+/// `rec`, made to put its connection's id into `slot` on connect before it
+/// runs `then`.
+fn track_id(
+    rec: Recorder,
+    slot: &IdSlot,
+    mut then: impl FnMut(&mut Conn<'_>) + 'static,
+) -> Recorder {
+    let slot = slot.clone();
+    rec.on_connect(move |c| {
+        slot.set(Some(c.id()));
+        then(c);
+    })
+}
+
+/// A reactor without timeouts listening on a port whose connections get
+/// the recorder `make` builds from the shared log and id slot: (reactor,
+/// address, log, slot).
+fn server(
+    make: impl Fn(&Log, &IdSlot) -> Recorder + 'static,
+) -> (Reactor, SocketAddr, Log, IdSlot) {
+    let log = log();
+    let slot = id_slot();
+    let mut r = reactor_with(no_timeouts);
+    let (l2, s2) = (log.clone(), slot.clone());
+    let addr = listen(&mut r, move || make(&l2, &s2));
+    (r, addr, log, slot)
 }
 
 /// A1: the peer half-closes first and we keep sending. `Eof::HalfClose`
@@ -42,26 +62,18 @@ fn accepted(r: &mut halfclose::Reactor, slot: &IdSlot) -> ConnId {
 /// and the peer sees EOF only once we shut down. EOF is delivered once.
 #[test]
 fn a1_half_close_keeps_sending() {
-    let log = log();
-    let mut r = reactor_with(no_timeouts);
-    let slot = id_slot();
-    let (l2, s2) = (log.clone(), slot.clone());
     let reply = pattern(100, 1);
     let reply2 = reply.clone();
-    let addr = listen(&mut r, move || {
-        let s3 = s2.clone();
+    let (mut r, addr, log, slot) = server(move |log, slot| {
         let reply = reply2.clone();
-        Recorder::new(&l2)
-            .on_connect(move |c| s3.set(Some(c.id())))
+        track_id(Recorder::new(log), slot, |_| {})
             .on_eof(|c| {
                 c.set_timer(Duration::from_millis(10));
                 Eof::HalfClose
             })
             .on_timer(move |c, _| c.write(&reply).unwrap())
     });
-    let mut c = Client::connect(addr);
-    c.send(b"request");
-    c.shutdown_write();
+    let mut c = Client::request(addr, b"request");
     let id = accepted(&mut r, &slot);
 
     run_until(&mut r, |_| count(&log, |e| *e == Ev::Eof) >= 1);
@@ -75,9 +87,7 @@ fn a1_half_close_keeps_sending() {
     run_until(&mut r, |_| c.pump().received.len() >= reply.len());
     assert_eq!(c.received, reply);
     // Our write half is still open: no EOF for the peer yet.
-    for _ in 0..20 {
-        r.run_once(Some(Duration::from_millis(1))).unwrap();
-    }
+    turns(&mut r, 20, ms(1));
     assert_eq!(c.pump().end, End::Open);
     assert_eq!(r.stats().half_closed_in, 1);
     assert_eq!(r.stats().open, 1);
@@ -130,9 +140,7 @@ fn a2_no_opt_in_closes_losslessly() {
         reads: rd.clone(),
         closes: cl.clone(),
     });
-    let mut c = Client::connect(addr);
-    c.send(b"hello");
-    c.shutdown_write();
+    let mut c = Client::request(addr, b"hello");
     run_until(&mut r, |_| c.done());
     assert_eq!(c.end, End::Eof, "a lossless close ends with FIN, not RST");
     assert_eq!(c.received, b"hello");
@@ -162,19 +170,9 @@ fn a2_no_opt_in_closes_losslessly() {
 /// pins the same after its half-closure event (netty#7255).
 #[test]
 fn a3_eof_exactly_once_no_busy_loop() {
-    let log = log();
-    let mut r = reactor_with(no_timeouts);
-    let slot = id_slot();
-    let (l2, s2) = (log.clone(), slot.clone());
-    let addr = listen(&mut r, move || {
-        let s3 = s2.clone();
-        Recorder::new(&l2)
-            .on_connect(move |c| s3.set(Some(c.id())))
-            .on_eof(|_| Eof::HalfClose)
-    });
-    let mut c = Client::connect(addr);
-    c.send(b"x");
-    c.shutdown_write();
+    let (mut r, addr, log, slot) =
+        server(|log, slot| track_id(Recorder::new(log), slot, |_| {}).on_eof(|_| Eof::HalfClose));
+    let mut c = Client::request(addr, b"x");
     let id = accepted(&mut r, &slot);
     run_until(&mut r, |_| count(&log, |e| *e == Ev::Eof) >= 1);
     assert_eq!(count(&log, |e| *e == Ev::Eof), 1);
@@ -187,9 +185,7 @@ fn a3_eof_exactly_once_no_busy_loop() {
     }
 
     // Let a stray edge collected before the EOF was read come in.
-    for _ in 0..3 {
-        r.run_once(Some(Duration::from_millis(5))).unwrap();
-    }
+    turns(&mut r, 3, ms(5));
     let before = log.borrow().len();
     let mut handled = 0;
     for _ in 0..300 {
@@ -291,10 +287,8 @@ fn ordered(log: &Log, order: &Order) -> Recorder {
 /// Drive the loop a bounded number of iterations and check that nothing
 /// reached the handler beyond `expected`.
 #[track_caller]
-fn assert_nothing_delivered(r: &mut halfclose::Reactor, log: &Log, expected: &[&str]) {
-    for _ in 0..30 {
-        r.run_once(Some(Duration::from_millis(2))).unwrap();
-    }
+fn assert_nothing_delivered(r: &mut Reactor, log: &Log, expected: &[&str]) {
+    turns(r, 30, ms(2));
     assert_eq!(
         shape(log),
         expected,
@@ -308,22 +302,16 @@ fn assert_nothing_delivered(r: &mut halfclose::Reactor, log: &Log, expected: &[&
 /// test_connectionLostAfterPausedTransport).
 #[test]
 fn a5_eof_held_while_paused() {
-    let log = log();
     let order: Order = Rc::new(RefCell::new(Vec::new()));
-    let mut r = reactor_with(no_timeouts);
-    let slot = id_slot();
-    let (l2, o2, s2) = (log.clone(), order.clone(), slot.clone());
-    let addr = listen(&mut r, move || {
-        let (o3, s3) = (o2.clone(), s2.clone());
-        ordered(&l2, &o2).on_connect(move |c| {
-            s3.set(Some(c.id()));
+    let o2 = order.clone();
+    let (mut r, addr, log, slot) = server(move |log, slot| {
+        let o3 = o2.clone();
+        track_id(ordered(log, &o2), slot, move |c| {
             c.pause_reading();
             o3.borrow_mut().push("paused");
         })
     });
-    let mut c = Client::connect(addr);
-    c.send(b"data");
-    c.shutdown_write();
+    let mut c = Client::request(addr, b"data");
     let id = accepted(&mut r, &slot);
     assert_nothing_delivered(&mut r, &log, &["connect"]);
     {
@@ -351,15 +339,12 @@ fn a5_eof_held_while_paused() {
 /// after the read that paused.
 #[test]
 fn a5_eof_held_while_paused_in_read() {
-    let log = log();
     let order: Order = Rc::new(RefCell::new(Vec::new()));
-    let mut r = reactor_with(no_timeouts);
-    let slot = id_slot();
-    let (l2, o2, s2) = (log.clone(), order.clone(), slot.clone());
-    let addr = listen(&mut r, move || {
-        let (o3, s3) = (o2.clone(), s2.clone());
+    let o2 = order.clone();
+    let (mut r, addr, log, slot) = server(move |log, slot| {
+        let o3 = o2.clone();
         let first = Rc::new(Cell::new(true));
-        let mut rec = ordered(&l2, &o2).on_connect(move |c| s3.set(Some(c.id())));
+        let mut rec = track_id(ordered(log, &o2), slot, |_| {});
         let mut inner = rec.on_read.take().unwrap();
         rec.on_read(move |c, d| {
             inner(c, d);
@@ -369,9 +354,7 @@ fn a5_eof_held_while_paused_in_read() {
             }
         })
     });
-    let mut c = Client::connect(addr);
-    c.send(b"data");
-    c.shutdown_write();
+    let _c = Client::request(addr, b"data");
     let id = accepted(&mut r, &slot);
     run_until(&mut r, |_| !order.borrow().is_empty());
     assert_nothing_delivered(&mut r, &log, &["connect", "read"]);
@@ -395,15 +378,11 @@ fn a5_eof_held_while_paused_in_read() {
 /// first).
 #[test]
 fn a6_shutdown_write_keeps_reading() {
-    let log = log();
-    let mut r = reactor_with(no_timeouts);
-    let slot = id_slot();
     let greeting = pattern(4096, 6);
-    let (l2, s2, g2) = (log.clone(), slot.clone(), greeting.clone());
-    let addr = listen(&mut r, move || {
-        let (s3, g3) = (s2.clone(), g2.clone());
-        Recorder::new(&l2).on_connect(move |c| {
-            s3.set(Some(c.id()));
+    let g2 = greeting.clone();
+    let (mut r, addr, log, slot) = server(move |log, slot| {
+        let g3 = g2.clone();
+        track_id(Recorder::new(log), slot, move |c| {
             c.write(&g3).unwrap();
             c.shutdown_write();
         })
@@ -442,21 +421,16 @@ fn a6_shutdown_write_keeps_reading() {
 /// bytes written before, then EOF.
 #[test]
 fn a7_write_after_shutdown_refused() {
-    let log = log();
-    let mut r = reactor_with(no_timeouts);
-    let slot = id_slot();
     let results: Rc<RefCell<Vec<halfclose::Result<()>>>> = Rc::new(RefCell::new(Vec::new()));
-    let (l2, s2, res2) = (log.clone(), slot.clone(), results.clone());
-    let addr = listen(&mut r, move || {
-        let (s3, res3, res4) = (s2.clone(), res2.clone(), res2.clone());
-        Recorder::new(&l2)
-            .on_connect(move |c| {
-                s3.set(Some(c.id()));
-                c.write(b"before").unwrap();
-                c.shutdown_write();
-                res3.borrow_mut().push(c.write(b"after"));
-            })
-            .on_read(move |c, _| res4.borrow_mut().push(c.write(b"in read")))
+    let res2 = results.clone();
+    let (mut r, addr, log, slot) = server(move |log, slot| {
+        let (res3, res4) = (res2.clone(), res2.clone());
+        track_id(Recorder::new(log), slot, move |c| {
+            c.write(b"before").unwrap();
+            c.shutdown_write();
+            res3.borrow_mut().push(c.write(b"after"));
+        })
+        .on_read(move |c, _| res4.borrow_mut().push(c.write(b"in read")))
     });
     let mut c = Client::connect(addr);
     let id = accepted(&mut r, &slot);
@@ -491,14 +465,8 @@ fn a7_write_after_shutdown_refused() {
 /// the same).
 #[test]
 fn a8_shutdown_write_twice() {
-    let log = log();
-    let mut r = reactor_with(no_timeouts);
-    let slot = id_slot();
-    let (l2, s2) = (log.clone(), slot.clone());
-    let addr = listen(&mut r, move || {
-        let s3 = s2.clone();
-        Recorder::new(&l2).on_connect(move |c| {
-            s3.set(Some(c.id()));
+    let (mut r, addr, log, slot) = server(|log, slot| {
+        track_id(Recorder::new(log), slot, |c| {
             c.write(b"bye").unwrap();
             c.shutdown_write();
             c.shutdown_write();
@@ -512,9 +480,7 @@ fn a8_shutdown_write_twice() {
     assert_eq!(r.stats().half_closed_out, 1);
 
     r.conn(id).unwrap().shutdown_write();
-    for _ in 0..10 {
-        r.run_once(Some(Duration::from_millis(1))).unwrap();
-    }
+    turns(&mut r, 10, ms(1));
     assert!(
         r.conn(id).is_some(),
         "a repeated shutdown must not close the connection"
@@ -549,9 +515,7 @@ fn a9_chained_half_closes() {
             Eof::HalfClose
         })
     });
-    let mut c = Client::connect(addr);
-    c.send(b"request");
-    c.shutdown_write();
+    let mut c = Client::request(addr, b"request");
     run_until(&mut r, |_| c.done() && closed(&log).is_some());
     assert_eq!(c.end, End::Eof);
     assert_eq!(c.received, b"response");
@@ -573,30 +537,8 @@ fn a9_chained_half_closes() {
         (0, 0, 0, 0, 0)
     );
     assert_eq!(s.closed, 1);
-    for _ in 0..10 {
-        r.run_once(Some(Duration::from_millis(1))).unwrap();
-    }
+    turns(&mut r, 10, ms(1));
     assert_eq!(count(&log, |e| matches!(e, Ev::Close(_))), 1);
-}
-
-/// Every `log::error!` message, captured for A11.
-fn error_logs() -> &'static Mutex<Vec<String>> {
-    static LOGS: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
-    LOGS.get_or_init(|| Mutex::new(Vec::new()))
-}
-
-struct Capture;
-
-impl log::Log for Capture {
-    fn enabled(&self, meta: &log::Metadata<'_>) -> bool {
-        meta.level() <= log::Level::Error
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
-            error_logs().lock().unwrap().push(record.args().to_string());
-        }
-    }
-    fn flush(&self) {}
 }
 
 /// A11: a handler that panics in `handle_readable_eof`. The panic is logged
@@ -605,9 +547,7 @@ impl log::Log for Capture {
 /// connection of the same reactor is served before and after.
 #[test]
 fn a11_panic_in_eof_aborts_only_that_connection() {
-    static CAPTURE: Capture = Capture;
-    let _ = log::set_logger(&CAPTURE);
-    log::set_max_level(log::LevelFilter::Error);
+    capture_errors();
 
     let logs: Rc<RefCell<Vec<Log>>> = Rc::new(RefCell::new(Vec::new()));
     let mut r = reactor_with(no_timeouts);
@@ -637,13 +577,7 @@ fn a11_panic_in_eof_aborts_only_that_connection() {
     assert_eq!(cl.dropped, 0);
     let s = r.stats();
     assert_eq!((s.panics, s.open, s.closed), (1, 1, 1));
-    let panics: Vec<String> = error_logs()
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|m| m.contains("a11: buggy handle_readable_eof"))
-        .cloned()
-        .collect();
+    let panics = errors_mentioning("a11: buggy handle_readable_eof");
     assert_eq!(panics.len(), 1, "logged once: {panics:?}");
 
     good.send(b"ping2");
@@ -660,22 +594,13 @@ fn a11_panic_in_eof_aborts_only_that_connection() {
 /// `Reason::Reset`, never an EOF.
 #[test]
 fn a12_shutdown_after_peer_reset() {
-    let log = log();
-    let mut r = reactor_with(no_timeouts);
-    let slot = id_slot();
-    let (l2, s2) = (log.clone(), slot.clone());
-    let addr = listen(&mut r, move || {
-        let s3 = s2.clone();
-        Recorder::new(&l2).on_connect(move |c| s3.set(Some(c.id())))
-    });
+    let (mut r, addr, log, slot) = server(|log, slot| track_id(Recorder::new(log), slot, |_| {}));
     let c = Client::connect(addr);
     let id = accepted(&mut r, &slot);
     c.reset();
     r.conn(id).unwrap().shutdown_write();
     run_until(&mut r, |_| closed(&log).is_some());
-    for _ in 0..10 {
-        r.run_once(Some(Duration::from_millis(1))).unwrap();
-    }
+    turns(&mut r, 10, ms(1));
 
     assert_eq!(
         shape(&log),

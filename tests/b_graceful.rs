@@ -10,8 +10,6 @@ use std::rc::Rc;
 use halfclose::{Closed, Conn, ConnId, Ctx, Eof, Handler, Reason};
 use util::*;
 
-const MIB: usize = 1024 * 1024;
-
 /// A small kernel send buffer for a server-side connection, so that a peer
 /// that does not read makes our own queue fill deterministically.
 fn small_send_buffer(conn: &Conn<'_>) {
@@ -55,9 +53,7 @@ fn b1_write_then_close_delivers_everything() {
         queued_at_close.get() > 0,
         "the reply was not queued at close time"
     );
-    assert_eq!(c.end, End::Eof);
-    assert_eq!(c.received.len(), reply.len());
-    assert!(c.received == *reply, "reply corrupted");
+    c.assert_whole_reply(&reply);
     // The lingering close ends at our peer's FIN.
     drop(c);
     run_until(&mut r, |_| closed(&log).is_some());
@@ -357,9 +353,7 @@ fn b5_close_with_unread_input_is_lossless() {
     });
     assert_eq!(c.end, End::Open, "sending failed");
     run_until(&mut r, |_| c.done());
-    assert_eq!(c.end, End::Eof, "the reply did not end with a clean EOF");
-    assert_eq!(c.received.len(), reply.len());
-    assert!(c.received == *reply, "reply corrupted");
+    c.assert_whole_reply(&reply);
     drop(c);
     run_until(&mut r, |_| closed(&log).is_some());
     assert_eq!(shape_no_write(&log), ["connect", "read", "close"]);
@@ -429,9 +423,7 @@ fn b7_default_eof_flushes_before_fin() {
         "the reply was not queued when the peer's FIN was read"
     );
     run_until(&mut r, |_| c.done());
-    assert_eq!(c.end, End::Eof);
-    assert_eq!(c.received.len(), reply.len());
-    assert!(c.received == *reply, "reply corrupted");
+    c.assert_whole_reply(&reply);
     run_until(&mut r, |_| closed_cell.get().is_some());
     let cl = closed_cell.get().unwrap();
     assert_eq!(cl.reason, Reason::PeerClosed);
@@ -513,9 +505,7 @@ fn b8_close_twice_and_abort_after_close() {
     // Our FIN came before the RST: the client reads EOF, or the reset.
     run_until(&mut r, |_| c.done());
     assert_ne!(c.end, End::Open);
-    for _ in 0..5 {
-        r.run_once(Some(std::time::Duration::ZERO)).unwrap();
-    }
+    turns(&mut r, 5, std::time::Duration::ZERO);
     assert_eq!(count(&log_c, |e| matches!(e, Ev::Close(_))), 1);
     assert_eq!(r.stats().open, 0);
 }

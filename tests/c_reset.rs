@@ -7,13 +7,45 @@ use std::io::ErrorKind;
 use std::rc::Rc;
 use std::time::Duration;
 
-use halfclose::{ConnId, Eof, Error, Reason};
+use halfclose::{Conn, ConnId, Eof, Error, Reason, TimerId};
 use util::*;
-
-const MIB: usize = 1024 * 1024;
 
 fn is_reset_kind(kind: ErrorKind) -> bool {
     matches!(kind, ErrorKind::ConnectionReset | ErrorKind::BrokenPipe)
+}
+
+/// Timer writes C7 and C8 make at most, one every 2 ms.
+const MAX_TICKS: usize = 50;
+
+/// A timer callback that writes 1000 bytes of `byte` (`wrote` adds up what
+/// was accepted) and re-arms itself, [`MAX_TICKS`] times at most.
+fn write_on_timer(byte: u8, wrote: Rc<Cell<usize>>) -> impl FnMut(&mut Conn<'_>, TimerId) {
+    let mut ticks = 0;
+    move |c, _| {
+        if c.write(&[byte; 1000]).is_ok() {
+            wrote.set(wrote.get() + 1000);
+        }
+        ticks += 1;
+        if ticks < MAX_TICKS {
+            c.set_timer(Duration::from_millis(2));
+        }
+    }
+}
+
+/// After its peer went away, the connection recorded in `log` noticed
+/// within [`MAX_TICKS`] timer writes that they fail: one error, a reset,
+/// and the close says `Reason::Reset`.
+#[track_caller]
+fn assert_write_failure_noticed_once(log: &Log) {
+    let ticks = count(log, |e| *e == Ev::Timer);
+    assert!(
+        ticks < MAX_TICKS,
+        "the failure was not noticed in {ticks} writes"
+    );
+    let errs = errors(log);
+    assert_eq!(errs.len(), 1, "errors: {errs:?}");
+    assert!(is_reset_kind(errs[0]), "error: {:?}", errs[0]);
+    assert_eq!(closed(log).unwrap().reason, Reason::Reset);
 }
 
 fn errors(log: &Log) -> Vec<ErrorKind> {
@@ -22,23 +54,6 @@ fn errors(log: &Log) -> Vec<ErrorKind> {
         .filter_map(|e| match e {
             Ev::Error(k) => Some(*k),
             _ => None,
-        })
-        .collect()
-}
-
-/// The TCP states (hex, as in `/proc/net/tcp`) of the IPv4 sockets whose
-/// local port is `port`.
-fn tcp_states(port: u16) -> Vec<String> {
-    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
-    let suffix = format!(":{port:04X}");
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let mut cols = line.split_whitespace();
-            let local = cols.nth(1)?;
-            let state = cols.nth(1)?;
-            local.ends_with(&suffix).then(|| state.to_string())
         })
         .collect()
 }
@@ -131,9 +146,7 @@ fn c3_abort_inside_handle_read() {
     let mut c = Client::connect(addr);
     c.send(&pattern(64, 3));
     run_until(&mut r, |_| closed(&log).is_some());
-    for _ in 0..5 {
-        r.run_once(Some(Duration::ZERO)).unwrap();
-    }
+    turns(&mut r, 5, Duration::ZERO);
     assert!(!closed_inside.get(), "handle_close ran inside handle_read");
     assert_eq!(reads.get(), 1);
     assert_eq!(shape(&log), ["connect", "read", "close"]);
@@ -219,44 +232,24 @@ fn c6_data_then_peer_rst() {
 /// the kernel or counted as dropped.
 #[test]
 fn c7_writing_to_a_closed_peer_fails_once() {
-    const CHUNK: usize = 1000;
-    const MAX_TICKS: usize = 50;
     let written = Rc::new(Cell::new(0usize));
     let log = log();
     let mut r = reactor();
     let (l2, w2) = (log.clone(), written.clone());
     let addr = listen(&mut r, move || {
-        let w = w2.clone();
-        let ticks = Rc::new(Cell::new(0));
         Recorder::new(&l2)
             .on_eof(|c| {
                 c.set_timer(Duration::from_millis(2));
                 Eof::HalfClose
             })
-            .on_timer(move |c, _| {
-                if c.write(&[0x33; CHUNK]).is_ok() {
-                    w.set(w.get() + CHUNK);
-                }
-                ticks.set(ticks.get() + 1);
-                if ticks.get() < MAX_TICKS {
-                    c.set_timer(Duration::from_millis(2));
-                }
-            })
+            .on_timer(write_on_timer(0x33, w2.clone()))
     });
     let c = Client::connect(addr);
     run_until(&mut r, |_| count(&log, |e| *e == Ev::Connect) == 1);
     drop(c);
     run_until(&mut r, |_| closed(&log).is_some());
-    let ticks = count(&log, |e| *e == Ev::Timer);
-    assert!(
-        ticks < MAX_TICKS,
-        "the failure was not noticed in {ticks} writes"
-    );
-    let errs = errors(&log);
-    assert_eq!(errs.len(), 1, "errors: {errs:?}");
-    assert!(is_reset_kind(errs[0]), "error: {:?}", errs[0]);
+    assert_write_failure_noticed_once(&log);
     let cl = closed(&log).unwrap();
-    assert_eq!(cl.reason, Reason::Reset);
     assert!(written.get() > 0);
     assert_eq!(cl.bytes_out + cl.dropped, written.get() as u64);
     let s = shape(&log);
@@ -271,39 +264,23 @@ fn c7_writing_to_a_closed_peer_fails_once() {
 /// nor its FIN is delivered while paused.
 #[test]
 fn c8_write_error_noticed_while_reading_paused() {
-    const MAX_TICKS: usize = 50;
     let log = log();
     let mut r = reactor();
     let l2 = log.clone();
     let addr = listen(&mut r, move || {
-        let ticks = Rc::new(Cell::new(0));
         Recorder::new(&l2)
             .on_connect(|c| {
                 c.pause_reading();
                 c.set_timer(Duration::from_millis(2));
             })
-            .on_timer(move |c, _| {
-                let _ = c.write(&[0x44; 1000]);
-                ticks.set(ticks.get() + 1);
-                if ticks.get() < MAX_TICKS {
-                    c.set_timer(Duration::from_millis(2));
-                }
-            })
+            .on_timer(write_on_timer(0x44, Rc::default()))
     });
     let mut c = Client::connect(addr);
     c.send(b"never read");
     run_until(&mut r, |_| count(&log, |e| *e == Ev::Connect) == 1);
     drop(c);
     run_until(&mut r, |_| closed(&log).is_some());
-    let ticks = count(&log, |e| *e == Ev::Timer);
-    assert!(
-        ticks < MAX_TICKS,
-        "the failure was not noticed in {ticks} writes"
-    );
-    let errs = errors(&log);
-    assert_eq!(errs.len(), 1, "errors: {errs:?}");
-    assert!(is_reset_kind(errs[0]), "error: {:?}", errs[0]);
-    assert_eq!(closed(&log).unwrap().reason, Reason::Reset);
+    assert_write_failure_noticed_once(&log);
     assert_eq!(count(&log, |e| matches!(e, Ev::Read(_) | Ev::Eof)), 0);
     assert_eq!(r.stats().open, 0);
 }
@@ -322,14 +299,10 @@ fn c9_rst_after_fin_while_half_open() {
         Recorder::new(&l2).on_eof(|_| Eof::HalfClose)
     });
     let port = addr.port();
-    let mut c = Client::connect(addr);
-    c.send(b"bye");
-    c.shutdown_write();
+    let c = Client::request(addr, b"bye");
     run_until(&mut r, |_| count(&log, |e| *e == Ev::Eof) == 1);
     // Settle, then check the connection really is half-open.
-    for _ in 0..3 {
-        r.run_once(Some(Duration::ZERO)).unwrap();
-    }
+    turns(&mut r, 3, Duration::ZERO);
     assert!(closed(&log).is_none());
     assert_eq!(r.stats().half_closed_in, 1);
     assert!(

@@ -5,23 +5,12 @@ mod util;
 use util::*;
 
 use std::cell::{Cell, RefCell};
-use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use halfclose::{Conn, ConnId, Handler, Reactor, Reason};
-
-/// Echoes every byte back.
-struct Echo;
-
-impl Handler for Echo {
-    fn handle_read(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
-        conn.write(data).expect("echo write");
-    }
-}
+use halfclose::{Closed, ConnId, Reactor, Reason};
 
 /// The far end of an outbound connection: a std listener on port 0 that
 /// accepts one connection and reads it, pumped from the test thread.
@@ -96,22 +85,6 @@ fn refused_addr() -> SocketAddr {
     l.local_addr().unwrap()
 }
 
-/// Send `data` on `client` and drive the reactor until it comes back.
-#[track_caller]
-fn echo_round_trip(r: &mut Reactor, client: &mut Client, data: &[u8]) {
-    let want = client.received.len() + data.len();
-    client.send(data);
-    run_until(r, |_| {
-        client.pump().received.len() >= want || client.end != End::Open
-    });
-    assert_eq!(
-        client.end,
-        End::Open,
-        "connection ended during an echo round trip"
-    );
-    assert_eq!(&client.received[want - data.len()..], data);
-}
-
 /// The outcome callbacks in a log: (connects, errors, closes).
 fn outcomes(log: &Log) -> (usize, usize, usize) {
     (
@@ -119,6 +92,49 @@ fn outcomes(log: &Log) -> (usize, usize, usize) {
         count(log, |e| matches!(e, Ev::Error(_))),
         count(log, |e| matches!(e, Ev::Close(_))),
     )
+}
+
+/// A reactor with one outbound connection to `addr`, recorded in the
+/// returned log.
+fn connecting(addr: SocketAddr) -> (Reactor, Log, ConnId) {
+    let log = log();
+    let mut r = reactor();
+    let id = r.connect(addr, Recorder::new(&log)).expect("connect");
+    (r, log, id)
+}
+
+/// Drive `r` until the connection recorded in `log` closed, then a few
+/// more turns, for anything that would wrongly follow the close to show.
+#[track_caller]
+fn run_until_closed(r: &mut Reactor, log: &Log) -> Closed {
+    run_until(r, |_| closed(log).is_some());
+    turns(r, 5, ms(1));
+    closed(log).unwrap()
+}
+
+/// The refused connect recorded in `log` was reported once, as
+/// `handle_error(ConnectionRefused)`, never as a connect, and then closed
+/// with that error as its reason.
+#[track_caller]
+fn assert_refused_once(log: &Log) -> Closed {
+    assert_eq!(shape(log), ["error", "close"], "{:?}", log.borrow());
+    assert_eq!(log.borrow()[0], Ev::Error(io::ErrorKind::ConnectionRefused));
+    let c = closed(log).unwrap();
+    assert_eq!(c.reason, Reason::Error(io::ErrorKind::ConnectionRefused));
+    c
+}
+
+/// Write `chunks` on connection `id` while its connect is pending: every
+/// byte is queued, none can have gone out yet. Returns how many.
+#[track_caller]
+fn write_while_connecting(r: &mut Reactor, id: ConnId, chunks: &[Vec<u8>]) -> usize {
+    let mut c = r.conn(id).expect("open");
+    for chunk in chunks {
+        c.write(chunk).expect("write while connecting");
+    }
+    let total = chunks.iter().map(Vec::len).sum();
+    assert_eq!(c.pending(), total);
+    total
 }
 
 // ---------------------------------------------------------------------------
@@ -132,8 +148,6 @@ const D1_CHILD_ENV: &str = "HALFCLOSE_D1_CHILD";
 const D1_NOFILE: usize = 64;
 /// Connections left in the accept queue when the reactor runs out.
 const D1_PENDING: usize = 30;
-/// `/proc/<pid>/stat` reports times in USER_HZ, 100 on every Linux ABI.
-const USER_HZ: u64 = 100;
 
 /// D1 (libuv test-emfile, Twisted's EMFILE reservation, V7): when `accept`
 /// fails with `EMFILE` the listener stays readable. Pins that the reactor
@@ -148,63 +162,15 @@ const USER_HZ: u64 = 100;
 /// re-executed under `prlimit`), so that this process keeps its own.
 #[test]
 fn d1_emfile_no_spin_sheds_and_recovers() {
-    let exe = std::env::current_exe().expect("test executable");
-    let has_prlimit = Command::new("prlimit")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    let mut cmd = if has_prlimit {
-        let mut c = Command::new("prlimit");
-        c.arg(format!("--nofile={D1_NOFILE}:{D1_NOFILE}")).arg(&exe);
-        c
-    } else {
-        let mut c = Command::new("sh");
-        c.arg("-c")
-            .arg(format!("ulimit -n {D1_NOFILE} && exec \"$0\" \"$@\""))
-            .arg(&exe);
-        c
-    };
-    cmd.args([
+    // The child bounds its own waits; the limit only guards against a hang.
+    let out = run_child(
         "d1_child_under_emfile",
-        "--exact",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env(D1_CHILD_ENV, D1_NOFILE.to_string())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let child = cmd.spawn().expect("spawn the D1 child");
-
-    // The child bounds its own waits; this only guards against a hang.
-    let pid = child.id();
-    let (done, watch) = std::sync::mpsc::channel::<()>();
-    let watchdog = std::thread::spawn(move || {
-        if watch.recv_timeout(DEADLINE * 3).is_err() {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-            return true;
-        }
-        false
-    });
-    let out = child.wait_with_output().expect("wait for the D1 child");
-    let _ = done.send(());
-    let killed = watchdog.join().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!killed, "D1 child hung and was killed\n{stdout}\n{stderr}");
-    assert!(
-        out.status.success(),
-        "D1 child failed: {}\n{stdout}\n{stderr}",
-        out.status
+        D1_CHILD_ENV,
+        &D1_NOFILE.to_string(),
+        Some(D1_NOFILE),
+        DEADLINE * 3,
     );
-    let line = stdout
-        .lines()
-        .find(|l| l.contains("D1 OK"))
-        .unwrap_or_else(|| panic!("no result line from the D1 child\n{stdout}\n{stderr}"));
-    println!("{}", &line[line.find("D1 OK").unwrap()..]);
+    tagged_lines(&out, "D1 OK");
 }
 
 /// The body of D1, run only in the child process that
@@ -212,17 +178,17 @@ fn d1_emfile_no_spin_sheds_and_recovers() {
 /// limit; a no-op in a normal run.
 #[test]
 fn d1_child_under_emfile() {
-    let Ok(limit) = std::env::var(D1_CHILD_ENV) else {
+    let Some(limit) = child_value(D1_CHILD_ENV) else {
         return;
     };
     let limit: usize = limit.parse().expect("descriptor limit");
     assert_eq!(
-        soft_nofile_limit(),
+        nofile_limits().0,
         limit,
         "the child does not run under the expected limit"
     );
     // Opened now: under exhaustion no file can be opened.
-    let mut stat = File::open("/proc/self/stat").expect("open /proc/self/stat");
+    let mut stat = ProcFile::open("/proc/self/stat");
 
     let backoff = Duration::from_millis(100);
     let mut r = reactor_with(|c| {
@@ -257,7 +223,7 @@ fn d1_child_under_emfile() {
     );
 
     // One second of exhaustion, the loop driven as an embedder would.
-    let cpu_before = cpu_ticks(&mut stat);
+    let cpu_before = stat.cpu_ticks();
     let start = Instant::now();
     let (mut iters, mut busy) = (0u32, 0u32);
     while start.elapsed() < Duration::from_secs(1) {
@@ -270,7 +236,7 @@ fn d1_child_under_emfile() {
         iters += 1;
     }
     let wall = start.elapsed();
-    let cpu = cpu_ticks(&mut stat) - cpu_before;
+    let cpu = stat.cpu_ticks() - cpu_before;
     let at_window_end = r.stats();
     let wall_ticks = wall.as_millis() as u64 * USER_HZ / 1000;
     assert!(
@@ -360,45 +326,6 @@ fn d1_child_under_emfile() {
     );
 }
 
-/// The soft RLIMIT_NOFILE of this process.
-fn soft_nofile_limit() -> usize {
-    let limits = std::fs::read_to_string("/proc/self/limits").expect("read /proc/self/limits");
-    let line = limits
-        .lines()
-        .find(|l| l.starts_with("Max open files"))
-        .expect("Max open files line");
-    line["Max open files".len()..]
-        .split_whitespace()
-        .next()
-        .and_then(|v| v.parse().ok())
-        .expect("soft limit")
-}
-
-/// Descriptors open in this process.
-fn open_fds() -> usize {
-    // The directory's own descriptor is listed too.
-    std::fs::read_dir("/proc/self/fd")
-        .expect("read /proc/self/fd")
-        .count()
-        - 1
-}
-
-/// User plus system CPU time of this process, in USER_HZ ticks, read
-/// through a descriptor opened beforehand.
-fn cpu_ticks(stat: &mut File) -> u64 {
-    let mut text = String::new();
-    stat.seek(SeekFrom::Start(0)).expect("seek");
-    stat.read_to_string(&mut text)
-        .expect("read /proc/self/stat");
-    // Fields after the command name, which is in parentheses: state is
-    // field 3, utime 14, stime 15.
-    let rest = &text[text.rfind(')').expect("stat format") + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields[11].parse().expect("utime");
-    let stime: u64 = fields[12].parse().expect("stime");
-    utime + stime
-}
-
 // ---------------------------------------------------------------------------
 // D2..D5: outbound connects and slot reuse
 // ---------------------------------------------------------------------------
@@ -411,23 +338,15 @@ fn cpu_ticks(stat: &mut File) -> u64 {
 /// a clean EOF and no bytes.
 #[test]
 fn d2_close_while_connecting_reports_the_outcome_once() {
-    let log = log();
     let mut peer = Peer::new();
-    let mut r = reactor();
-    let id = r
-        .connect(peer.addr(), Recorder::new(&log))
-        .expect("connect");
+    let (mut r, log, id) = connecting(peer.addr());
     assert_eq!(r.stats().connecting, 1);
     r.conn(id).expect("open").close();
 
     run_until(&mut r, |_| peer.pump().eof);
     assert!(peer.received.is_empty());
     peer.close();
-    run_until(&mut r, |_| closed(&log).is_some());
-    // A few more turns: nothing may follow the close.
-    for _ in 0..5 {
-        r.run_once(Some(Duration::from_millis(1))).unwrap();
-    }
+    let c = run_until_closed(&mut r, &log);
     let (connects, errors, closes) = outcomes(&log);
     assert_eq!(
         connects + errors,
@@ -438,7 +357,6 @@ fn d2_close_while_connecting_reports_the_outcome_once() {
     assert_eq!(closes, 1);
     assert_eq!(shape(&log).last(), Some(&"close"));
     assert_eq!(shape(&log), ["connect", "close"]);
-    let c = closed(&log).unwrap();
     assert_eq!(c.reason, Reason::Local);
     assert_eq!((c.bytes_out, c.dropped), (0, 0));
     assert!(r.conn(id).is_none());
@@ -451,23 +369,11 @@ fn d2_close_while_connecting_reports_the_outcome_once() {
 /// connect, then one `handle_close` with the error as its reason.
 #[test]
 fn d2_close_while_connecting_to_a_refusing_address_reports_the_error_once() {
-    let log = log();
-    let mut r = reactor();
-    let id = r
-        .connect(refused_addr(), Recorder::new(&log))
-        .expect("connect");
+    let (mut r, log, id) = connecting(refused_addr());
     r.conn(id).expect("open").close();
-    run_until(&mut r, |_| closed(&log).is_some());
-    for _ in 0..5 {
-        r.run_once(Some(Duration::from_millis(1))).unwrap();
-    }
+    run_until_closed(&mut r, &log);
     assert_eq!(outcomes(&log), (0, 1, 1), "{:?}", log.borrow());
-    assert_eq!(shape(&log), ["error", "close"]);
-    assert_eq!(log.borrow()[0], Ev::Error(io::ErrorKind::ConnectionRefused));
-    assert_eq!(
-        closed(&log).unwrap().reason,
-        Reason::Error(io::ErrorKind::ConnectionRefused)
-    );
+    assert_refused_once(&log);
     assert_eq!(r.stats().open, 0);
 }
 
@@ -477,25 +383,14 @@ fn d2_close_while_connecting_to_a_refusing_address_reports_the_error_once() {
 /// `handle_connect`.
 #[test]
 fn d3_connect_refused_is_one_error_then_close() {
-    let log = log();
-    let mut r = reactor();
-    let id = r
-        .connect(refused_addr(), Recorder::new(&log))
-        .expect("connect");
-    run_until(&mut r, |_| closed(&log).is_some());
-    for _ in 0..5 {
-        r.run_once(Some(Duration::from_millis(1))).unwrap();
-    }
+    let (mut r, log, id) = connecting(refused_addr());
+    let c = run_until_closed(&mut r, &log);
     assert_eq!(
         *log.borrow(),
-        [
-            Ev::Error(io::ErrorKind::ConnectionRefused),
-            Ev::Close(closed(&log).unwrap())
-        ]
+        [Ev::Error(io::ErrorKind::ConnectionRefused), Ev::Close(c)]
     );
-    let c = closed(&log).unwrap();
+    assert_refused_once(&log);
     assert_eq!(c.id, id);
-    assert_eq!(c.reason, Reason::Error(io::ErrorKind::ConnectionRefused));
     assert_eq!((c.bytes_in, c.bytes_out, c.dropped), (0, 0, 0));
     assert!(r.conn(id).is_none());
     let s = r.stats();
@@ -509,12 +404,8 @@ fn d3_connect_refused_is_one_error_then_close() {
 /// writes are refused after `shutdown_write`, so no `handle_write` follows.
 #[test]
 fn d4_writes_before_connect_are_sent_in_order() {
-    let log = log();
     let mut peer = Peer::new();
-    let mut r = reactor();
-    let id = r
-        .connect(peer.addr(), Recorder::new(&log))
-        .expect("connect");
+    let (mut r, log, id) = connecting(peer.addr());
     let chunks = [
         b"first ".to_vec(),
         pattern(300_000, 4),
@@ -522,15 +413,8 @@ fn d4_writes_before_connect_are_sent_in_order() {
         pattern(7, 5),
     ];
     let expected: Vec<u8> = chunks.concat();
-    {
-        let mut c = r.conn(id).expect("open");
-        for chunk in &chunks {
-            c.write(chunk).expect("write while connecting");
-        }
-        // Nothing can have gone out yet: all of it is queued.
-        assert_eq!(c.pending(), expected.len());
-        c.shutdown_write();
-    }
+    write_while_connecting(&mut r, id, &chunks);
+    r.conn(id).expect("open").shutdown_write();
     assert_eq!(r.stats().connecting, 1);
 
     run_until(&mut r, |_| peer.pump().eof);
@@ -552,25 +436,11 @@ fn d4_writes_before_connect_are_sent_in_order() {
 /// one `handle_error(ConnectionRefused)`.
 #[test]
 fn d4_writes_before_a_failed_connect_are_counted_as_dropped() {
-    let log = log();
-    let mut r = reactor();
-    let id = r
-        .connect(refused_addr(), Recorder::new(&log))
-        .expect("connect");
+    let (mut r, log, id) = connecting(refused_addr());
     let chunks = [b"one".to_vec(), pattern(100_000, 6), b"three".to_vec()];
-    let total: usize = chunks.iter().map(Vec::len).sum();
-    {
-        let mut c = r.conn(id).expect("open");
-        for chunk in &chunks {
-            c.write(chunk).expect("write while connecting");
-        }
-        assert_eq!(c.pending(), total);
-    }
+    let total = write_while_connecting(&mut r, id, &chunks);
     run_until(&mut r, |_| closed(&log).is_some());
-    assert_eq!(shape(&log), ["error", "close"]);
-    assert_eq!(log.borrow()[0], Ev::Error(io::ErrorKind::ConnectionRefused));
-    let c = closed(&log).unwrap();
-    assert_eq!(c.reason, Reason::Error(io::ErrorKind::ConnectionRefused));
+    let c = assert_refused_once(&log);
     assert_eq!((c.bytes_out, c.dropped), (0, total as u64));
 }
 
@@ -689,9 +559,7 @@ fn d5_stale_event_never_reaches_the_connection_reusing_the_slot() {
         }
         read_bytes(&n_log) == b"hello N"
     });
-    for _ in 0..5 {
-        r.run_once(Some(Duration::from_millis(1))).unwrap();
-    }
+    turns(&mut r, 5, ms(1));
     assert_eq!(
         shape(&n_log),
         ["connect", "read"],
@@ -783,6 +651,26 @@ fn burst_setup(n: u64, batch: usize) -> (Reactor, Client, Vec<mio::net::TcpStrea
     (r, v, burst)
 }
 
+/// Drive `r`, 10 ms a turn, until it has accepted `total` connections in
+/// all (failing after [`DEADLINE`]); after each turn, `turn(newly, all)`
+/// with the connections accepted in that turn and in all.
+#[track_caller]
+fn accept_until(r: &mut Reactor, total: u64, mut turn: impl FnMut(u64, u64)) {
+    let mut accepted = r.stats().accepted;
+    let start = Instant::now();
+    while accepted < total {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "burst not accepted: {:?}",
+            r.stats()
+        );
+        r.run_once(Some(ms(10))).expect("run_once");
+        let now = r.stats().accepted;
+        turn(now - accepted, now);
+        accepted = now;
+    }
+}
+
 /// D7: a burst of 2,000 connects, all in the accept queue at once, is
 /// accepted over many loop iterations while an existing connection keeps
 /// getting served between the batches: echo round trips complete all
@@ -796,28 +684,17 @@ fn d7_accept_burst_is_spread_while_others_are_served() {
     let mut want = v.received.len() + 4;
     v.send(b"ping");
     let (mut round_trips, mut iters, mut accepting_iters) = (0u32, 0u32, 0u32);
-    let mut accepted = r.stats().accepted;
-    let start = Instant::now();
-    while accepted < BURST + 1 {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "burst not accepted: {:?}",
-            r.stats()
-        );
-        r.run_once(Some(Duration::from_millis(10)))
-            .expect("run_once");
+    accept_until(&mut r, BURST + 1, |newly, accepted| {
         iters += 1;
-        let now = r.stats().accepted;
-        if now > accepted {
+        if newly > 0 {
             accepting_iters += 1;
         }
-        accepted = now;
         if v.pump().received.len() >= want && accepted < BURST + 1 {
             round_trips += 1;
             want += 4;
             v.send(b"ping");
         }
-    }
+    });
     assert_eq!(v.end, End::Open);
     assert!(
         accepting_iters >= 50,
@@ -843,21 +720,8 @@ fn d7_accept_batch_bounds_each_wakeup() {
     const BURST: u64 = 200;
     const BATCH: usize = 16;
     let (mut r, _v, burst) = burst_setup(BURST, BATCH);
-    let mut accepted = r.stats().accepted;
     let mut batches = Vec::new();
-    let start = Instant::now();
-    while accepted < BURST + 1 {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "burst not accepted: {:?}",
-            r.stats()
-        );
-        r.run_once(Some(Duration::from_millis(10)))
-            .expect("run_once");
-        let now = r.stats().accepted;
-        batches.push(now - accepted);
-        accepted = now;
-    }
+    accept_until(&mut r, BURST + 1, |newly, _| batches.push(newly));
     assert!(
         batches.iter().all(|&b| b <= BATCH as u64),
         "accepted per run_once: {batches:?} (batch {BATCH})"
@@ -967,11 +831,7 @@ fn listener_reuse_port_lets_two_reactors_share_a_port() {
 fn listener_max_connections_refuses_the_excess() {
     let made = Rc::new(Cell::new(0));
     let mut r = reactor_with(|c| c.max_connections = Some(2));
-    let made2 = made.clone();
-    let addr = listen(&mut r, move || {
-        made2.set(made2.get() + 1);
-        Echo
-    });
+    let addr = listen(&mut r, counted_echo(&made));
     let mut a = Client::connect(addr);
     let mut b = Client::connect(addr);
     run_until(&mut r, |r| r.stats().accepted == 2);

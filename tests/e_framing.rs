@@ -6,8 +6,6 @@
 mod util;
 
 use std::cell::{Cell, RefCell};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::rc::Rc;
 
 use halfclose::chat::{FrameHandler, Framed, Terminator};
@@ -118,9 +116,7 @@ fn e5_close_when_done_flushes_everything_before_the_fin() {
         pending_at_close.get() > 0,
         "the reply must still be queued at close() for this test to mean anything"
     );
-    assert_eq!(c.end, End::Eof);
-    assert_eq!(c.received.len(), payload.len());
-    assert!(c.received == *payload, "reply corrupted");
+    c.assert_whole_reply(&payload);
     drop(c);
     run_until(&mut r, |_| fclosed(&log).is_some());
     let closed = fclosed(&log).unwrap();
@@ -201,9 +197,7 @@ fn e6_partial_frame_at_eof_is_reported_incomplete() {
     let addr = listen(&mut r, move || {
         Framed::new(probe(&l2, |_, _, _| {}), Terminator::CRLF, 64)
     });
-    let mut c = Client::connect(addr);
-    c.send(b"HELLO\r\nGET /\r");
-    c.shutdown_write();
+    let mut c = Client::request(addr, b"HELLO\r\nGET /\r");
     run_until(&mut r, |_| c.done());
     assert_eq!(c.received, b"ERROR: no end!\n");
     assert_eq!(c.end, End::Eof);
@@ -257,48 +251,6 @@ fn e3_eof_terminator_frame_arrives_at_the_fin() {
     assert_eq!(fclosed(&log).unwrap().reason, Reason::PeerClosed);
 }
 
-/// A blocking line client for the example server; every read is bounded by
-/// the read timeout.
-struct Peer {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Peer {
-    fn connect(addr: SocketAddr) -> Peer {
-        let writer = TcpStream::connect(addr).expect("connect");
-        writer.set_read_timeout(Some(DEADLINE)).unwrap();
-        Peer {
-            reader: BufReader::new(writer.try_clone().unwrap()),
-            writer,
-        }
-    }
-
-    fn send(&mut self, data: &str) {
-        self.writer.write_all(data.as_bytes()).unwrap();
-    }
-
-    /// The next line must be `want`.
-    #[track_caller]
-    fn expect(&mut self, want: &str) {
-        let mut line = String::new();
-        self.reader.read_line(&mut line).expect("read a line");
-        assert_eq!(line.strip_suffix('\n').unwrap_or(&line), want);
-    }
-
-    /// The server closed: a clean EOF, not a reset.
-    #[track_caller]
-    fn expect_eof(&mut self) {
-        let mut rest = Vec::new();
-        self.reader.read_to_end(&mut rest).expect("clean EOF");
-        assert!(
-            rest.is_empty(),
-            "unexpected {:?}",
-            String::from_utf8_lossy(&rest)
-        );
-    }
-}
-
 /// E6 and E5 in the `chat` example: nicks, a broadcast reaching the other
 /// member but not the sender, a line over `--max-line` answered with
 /// `ERROR: line too long` then EOF (the others told), and a graceful drain
@@ -307,11 +259,11 @@ impl Peer {
 fn e6_chat_example_broadcasts_and_refuses_long_lines() {
     let mut server = Server::start("chat", &["--listen", "127.0.0.1:0", "--max-line", "64"]);
     let welcome = "* welcome; who are you? (send a nick, or /nick NAME)";
-    let mut alice = Peer::connect(server.addr);
+    let mut alice = LineClient::connect(server.addr);
     alice.expect(welcome);
     alice.send("/nick alice\n");
     alice.expect("* you are alice; 1 here");
-    let mut bob = Peer::connect(server.addr);
+    let mut bob = LineClient::connect(server.addr);
     bob.expect(welcome);
     bob.send("bob\r\n");
     bob.expect("* you are bob; 2 here");
@@ -325,18 +277,13 @@ fn e6_chat_example_broadcasts_and_refuses_long_lines() {
     // The next line proves bob got no echo of his own message.
     bob.expect("[alice] hi bob");
 
-    bob.send(&"x".repeat(100));
+    bob.send("x".repeat(100));
     bob.expect("ERROR: line too long (max 64 bytes)");
     bob.expect_eof();
     alice.expect("* bob left (line too long)");
     drop(bob);
 
-    let pid = server.child.id().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    assert!(server.signal("-TERM"), "kill -TERM failed");
     alice.expect("* server shutting down, goodbye");
     alice.expect_eof();
     drop(alice);

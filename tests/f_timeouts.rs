@@ -14,19 +14,12 @@ use std::net::{SocketAddr, TcpStream};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use halfclose::{Conn, ConnId, Eof, Reason, Timeout, TimerId};
+use halfclose::{Closed, Conn, ConnId, Eof, Reactor, Reason, Timeout, TimerId};
 use socket2::{Domain, Socket, Type};
 use util::*;
 
 /// The reactor's clock resolution.
 const TICK: Duration = Duration::from_millis(1);
-
-const KIB: usize = 1024;
-const MIB: usize = 1024 * 1024;
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
 
 /// Assert that `elapsed` is not shorter than `timeout` (within one tick).
 #[track_caller]
@@ -339,9 +332,7 @@ fn f3_pause_and_resume_reading() {
         c.pump();
         queued_in_kernel(r, id, rest.len() + 1) == rest.len()
     });
-    for _ in 0..10 {
-        r.run_once(Some(ms(10))).unwrap();
-    }
+    turns(&mut r, 10, ms(10));
     assert_eq!(read_bytes(&log), b"a", "handle_read ran while paused");
     assert_eq!(count(&log, |e| matches!(e, Ev::Read(_))), 1);
 
@@ -357,7 +348,7 @@ fn f3_pause_and_resume_reading() {
 }
 
 /// Bytes waiting in the receive queue of connection `id`, up to `max`.
-fn queued_in_kernel(r: &mut halfclose::Reactor, id: ConnId, max: usize) -> usize {
+fn queued_in_kernel(r: &mut Reactor, id: ConnId, max: usize) -> usize {
     let conn = r.conn(id).expect("connection open");
     let mut buf = vec![std::mem::MaybeUninit::<u8>::uninit(); max];
     match conn.socket().peek(&mut buf) {
@@ -390,9 +381,7 @@ fn f4_backpressure_bounds_memory_and_resumes() {
         stalled_at < TOTAL,
         "the kernel took everything; nothing to push back"
     );
-    for _ in 0..10 {
-        r.run_once(Some(ms(10))).unwrap();
-    }
+    turns(&mut r, 10, ms(10));
     assert_eq!(
         feed.sent.get(),
         stalled_at,
@@ -473,13 +462,13 @@ fn f5_peer_eof_timeout() {
     assert_eq!(r.stats().timeouts, 1);
 }
 
-/// F5 (linger timeout after `shutdown_write`, the FIN_WAIT_2 guard): our
-/// FIN is out and the peer never sends its own; after the linger timeout
-/// the connection closes with `TimedOut(Linger)`. The peer got our bytes
-/// and a clean EOF.
-#[test]
-fn f5_linger_timeout_after_shutdown_write() {
-    const LINGER: Duration = Duration::from_millis(200);
+/// The linger timeout of the F5 linger tests.
+const LINGER: Duration = Duration::from_millis(200);
+
+/// A reactor whose only timeout is a [`LINGER`] linger timeout, listening
+/// with a recorder that writes "bye" on connect, then ends with `end`
+/// (`shutdown_write` or `close`): (reactor, address, log).
+fn bye_then(end: fn(&mut Conn<'_>)) -> (Reactor, SocketAddr, Log) {
     let log = log();
     let mut r = reactor_with(|c| {
         c.idle_timeout = None;
@@ -487,11 +476,33 @@ fn f5_linger_timeout_after_shutdown_write() {
     });
     let l2 = log.clone();
     let addr = listen(&mut r, move || {
-        Recorder::new(&l2).on_connect(|c| {
+        Recorder::new(&l2).on_connect(move |c| {
             c.write(b"bye").unwrap();
-            c.shutdown_write();
+            end(c);
         })
     });
+    (r, addr, log)
+}
+
+/// The connection recorded in `log` was closed by the linger timeout,
+/// with "bye" sent and nothing dropped; its `Closed`.
+#[track_caller]
+fn assert_linger_timed_out(log: &Log) -> Closed {
+    let cl = closed(log).unwrap();
+    assert_eq!(
+        (cl.reason, cl.bytes_out, cl.dropped),
+        (Reason::TimedOut(Timeout::Linger), 3, 0)
+    );
+    cl
+}
+
+/// F5 (linger timeout after `shutdown_write`, the FIN_WAIT_2 guard): our
+/// FIN is out and the peer never sends its own; after the linger timeout
+/// the connection closes with `TimedOut(Linger)`. The peer got our bytes
+/// and a clean EOF.
+#[test]
+fn f5_linger_timeout_after_shutdown_write() {
+    let (mut r, addr, log) = bye_then(|c| c.shutdown_write());
     let start = Instant::now();
     let mut c = Client::connect(addr);
     run_until(&mut r, |_| c.done());
@@ -500,11 +511,7 @@ fn f5_linger_timeout_after_shutdown_write() {
     run_until(&mut r, |_| closed(&log).is_some());
     assert_not_early(start.elapsed(), LINGER);
     assert_eq!(shape(&log), ["connect", "close"]);
-    let cl = closed(&log).unwrap();
-    assert_eq!(
-        (cl.reason, cl.bytes_out, cl.dropped),
-        (Reason::TimedOut(Timeout::Linger), 3, 0)
-    );
+    assert_linger_timed_out(&log);
     assert_eq!(r.stats().half_closed_out, 0);
     drop(c);
 }
@@ -516,19 +523,7 @@ fn f5_linger_timeout_after_shutdown_write() {
 /// Nothing the peer sent after our close reaches `handle_read`.
 #[test]
 fn f5_linger_timeout_after_close_despite_input() {
-    const LINGER: Duration = Duration::from_millis(200);
-    let log = log();
-    let mut r = reactor_with(|c| {
-        c.idle_timeout = None;
-        c.linger_timeout = Some(LINGER);
-    });
-    let l2 = log.clone();
-    let addr = listen(&mut r, move || {
-        Recorder::new(&l2).on_connect(|c| {
-            c.write(b"bye").unwrap();
-            c.close();
-        })
-    });
+    let (mut r, addr, log) = bye_then(|c| c.close());
     let start = Instant::now();
     let mut c = Client::connect(addr);
     let mut saw_eof = false;
@@ -552,11 +547,7 @@ fn f5_linger_timeout_after_close_despite_input() {
         ["connect", "close"],
         "input reached handle_read after close"
     );
-    let cl = closed(&log).unwrap();
-    assert_eq!(
-        (cl.reason, cl.bytes_out, cl.dropped),
-        (Reason::TimedOut(Timeout::Linger), 3, 0)
-    );
+    let cl = assert_linger_timed_out(&log);
     assert!(
         cl.bytes_in > 0,
         "the lingering close should have read the peer's bytes"

@@ -15,19 +15,13 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use halfclose::{Eof, Reason};
+use mio::event::Event;
 use mio::{Events, Interest, Poll, Token};
-use socket2::{Domain, SockRef, Socket, Type};
+use socket2::{Domain, Socket, Type};
 use util::*;
-
-const KIB: usize = 1024;
-const MIB: usize = 1024 * 1024;
 
 /// `EMFILE` on Linux (std has no stable `ErrorKind` for it).
 const EMFILE: i32 = 24;
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
 
 /// A connected pair of blocking std sockets on loopback: (client, server).
 /// Blocking reads give up after [`DEADLINE`].
@@ -39,12 +33,6 @@ fn pair() -> (TcpStream, TcpStream) {
         s.set_read_timeout(Some(DEADLINE)).unwrap();
     }
     (a, b)
-}
-
-/// Close with RST: `SO_LINGER` 0, then `close(2)`.
-fn reset(s: TcpStream) {
-    SockRef::from(&s).set_linger(Some(Duration::ZERO)).unwrap();
-    drop(s);
 }
 
 /// Wait until epoll reports an error condition (`EPOLLERR`) on `s`: the
@@ -60,14 +48,18 @@ fn wait_for_error_event(s: &TcpStream) {
     poll.registry()
         .register(&mut dup, Token(0), Interest::READABLE | Interest::WRITABLE)
         .unwrap();
+    poll_until(&mut poll, &mut events, "no error event", |e| e.is_error());
+}
+
+/// Poll, 100 ms at a time, until an event matches `pred`; fail with
+/// `what` after [`DEADLINE`].
+#[track_caller]
+fn poll_until(poll: &mut Poll, events: &mut Events, what: &str, pred: impl Fn(&Event) -> bool) {
     let start = Instant::now();
     loop {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "no error event within {DEADLINE:?}"
-        );
-        poll.poll(&mut events, Some(ms(100))).unwrap();
-        if events.iter().any(|e| e.is_error()) {
+        assert!(start.elapsed() < DEADLINE, "{what} within {DEADLINE:?}");
+        poll.poll(events, Some(ms(100))).unwrap();
+        if events.iter().any(&pred) {
             return;
         }
     }
@@ -80,20 +72,6 @@ fn wait_queued(s: &TcpStream, n: usize) {
     let start = Instant::now();
     while s.peek(&mut buf).unwrap() < n {
         assert!(start.elapsed() < DEADLINE, "{n} bytes never arrived");
-    }
-}
-
-/// Read until EOF or an error; returns what was read and how it ended.
-fn read_to_end_or_error(s: &mut TcpStream) -> (Vec<u8>, io::Result<()>) {
-    let mut got = Vec::new();
-    let mut buf = vec![0u8; 64 * KIB];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return (got, Ok(())),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return (got, Err(e)),
-        }
     }
 }
 
@@ -192,13 +170,7 @@ fn v1_lingering_close_delivers_the_whole_reply() {
     );
 
     run_until(&mut r, |_| c.done());
-    assert_eq!(
-        c.end,
-        End::Eof,
-        "the lingering close must end with FIN, not RST"
-    );
-    assert_eq!(c.received.len(), REPLY);
-    assert!(c.received == *reply, "the reply arrived corrupted");
+    c.assert_whole_reply(&reply);
     drop(c);
     run_until(&mut r, |_| closed(&log).is_some());
     let cl = closed(&log).unwrap();
@@ -308,9 +280,7 @@ fn v4_reactor_does_not_spin_after_eof() {
     let addr = listen(&mut r, move || {
         Recorder::new(&l2).on_eof(|_| Eof::HalfClose)
     });
-    let mut c = Client::connect(addr);
-    c.send(b"bye");
-    c.shutdown_write();
+    let mut c = Client::request(addr, b"bye");
     run_until(&mut r, |_| count(&log, |e| *e == Ev::Eof) == 1);
     r.run_once(Some(Duration::ZERO)).unwrap();
     let start = Instant::now();
@@ -435,50 +405,11 @@ const V7_CHILD: &str = "v7_child_under_fd_limit";
 /// V7: when `accept` fails with `EMFILE` the listener stays readable, so a
 /// loop that only logs the error spins. Needs a low descriptor limit, so
 /// the check runs in a child process of this test binary started under
-/// `prlimit --nofile=64:64` (util-linux); see [`v7_child_under_fd_limit`].
+/// `prlimit --nofile=64:64` (util-linux) by [`run_child`]; see
+/// [`v7_child_under_fd_limit`].
 #[test]
 fn v7_emfile_leaves_the_listener_readable() {
-    let exe = std::env::current_exe().expect("test executable");
-    let child = std::process::Command::new("prlimit")
-        .arg("--nofile=64:64")
-        .arg("--")
-        .arg(exe)
-        .args([
-            "--exact",
-            V7_CHILD,
-            "--include-ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(V7_ENV, "1")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run prlimit (util-linux)");
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let watchdog = std::thread::spawn(move || {
-        if rx.recv_timeout(DEADLINE).is_err() {
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-            return true;
-        }
-        false
-    });
-    let out = child.wait_with_output().expect("wait for the child");
-    let _ = tx.send(());
-    assert!(
-        !watchdog.join().unwrap(),
-        "the child did not finish within {DEADLINE:?}"
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "child failed:\n{stdout}\n{stderr}");
-    assert!(
-        stdout.contains("1 passed"),
-        "the child did not run {V7_CHILD}:\n{stdout}\n{stderr}"
-    );
+    run_child(V7_CHILD, V7_ENV, "1", Some(64), DEADLINE);
 }
 
 /// The body of V7, run by [`v7_emfile_leaves_the_listener_readable`] with
@@ -496,7 +427,7 @@ fn v7_emfile_leaves_the_listener_readable() {
 #[test]
 #[ignore = "run in a child process by v7_emfile_leaves_the_listener_readable"]
 fn v7_child_under_fd_limit() {
-    if std::env::var_os(V7_ENV).is_none() {
+    if !is_child(V7_ENV) {
         return;
     }
     const LISTENER: Token = Token(7);
@@ -531,20 +462,12 @@ fn v7_child_under_fd_limit() {
     );
 
     for round in 0..3 {
-        let start = Instant::now();
-        loop {
-            assert!(
-                start.elapsed() < DEADLINE,
-                "round {round}: listener not readable"
-            );
-            poll.poll(&mut events, Some(ms(100))).unwrap();
-            if events
-                .iter()
-                .any(|e| e.token() == LISTENER && e.is_readable())
-            {
-                break;
-            }
-        }
+        poll_until(
+            &mut poll,
+            &mut events,
+            &format!("round {round}: listener not readable"),
+            |e| e.token() == LISTENER && e.is_readable(),
+        );
         let err = listener.accept().map(drop).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(EMFILE), "round {round}: {err}");
         if round == 0 {

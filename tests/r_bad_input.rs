@@ -38,7 +38,7 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
-use util::{pattern, Server, DEADLINE};
+use util::{blocking_connect, pattern, status_kib, Server, DEADLINE};
 
 /// Cases per property: enough to reach the deep states, few enough that
 /// the file runs in seconds in a debug build.
@@ -1109,9 +1109,7 @@ fn expected(limits: Limits, stream: &[u8]) -> (Vec<Reply>, Vec<bool>) {
 /// time), half-close, and read until the server closes. Every read and
 /// write is bounded in time. Returns what arrived and how it ended.
 fn hostile_exchange(addr: SocketAddr, stream: &[u8], split: usize) -> (Vec<u8>, io::Result<()>) {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
-    s.set_write_timeout(Some(DEADLINE)).unwrap();
+    let mut s = blocking_connect(addr);
     s.set_nodelay(true).unwrap();
     let mut sent = Ok(());
     for piece in stream.chunks(split.max(1)) {
@@ -1126,19 +1124,6 @@ fn hostile_exchange(addr: SocketAddr, stream: &[u8], split: usize) -> (Vec<u8>, 
     }
     let ended = s.read_to_end(&mut got).map(drop);
     (got, sent.and(ended))
-}
-
-/// The resident set of process `pid` now and at its peak, in KiB.
-fn rss_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
-    };
-    (field("VmRSS:"), field("VmHWM:"))
 }
 
 /// A corpus drawn from the property tests' generators with a fixed seed,
@@ -1232,7 +1217,7 @@ fn http_server_survives_a_hostile_corpus() {
     // Warm up, then take the baseline.
     let (_, warm) = hostile_exchange(addr, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 1);
     warm.expect("warm-up exchange");
-    let (base_rss, _) = rss_kib(pid);
+    let base_rss = status_kib(pid, "VmRSS");
 
     let corpus = Arc::new(corpus());
     let workers: Vec<_> = (0..4)
@@ -1278,7 +1263,7 @@ fn http_server_survives_a_hostile_corpus() {
     assert!(served >= 20);
     assert!(slowest < DEADLINE / 4, "good client waited {slowest:?}");
 
-    let (rss, peak) = rss_kib(pid);
+    let (rss, peak) = (status_kib(pid, "VmRSS"), status_kib(pid, "VmHWM"));
     let mut server = server;
     assert!(
         server.child.try_wait().expect("try_wait").is_none(),

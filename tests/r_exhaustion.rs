@@ -14,30 +14,17 @@ use util::*;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use halfclose::{Closed, Conn, ConnId, Ctx, Handler, ProtocolError, Reactor, Reason, Timeout};
-
-const KIB: usize = 1024;
-const MIB: usize = 1024 * 1024;
-
-/// Echoes every byte back.
-struct Echo;
-
-impl Handler for Echo {
-    fn handle_read(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
-        conn.write(data).expect("echo write");
-    }
-}
+use halfclose::{Closed, Conn, ConnId, Ctx, Handler, ProtocolError, Reason, Timeout};
 
 // ---------------------------------------------------------------------------
 // Child processes and /proc
@@ -49,74 +36,28 @@ const CHILD_ENV: &str = "HALFCLOSE_R_EXHAUSTION_CHILD";
 
 /// The parameters of child body `test`, when this process is its child.
 fn child_param(test: &str) -> Option<String> {
-    let v = std::env::var(CHILD_ENV).ok()?;
+    let v = child_value(CHILD_ENV)?;
     let (name, param) = v.split_once(':')?;
     (name == test).then(|| param.to_string())
 }
 
-fn has_prlimit() -> bool {
-    Command::new("prlimit")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+/// The descriptor limit of EMFILE child body `test`, checked to be in
+/// force, when this process is that child.
+#[track_caller]
+fn emfile_child_limit(test: &str) -> Option<usize> {
+    let limit: usize = child_param(test)?.parse().expect("descriptor limit");
+    assert_eq!(
+        nofile_limits().0,
+        limit,
+        "not running under the expected limit"
+    );
+    Some(limit)
 }
 
 /// This test binary, re-executed to run only child body `test` with
-/// `param`, under a descriptor limit of `nofile` (soft and hard) if given.
+/// `param`, under a descriptor limit of `nofile` if given.
 fn child_command(test: &str, param: &str, nofile: Option<usize>) -> Command {
-    let exe = std::env::current_exe().expect("test executable");
-    let mut cmd = match nofile {
-        Some(n) if has_prlimit() => {
-            let mut c = Command::new("prlimit");
-            c.arg(format!("--nofile={n}:{n}")).arg(&exe);
-            c
-        }
-        Some(n) => {
-            let mut c = Command::new("sh");
-            c.arg("-c")
-                .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
-                .arg(&exe);
-            c
-        }
-        None => Command::new(&exe),
-    };
-    cmd.args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, format!("{test}:{param}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
-}
-
-/// Kills a child that outlives `limit`.
-struct Watchdog {
-    done: mpsc::Sender<()>,
-    thread: thread::JoinHandle<bool>,
-}
-
-impl Watchdog {
-    fn new(child: &Child, limit: Duration) -> Watchdog {
-        let pid = child.id();
-        let (done, watch) = mpsc::channel::<()>();
-        let thread = thread::spawn(move || {
-            if let Err(RecvTimeoutError::Timeout) = watch.recv_timeout(limit) {
-                let _ = Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
-                return true;
-            }
-            false
-        });
-        Watchdog { done, thread }
-    }
-
-    /// Whether the child had to be killed.
-    fn disarm(self) -> bool {
-        let _ = self.done.send(());
-        self.thread.join().unwrap()
-    }
+    util::child_command(test, CHILD_ENV, &format!("{test}:{param}"), nofile)
 }
 
 /// A child killed (and reaped) when dropped, so that a failing test never
@@ -147,35 +88,9 @@ fn run_child(
     tag: &str,
 ) -> Vec<String> {
     let _turn = one_child_at_a_time();
-    let child = child_command(test, param, nofile)
-        .spawn()
-        .expect("spawn the child");
-    let dog = Watchdog::new(&child, limit);
-    let out = child.wait_with_output().expect("wait for the child");
-    let killed = dog.disarm();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !killed,
-        "{test} hung and was killed after {limit:?}\n{stdout}\n{stderr}"
-    );
-    assert!(
-        out.status.success(),
-        "{test} failed: {}\n{stdout}\n{stderr}",
-        out.status
-    );
-    let lines: Vec<String> = stdout
-        .lines()
-        .filter_map(|l| l.find(tag).map(|i| l[i..].to_string()))
-        .collect();
-    assert!(
-        !lines.is_empty(),
-        "no {tag} line from {test}\n{stdout}\n{stderr}"
-    );
-    for l in &lines {
-        println!("{l}");
-    }
-    lines
+    let value = format!("{test}:{param}");
+    let out = util::run_child(test, CHILD_ENV, &value, nofile, limit);
+    tagged_lines(&out, tag)
 }
 
 /// The value of `key=` in a result line.
@@ -188,59 +103,6 @@ fn field(line: &str, key: &str) -> u64 {
         .unwrap_or_else(|_| panic!("{key}= is not a number in {line:?}"))
 }
 
-/// (soft, hard) RLIMIT_NOFILE of this process.
-fn nofile_limits() -> (usize, usize) {
-    let limits = std::fs::read_to_string("/proc/self/limits").expect("read /proc/self/limits");
-    let line = limits
-        .lines()
-        .find(|l| l.starts_with("Max open files"))
-        .expect("Max open files line");
-    let mut v = line["Max open files".len()..]
-        .split_whitespace()
-        .map(|v| v.parse::<usize>().unwrap_or(usize::MAX));
-    (v.next().expect("soft"), v.next().expect("hard"))
-}
-
-/// Descriptors open in this process.
-fn open_fds() -> usize {
-    // The directory's own descriptor is listed too.
-    std::fs::read_dir("/proc/self/fd")
-        .expect("read /proc/self/fd")
-        .count()
-        - 1
-}
-
-/// The whole of a /proc file opened beforehand (no descriptor is needed,
-/// so this works while the process is out of them).
-fn reread(f: &mut File) -> String {
-    let mut text = String::new();
-    f.seek(SeekFrom::Start(0)).expect("seek");
-    f.read_to_string(&mut text).expect("read /proc");
-    text
-}
-
-/// CPU time of the thread that opened `schedstat`
-/// (`/proc/thread-self/schedstat`: nanoseconds on a CPU, first field).
-fn thread_cpu(schedstat: &mut File) -> Duration {
-    let text = reread(schedstat);
-    let ns = text
-        .split_whitespace()
-        .next()
-        .and_then(|v| v.parse().ok())
-        .expect("schedstat");
-    Duration::from_nanos(ns)
-}
-
-/// Resident memory of this process in KiB (`VmRSS` of `/proc/self/status`).
-fn rss_kib(status: &mut File) -> u64 {
-    let text = reread(status);
-    text.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS")
-}
-
 // ---------------------------------------------------------------------------
 // D1 under a continuous burst: EMFILE
 // ---------------------------------------------------------------------------
@@ -251,62 +113,6 @@ const EMFILE_NOFILE: usize = 64;
 const EMFILE_WINDOW: Duration = Duration::from_secs(2);
 /// Connects the parent makes per pacing step (of about 2 ms).
 const EMFILE_CONNECTS_PER_STEP: usize = 1;
-
-/// The child's stdout, line by line, through a thread.
-struct Lines {
-    rx: Receiver<String>,
-    all: Vec<String>,
-}
-
-impl Lines {
-    fn new(stdout: std::process::ChildStdout) -> Lines {
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Lines {
-            rx,
-            all: Vec::new(),
-        }
-    }
-
-    /// Wait up to `wait` for a line (the load generator's pacing), and
-    /// keep it.
-    fn wait(&mut self, wait: Duration) {
-        if let Ok(line) = self.rx.recv_timeout(wait) {
-            self.all.push(line);
-        }
-    }
-
-    /// The next line containing `tag`, waiting at most `wait`. Panics if
-    /// the child closed its stdout (it exited).
-    fn next(&mut self, tag: &str, wait: Duration) -> Option<String> {
-        let until = Instant::now() + wait;
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(line) => {
-                    self.all.push(line.clone());
-                    if let Some(i) = line.find(tag) {
-                        return Some(line[i..].to_string());
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => return None,
-                Err(RecvTimeoutError::Disconnected) => {
-                    panic!(
-                        "the child exited before printing {tag:?}:\n{}",
-                        self.all.join("\n")
-                    )
-                }
-            }
-        }
-    }
-}
 
 /// A client of the burst: connected, probe sent, waiting to be either
 /// served (its probe echoed) or shed (EOF or reset, nothing read).
@@ -380,19 +186,12 @@ fn r3_emfile_continuous_burst_no_spin_no_growth_accounted() {
     cmd.stdin(Stdio::piped());
     let _turn = one_child_at_a_time();
     let mut child = Kid(cmd.spawn().expect("spawn the EMFILE child"));
-    let dog = Watchdog::new(&child.0, DEADLINE * 3);
+    let dog = Watchdog::new(child.0.id(), DEADLINE * 3);
     let mut stdin = child.0.stdin.take().unwrap();
-    let mut lines = Lines::new(child.0.stdout.take().unwrap());
-    let mut stderr = child.0.stderr.take().unwrap();
-    let stderr = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
+    let mut lines = Lines::new("the EMFILE child", child.0.stdout.take().unwrap());
+    let stderr = Lines::new("the EMFILE child", child.0.stderr.take().unwrap());
 
-    let addr_line = lines
-        .next("R3 addr ", DEADLINE)
-        .expect("the child's address");
+    let addr_line = lines.expect("R3 addr ");
     let addr: SocketAddr = addr_line["R3 addr ".len()..]
         .trim()
         .parse()
@@ -431,7 +230,7 @@ fn r3_emfile_continuous_burst_no_spin_no_growth_accounted() {
             attempts += 1;
         }
         poll_all(&mut waiting, &mut held, &mut served, &mut shed);
-        if let Some(w) = lines.next("R3 window ", Duration::from_millis(2)) {
+        if let Some(w) = lines.find("R3 window ", Duration::from_millis(2)) {
             break w;
         }
     };
@@ -444,24 +243,22 @@ fn r3_emfile_continuous_burst_no_spin_no_growth_accounted() {
             waiting.len()
         );
         poll_all(&mut waiting, &mut held, &mut served, &mut shed);
-        lines.wait(Duration::from_millis(5));
+        lines.next_line(Duration::from_millis(5));
     }
     stdin.write_all(b"report\n").expect("ask for the report");
-    let report = lines
-        .next("R3 report ", DEADLINE)
-        .expect("the child's report");
+    let report = lines.expect("R3 report ");
     let status = child.0.wait().expect("wait for the child");
     let killed = dog.disarm();
-    let stderr = stderr.join().unwrap();
+    let stderr = stderr.finish().join("\n");
     assert!(
         !killed,
         "the child hung\n{}\n{stderr}",
-        lines.all.join("\n")
+        lines.seen.join("\n")
     );
     assert!(
         status.success(),
         "the child failed\n{}\n{stderr}",
-        lines.all.join("\n")
+        lines.seen.join("\n")
     );
     println!("{window}");
     println!("{report}");
@@ -486,18 +283,12 @@ fn r3_emfile_continuous_burst_no_spin_no_growth_accounted() {
 /// run only in its child process.
 #[test]
 fn r3_emfile_child() {
-    let Some(param) = child_param("r3_emfile_child") else {
+    if emfile_child_limit("r3_emfile_child").is_none() {
         return;
-    };
-    let limit: usize = param.parse().expect("descriptor limit");
-    assert_eq!(
-        nofile_limits().0,
-        limit,
-        "not running under the expected limit"
-    );
+    }
     // Opened now: under exhaustion no file can be opened.
-    let mut sched = File::open("/proc/thread-self/schedstat").expect("schedstat");
-    let mut status = File::open("/proc/self/status").expect("status");
+    let mut sched = ProcFile::open("/proc/thread-self/schedstat");
+    let mut status = ProcFile::open("/proc/self/status");
 
     // The default configuration: a 100 ms back-off, batches of 128.
     let mut r = util::reactor();
@@ -516,14 +307,11 @@ fn r3_emfile_child() {
 
     run_until(&mut r, |r| r.stats().fd_exhausted > 0);
     // Let the first shedding round settle before the baseline.
-    for _ in 0..10 {
-        r.run_once(Some(Duration::from_millis(10)))
-            .expect("run_once");
-    }
+    turns(&mut r, 10, ms(10));
 
     let before = r.stats();
-    let cpu_before = thread_cpu(&mut sched);
-    let rss_before = rss_kib(&mut status);
+    let cpu_before = sched.thread_cpu();
+    let rss_before = status.status_kib("VmRSS");
     let mut rss_max = rss_before;
     let start = Instant::now();
     let (mut iters, mut busy) = (0u32, 0u32);
@@ -535,11 +323,11 @@ fn r3_emfile_child() {
             busy += 1;
         }
         iters += 1;
-        rss_max = rss_max.max(rss_kib(&mut status));
+        rss_max = rss_max.max(status.status_kib("VmRSS"));
     }
     let wall = start.elapsed();
-    let cpu = thread_cpu(&mut sched) - cpu_before;
-    let rss_after = rss_kib(&mut status);
+    let cpu = sched.thread_cpu() - cpu_before;
+    let rss_after = status.status_kib("VmRSS");
     let after = r.stats();
     let exhausted = after.fd_exhausted - before.fd_exhausted;
     let refused = after.refused - before.refused;
@@ -605,15 +393,9 @@ fn r3_emfile_zero_backoff_still_serves() {
 /// child.
 #[test]
 fn r3_emfile_zero_backoff_child() {
-    let Some(param) = child_param("r3_emfile_zero_backoff_child") else {
+    let Some(limit) = emfile_child_limit("r3_emfile_zero_backoff_child") else {
         return;
     };
-    let limit: usize = param.parse().expect("descriptor limit");
-    assert_eq!(
-        nofile_limits().0,
-        limit,
-        "not running under the expected limit"
-    );
     let mut r = reactor_with(|c| c.accept_backoff = Duration::ZERO);
     let addr = listen(&mut r, || Echo);
     let mut veteran = Client::connect(addr);
@@ -627,16 +409,13 @@ fn r3_emfile_zero_backoff_child() {
         .collect();
     run_until(&mut r, |r| r.stats().fd_exhausted > 0);
     let start = Instant::now();
-    for _ in 0..20 {
-        r.run_once(Some(Duration::from_millis(10)))
-            .expect("run_once");
-    }
-    let turns = start.elapsed();
+    turns(&mut r, 20, ms(10));
+    let took = start.elapsed();
     echo_round_trip(&mut r, &mut veteran, b"during");
     println!(
         "R3 zero-backoff clients={} turns_ms={} fd_exhausted={} refused={}",
         clients.len(),
-        turns.as_millis(),
+        took.as_millis(),
         r.stats().fd_exhausted,
         r.stats().refused
     );
@@ -646,22 +425,6 @@ fn r3_emfile_zero_backoff_child() {
 // ---------------------------------------------------------------------------
 // max_connections under load
 // ---------------------------------------------------------------------------
-
-/// Send `data` on `client` and drive the reactor until it comes back.
-#[track_caller]
-fn echo_round_trip(r: &mut Reactor, client: &mut Client, data: &[u8]) {
-    let want = client.received.len() + data.len();
-    client.send(data);
-    run_until(r, |_| {
-        client.pump().received.len() >= want || client.end != End::Open
-    });
-    assert_eq!(
-        client.end,
-        End::Open,
-        "connection ended during an echo round trip"
-    );
-    assert_eq!(&client.received[want - data.len()..], data);
-}
 
 /// `max_connections` reached under load: with the limit at 50, 50 echo
 /// clients are served while 150 more connect all at once (each sending a
@@ -680,11 +443,7 @@ fn r3_max_connections_under_load_refuses_cleanly() {
         c.max_connections = Some(MAX);
         c.idle_timeout = None;
     });
-    let made2 = made.clone();
-    let addr = listen(&mut r, move || {
-        made2.set(made2.get() + 1);
-        Echo
-    });
+    let addr = listen(&mut r, counted_echo(&made));
 
     let mut served: Vec<Client> = (0..MAX).map(|_| Client::connect(addr)).collect();
     run_until(&mut r, |r| r.stats().accepted == MAX as u64);
@@ -912,7 +671,7 @@ fn consume(mut sock: TcpStream, block: &[u8]) -> Consumed {
 /// The body of the never-reading-peer tests, in a child process so that
 /// `VmRSS` is this transfer's alone.
 fn slow_reader_body(total: u64) {
-    let mut status = File::open("/proc/self/status").expect("status");
+    let mut status = ProcFile::open("/proc/self/status");
     let block = pattern(CHUNK, 11);
     let st = Rc::new(Produced::default());
     let mut r = reactor_with(|c| c.idle_timeout = None);
@@ -940,7 +699,7 @@ fn slow_reader_body(total: u64) {
         }
         Some(consume(sock, &block3))
     });
-    let rss_base = rss_kib(&mut status);
+    let rss_base = status.status_kib("VmRSS");
 
     // Phase 1: the peer reads nothing.
     run_until(&mut r, |_| st.stops.get() > 0);
@@ -949,10 +708,7 @@ fn slow_reader_body(total: u64) {
         stalled_at < total,
         "the kernel took everything; nothing to push back"
     );
-    for _ in 0..20 {
-        r.run_once(Some(Duration::from_millis(10)))
-            .expect("run_once");
-    }
+    turns(&mut r, 20, ms(10));
     let id = st.id.get().expect("connected");
     let pending = r.conn(id).expect("open").pending();
     assert_eq!(st.sent.get(), stalled_at, "the handler wrote while blocked");
@@ -965,7 +721,7 @@ fn slow_reader_body(total: u64) {
         pending > high && pending <= high + CHUNK,
         "queued {pending} bytes with the peer not reading (high-water {high})"
     );
-    let rss_stalled = rss_kib(&mut status);
+    let rss_stalled = status.status_kib("VmRSS");
 
     // Phase 2: the peer reads it all.
     go_tx.send(()).unwrap();
@@ -983,7 +739,7 @@ fn slow_reader_body(total: u64) {
             .expect("run_once");
         iters += 1;
         if iters % 16 == 0 {
-            rss_max = rss_max.max(rss_kib(&mut status));
+            rss_max = rss_max.max(status.status_kib("VmRSS"));
             if let Some(c) = r.conn(id) {
                 st.max_pending.set(st.max_pending.get().max(c.pending()));
             }
@@ -1126,7 +882,7 @@ fn slowloris_body(n: usize, idle: Duration) {
         "{n} connections need {} descriptors; the limit is {soft}",
         2 * n + FD_SLACK
     );
-    let mut sched = File::open("/proc/thread-self/schedstat").expect("schedstat");
+    let mut sched = ProcFile::open("/proc/thread-self/schedstat");
     let fds_before = open_fds();
     let partials = Rc::new(Cell::new(0usize));
     let reasons: Rc<RefCell<HashMap<Reason, usize>>> = Rc::default();
@@ -1223,10 +979,10 @@ fn slowloris_body(n: usize, idle: Duration) {
                 s.closed, 0,
                 "a slowloris connection timed out before all were in"
             );
-            hold_start = Some((Instant::now(), thread_cpu(&mut sched), iters));
+            hold_start = Some((Instant::now(), sched.thread_cpu(), iters));
         }
         if let (Some((t, cpu, i)), None, true) = (hold_start, hold, s.closed > 0) {
-            hold = Some((t.elapsed(), thread_cpu(&mut sched) - cpu, iters - i));
+            hold = Some((t.elapsed(), sched.thread_cpu() - cpu, iters - i));
             first_close = t0.elapsed();
         }
         if s.closed == n as u64 && connect_time.is_some() {

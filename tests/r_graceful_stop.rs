@@ -21,18 +21,14 @@ mod util;
 #[path = "../examples/support/mod.rs"]
 mod support;
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use support::DRAIN_DEADLINE;
-use util::{example_bin, pattern, Server, DEADLINE};
-
-const KIB: usize = 1024;
-const MIB: usize = 1024 * KIB;
+use util::{blocking_connect, pattern, LineClient, Server, DEADLINE, KIB, MIB};
 
 /// What the reactor logs (at debug) when the drain deadline aborts a
 /// connection: `Reason::Stopped`.
@@ -66,121 +62,40 @@ impl Sig {
 
 // ---------------------------------------------------------------- the server process
 
-/// An example server with its stderr captured line by line.
-struct Proc {
-    name: String,
-    server: Server,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-    stderr: Option<JoinHandle<()>>,
+/// Start example `name` with `args` (listening on 127.0.0.1:0), with its
+/// stderr captured line by line, and read its `listening on IP:PORT` line.
+fn start(name: &str, args: &[&str]) -> Server {
+    Server::start_logged(name, args, "info,halfclose=debug")
 }
 
-impl Proc {
-    /// Start example `name` with `args` (listening on 127.0.0.1:0) and read
-    /// its `listening on IP:PORT` line.
-    fn start(name: &str, args: &[&str]) -> Proc {
-        let mut child = Command::new(example_bin(name))
-            .args(args)
-            .env("RUST_LOG", "info,halfclose=debug")
-            .env_remove("RUST_LOG_STYLE")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn example");
-        let (tx, lines) = mpsc::channel();
-        let err = child.stderr.take().expect("stderr piped");
-        // Reads until the process exits, so it never blocks on a full pipe.
-        let stderr = thread::spawn(move || {
-            for line in BufReader::new(err).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout piped"));
-        let mut first = String::new();
-        stdout.read_line(&mut first).expect("read first line");
-        let addr: SocketAddr = first
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("{name}: unexpected first line {first:?}"))
-            .parse()
-            .expect("address");
-        Proc {
-            name: name.to_string(),
-            server: Server {
-                child,
-                addr,
-                stdout,
-            },
-            lines,
-            seen: Vec::new(),
-            stderr: Some(stderr),
-        }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        self.server.addr
-    }
-
-    /// Send `sig`; returns when it was sent.
-    fn signal(&self, sig: Sig) -> Instant {
-        let at = Instant::now();
-        let status = Command::new("kill")
-            .args([sig.kill_flag(), &self.server.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill {sig:?} failed");
-        at
-    }
-
-    /// Wait (bounded) for a stderr line containing `needle`.
-    #[track_caller]
-    fn expect_log(&mut self, needle: &str) {
-        let start = Instant::now();
-        loop {
-            let left = DEADLINE.saturating_sub(start.elapsed());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let found = line.contains(needle);
-                    self.seen.push(line);
-                    if found {
-                        return;
-                    }
-                }
-                Err(e) => panic!(
-                    "{}: no log line with {needle:?} ({e:?}); stderr so far:\n{}",
-                    self.name,
-                    self.seen.join("\n")
-                ),
-            }
-        }
-    }
-
-    /// Wait (bounded) for the process to exit; its status and its whole
-    /// stderr.
-    fn exit(mut self) -> (ExitStatus, Vec<String>) {
-        let status = self.server.wait_exit();
-        if let Some(t) = self.stderr.take() {
-            t.join().expect("stderr reader");
-        }
-        self.seen.extend(self.lines.try_iter());
-        (status, std::mem::take(&mut self.seen))
-    }
+/// Send `sig` to `server`; returns when it was sent.
+fn signal(server: &Server, sig: Sig) -> Instant {
+    let at = Instant::now();
+    assert!(server.signal(sig.kill_flag()), "kill {sig:?} failed");
+    at
 }
 
-/// The process exits 0 within the drain deadline of the signal sent at
-/// `signalled`, and the deadline aborted nothing.
+/// Wait (bounded) for the server to exit, which must be with status 0;
+/// how long after the signal sent at `signalled` it did, and its stderr.
 #[track_caller]
-fn assert_graceful_exit(proc: Proc, signalled: Instant) {
-    let name = proc.name.clone();
-    let (status, log) = proc.exit();
+fn assert_exit_0(server: Server, signalled: Instant) -> (Duration, String) {
+    let name = server.name.clone();
+    let (status, log) = server.exit();
     let took = signalled.elapsed();
     let log = log.join("\n");
     assert!(
         status.success(),
         "{name}: exit status {status}; stderr:\n{log}"
     );
+    (took, log)
+}
+
+/// The process exits 0 within the drain deadline of the signal sent at
+/// `signalled`, and the deadline aborted nothing.
+#[track_caller]
+fn assert_graceful_exit(server: Server, signalled: Instant) {
+    let name = server.name.clone();
+    let (took, log) = assert_exit_0(server, signalled);
     assert!(
         took < DRAIN_DEADLINE,
         "{name}: exited {took:?} after the signal, past the {DRAIN_DEADLINE:?} drain deadline; stderr:\n{log}"
@@ -201,6 +116,9 @@ fn expect_refused_soon(addr: SocketAddr) {
     loop {
         match TcpStream::connect(addr) {
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => break,
+            // A connect that raced the listener's close: it was still in
+            // the accept queue, and closing a listener resets those.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => accepted += 1,
             Err(e) => panic!("connect to a draining server: {e}"),
             Ok(s) => {
                 accepted += 1;
@@ -252,9 +170,7 @@ struct Exchange {
 
 impl Exchange {
     fn start(addr: SocketAddr, first: Vec<u8>, rest: Vec<u8>) -> Exchange {
-        let sock = TcpStream::connect(addr).expect("connect");
-        sock.set_read_timeout(Some(DEADLINE)).unwrap();
-        sock.set_write_timeout(Some(DEADLINE)).unwrap();
+        let sock = blocking_connect(addr);
         let mut w = sock.try_clone().expect("clone socket");
         let (release, go) = mpsc::channel::<()>();
         let writer = thread::spawn(move || {
@@ -367,15 +283,15 @@ struct StreamCase<'a> {
 /// its FIN, and gets the whole reply and a clean EOF. The server exits 0
 /// before the deadline.
 fn stream_case(case: StreamCase<'_>) {
-    let mut p = Proc::start(case.example, case.args);
+    let mut p = start(case.example, case.args);
     let want = (case.reply)(&case.payload);
     let (first, rest) = case.payload.split_at(case.before);
-    let mut ex = Exchange::start(p.addr(), first.to_vec(), rest.to_vec());
+    let mut ex = Exchange::start(p.addr, first.to_vec(), rest.to_vec());
     // The server has accepted the connection and is answering.
     ex.wait_received(1);
-    let signalled = p.signal(case.sig);
+    let signalled = signal(&p, case.sig);
     p.expect_log(&format!("signal {}: draining", case.sig.number()));
-    expect_refused_soon(p.addr());
+    expect_refused_soon(p.addr);
     ex.release();
     let (got, end) = ex.finish();
     if let Err(e) = end {
@@ -463,16 +379,16 @@ fn r7_proxy_sigterm_finishes_stream_in_flight() {
 /// drain is answered in full (the request twice, 1 MiB), then EOF; exit 0.
 #[test]
 fn r7_shut_srv_sigterm_answers_request_in_progress() {
-    let mut p = Proc::start("shut_srv", &["server", "--listen", "127.0.0.1:0"]);
+    let mut p = start("shut_srv", &["server", "--listen", "127.0.0.1:0"]);
     let data = text(512 * KIB, 75);
     let mut rest = data[256 * KIB..].to_vec();
     rest.extend_from_slice(b"END");
-    let mut ex = Exchange::start(p.addr(), data[..256 * KIB].to_vec(), rest);
+    let mut ex = Exchange::start(p.addr, data[..256 * KIB].to_vec(), rest);
     // No reply before the marker: the server's log says it accepted us.
     p.expect_log("connected from");
-    let signalled = p.signal(Sig::Term);
+    let signalled = signal(&p, Sig::Term);
     p.expect_log("signal 15: draining");
-    expect_refused_soon(p.addr());
+    expect_refused_soon(p.addr);
     ex.release();
     let (got, end) = ex.finish();
     end.expect("the reply ends with a clean EOF");
@@ -488,72 +404,36 @@ struct Response {
     body: Vec<u8>,
 }
 
-/// A blocking HTTP/1.1 client connection.
-struct Http {
-    r: BufReader<TcpStream>,
-    w: TcpStream,
-}
-
-impl Http {
-    fn open(addr: SocketAddr) -> Http {
-        let s = TcpStream::connect(addr).expect("connect");
-        s.set_read_timeout(Some(DEADLINE)).unwrap();
-        s.set_nodelay(true).unwrap();
-        Http {
-            w: s.try_clone().unwrap(),
-            r: BufReader::new(s),
+/// The next HTTP response on `c`.
+#[track_caller]
+fn response(c: &mut LineClient) -> Response {
+    let status_line = c.line().trim_end().to_string();
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let (mut len, mut close) = (0, false);
+    loop {
+        let line = c.line();
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line.split_once(':').expect("header");
+        let value = value.trim();
+        match name.to_ascii_lowercase().as_str() {
+            "content-length" => len = value.parse().expect("Content-Length"),
+            "connection" => close = value.eq_ignore_ascii_case("close"),
+            _ => {}
         }
     }
-
-    fn send(&mut self, data: &[u8]) {
-        self.w.write_all(data).expect("send");
-    }
-
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        let n = self.r.read_line(&mut line).expect("read a response line");
-        assert!(n > 0, "EOF in a response head");
-        line.trim_end().to_string()
-    }
-
-    fn response(&mut self) -> Response {
-        let status_line = self.line();
-        let status = status_line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-        let (mut len, mut close) = (0, false);
-        loop {
-            let line = self.line();
-            if line.is_empty() {
-                break;
-            }
-            let (name, value) = line.split_once(':').expect("header");
-            let value = value.trim();
-            match name.to_ascii_lowercase().as_str() {
-                "content-length" => len = value.parse().expect("Content-Length"),
-                "connection" => close = value.eq_ignore_ascii_case("close"),
-                _ => {}
-            }
-        }
-        let mut body = vec![0; len];
-        self.r.read_exact(&mut body).expect("read body");
-        Response {
-            status,
-            close,
-            body,
-        }
-    }
-
-    /// The server closed: a clean EOF, not a reset.
-    #[track_caller]
-    fn expect_eof(&mut self) {
-        let mut rest = Vec::new();
-        self.r
-            .read_to_end(&mut rest)
-            .expect("a clean EOF, not an error");
-        assert!(rest.is_empty(), "unexpected bytes before EOF: {rest:?}");
+    let mut body = vec![0; len];
+    c.reader.read_exact(&mut body).expect("read body");
+    Response {
+        status,
+        close,
+        body,
     }
 }
 
@@ -565,47 +445,47 @@ impl Http {
 /// the other two finish their requests during the drain and each gets its
 /// response with `Connection: close`, then EOF; exit 0.
 fn http_case(sig: Sig) {
-    let mut p = Proc::start("http_server", &["--listen", "127.0.0.1:0"]);
+    let mut p = start("http_server", &["--listen", "127.0.0.1:0"]);
     let get = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n";
 
-    let mut idle = Http::open(p.addr());
+    let mut idle = LineClient::connect(p.addr);
     idle.send(get);
-    let r = idle.response();
+    let r = response(&mut idle);
     assert_eq!((r.status, r.close), (200, false));
 
     // One write, one segment on loopback: the server reads the first
     // request and the half head together, so the half head is in its
     // parser (not in a socket buffer) when the drain starts.
-    let mut head = Http::open(p.addr());
-    head.send(&[&get[..], b"GET / HTTP/1.1\r\nHost: te"].concat());
-    let r = head.response();
+    let mut head = LineClient::connect(p.addr);
+    head.send([&get[..], b"GET / HTTP/1.1\r\nHost: te"].concat());
+    let r = response(&mut head);
     assert_eq!((r.status, r.close), (200, false));
 
     const BODY: usize = 256 * KIB;
     let body = pattern(BODY, 76);
-    let mut upload = Http::open(p.addr());
+    let mut upload = LineClient::connect(p.addr);
     upload.send(
         format!(
             "PUT /upload HTTP/1.1\r\nHost: test\r\nExpect: 100-continue\r\nContent-Length: {BODY}\r\n\r\n"
         )
         .as_bytes(),
     );
-    assert_eq!(upload.response().status, 100);
+    assert_eq!(response(&mut upload).status, 100);
     upload.send(&body[..BODY / 2]);
 
-    let signalled = p.signal(sig);
+    let signalled = signal(&p, sig);
     p.expect_log(&format!("signal {}: draining", sig.number()));
     idle.expect_eof();
-    expect_refused(p.addr());
+    expect_refused(p.addr);
 
     head.send(b"st\r\n\r\n");
-    let r = head.response();
+    let r = response(&mut head);
     assert_eq!((r.status, r.close), (200, true));
     assert_eq!(r.body, b"hello from halfclose\n");
     head.expect_eof();
 
     upload.send(&body[BODY / 2..]);
-    let r = upload.response();
+    let r = response(&mut upload);
     assert_eq!((r.status, r.close), (200, true));
     assert_eq!(r.body, format!("received {BODY} bytes\n").as_bytes());
     upload.expect_eof();
@@ -629,45 +509,14 @@ fn r7_http_server_sigint_finishes_requests_in_progress_closes_idle() {
 
 // ---------------------------------------------------------------- chat
 
-/// A blocking line client of the chat.
-struct Member {
-    r: BufReader<TcpStream>,
-    w: TcpStream,
-}
-
-impl Member {
-    fn join(addr: SocketAddr, nick: &str, here: usize) -> Member {
-        let s = TcpStream::connect(addr).expect("connect");
-        s.set_read_timeout(Some(DEADLINE)).unwrap();
-        let mut m = Member {
-            w: s.try_clone().unwrap(),
-            r: BufReader::new(s),
-        };
-        assert!(m.line().starts_with("* welcome"));
-        m.send(format!("{nick}\n").as_bytes());
-        assert_eq!(m.line(), format!("* you are {nick}; {here} here\n"));
-        m
-    }
-
-    fn send(&mut self, data: &[u8]) {
-        self.w.write_all(data).expect("send");
-    }
-
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        let n = self.r.read_line(&mut line).expect("read a line");
-        assert!(n > 0, "EOF where a line was expected");
-        line
-    }
-
-    #[track_caller]
-    fn expect_eof(&mut self) {
-        let mut rest = Vec::new();
-        self.r
-            .read_to_end(&mut rest)
-            .expect("a clean EOF, not an error");
-        assert!(rest.is_empty(), "unexpected bytes before EOF: {rest:?}");
-    }
+/// A chat member `nick`, joined as the `here`th one present.
+#[track_caller]
+fn join(addr: SocketAddr, nick: &str, here: usize) -> LineClient {
+    let mut m = LineClient::connect(addr);
+    assert!(m.line().starts_with("* welcome"));
+    m.send(format!("{nick}\n").as_bytes());
+    assert_eq!(m.line(), format!("* you are {nick}; {here} here\n"));
+    m
 }
 
 const GOODBYE: &str = "* server shutting down, goodbye\n";
@@ -679,9 +528,9 @@ const GOODBYE: &str = "* server shutting down, goodbye\n";
 /// refused right then); bob still gets every line, in order, before his
 /// goodbye. Exit 0 once both closed.
 fn chat_case(sig: Sig) {
-    let mut p = Proc::start("chat", &["--listen", "127.0.0.1:0"]);
-    let mut alice = Member::join(p.addr(), "alice", 1);
-    let mut bob = Member::join(p.addr(), "bob", 2);
+    let mut p = start("chat", &["--listen", "127.0.0.1:0"]);
+    let mut alice = join(p.addr, "alice", 1);
+    let mut bob = join(p.addr, "bob", 2);
     assert_eq!(alice.line(), "* bob joined\n");
 
     const LINES: usize = 1000;
@@ -692,11 +541,11 @@ fn chat_case(sig: Sig) {
     alice.send(b"/who\n");
     assert_eq!(alice.line(), "* here: alice bob\n");
 
-    let signalled = p.signal(sig);
+    let signalled = signal(&p, sig);
     p.expect_log(&format!("signal {}: draining", sig.number()));
     assert_eq!(alice.line(), GOODBYE);
     alice.expect_eof();
-    expect_refused(p.addr());
+    expect_refused(p.addr);
 
     for (i, line) in said.iter().enumerate() {
         assert_eq!(bob.line(), format!("[alice] {line}"), "line {i} to bob");
@@ -730,17 +579,17 @@ fn r7_chat_sigint_delivers_backlog_then_goodbye() {
 /// connection was aborted.
 #[test]
 fn r7_drain_deadline_aborts_unfinished_connection_and_exits_0() {
-    let mut p = Proc::start("echo", &["--listen", "127.0.0.1:0"]);
+    let mut p = start("echo", &["--listen", "127.0.0.1:0"]);
     let payload = pattern(2 * MIB, 77);
-    let mut done = Exchange::start(p.addr(), payload[..MIB].to_vec(), payload[MIB..].to_vec());
+    let mut done = Exchange::start(p.addr, payload[..MIB].to_vec(), payload[MIB..].to_vec());
     let sent = pattern(256 * KIB, 78);
-    let stalled = Exchange::start(p.addr(), sent.clone(), Vec::new());
+    let stalled = Exchange::start(p.addr, sent.clone(), Vec::new());
     done.wait_received(1);
     stalled.wait_received(sent.len());
 
-    let signalled = p.signal(Sig::Term);
+    let signalled = signal(&p, Sig::Term);
     p.expect_log("signal 15: draining");
-    expect_refused_soon(p.addr());
+    expect_refused_soon(p.addr);
 
     done.release();
     let (got, end) = done.finish();
@@ -753,14 +602,7 @@ fn r7_drain_deadline_aborts_unfinished_connection_and_exits_0() {
     assert_eq!(err.kind(), io::ErrorKind::ConnectionReset, "{err}");
     assert_same("echo before the reset", &got, &sent);
 
-    let name = p.name.clone();
-    let (status, log) = p.exit();
-    let took = signalled.elapsed();
-    let log = log.join("\n");
-    assert!(
-        status.success(),
-        "{name}: exit status {status}; stderr:\n{log}"
-    );
+    let (took, log) = assert_exit_0(p, signalled);
     // The deadline's clock starts after the signal; it counts whole
     // milliseconds.
     let earliest = DRAIN_DEADLINE - Duration::from_millis(20);

@@ -13,53 +13,10 @@ use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use halfclose::{Closed, Config, Conn, Ctx, Eof, Handler, Reactor, Reason, TimerId};
-
-// ---------------------------------------------------------------------------
-// A logger that keeps every error record, for the tests to search
-// ---------------------------------------------------------------------------
-
-fn error_logs() -> &'static Mutex<Vec<String>> {
-    static LOGS: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
-    LOGS.get_or_init(|| Mutex::new(Vec::new()))
-}
-
-struct Capture;
-
-impl log::Log for Capture {
-    fn enabled(&self, meta: &log::Metadata<'_>) -> bool {
-        meta.level() <= log::Level::Error
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
-            error_logs()
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(record.args().to_string());
-        }
-    }
-    fn flush(&self) {}
-}
-
-fn capture_errors() {
-    static CAPTURE: Capture = Capture;
-    let _ = log::set_logger(&CAPTURE);
-    log::set_max_level(log::LevelFilter::Error);
-}
-
-/// The error records that mention `needle`.
-fn errors_mentioning(needle: &str) -> Vec<String> {
-    error_logs()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .filter(|m| m.contains(needle))
-        .cloned()
-        .collect()
-}
+use halfclose::{Closed, Conn, Ctx, Eof, Handler, Reason, TimerId};
 
 // ---------------------------------------------------------------------------
 // A handler that panics in the callback it is told to
@@ -287,33 +244,13 @@ fn case(cb: Cb) -> &'static Case {
         .expect("a row for every callback")
 }
 
-/// Send `data` on `client` and drive the reactor until it comes back.
-#[track_caller]
-fn echo_round_trip(r: &mut Reactor, client: &mut Client, data: &[u8]) {
-    let want = client.received.len() + data.len();
-    client.send(data);
-    run_until(r, |_| {
-        client.pump().received.len() >= want || client.end != End::Open
-    });
-    assert_eq!(
-        client.end,
-        End::Open,
-        "connection ended during an echo round trip"
-    );
-    assert_eq!(&client.received[want - data.len()..], data);
-}
-
 /// Run one row: a good connection served before and after; a second
 /// connection whose handler (or factory call) panics in `cb`.
 fn run_case(cb: Cb) {
     capture_errors();
     let row = case(cb);
     let msg = cb.message();
-    let mut config = Config::default();
-    config.idle_timeout = None;
-    config.peer_eof_timeout = None;
-    config.linger_timeout = None;
-    let mut r = Reactor::with_config(config).expect("reactor");
+    let mut r = reactor_with(no_timeouts);
 
     // Handler 0 is the good connection, handler 1 (or factory call 1) the
     // faulty one, the rest good.
@@ -401,9 +338,7 @@ fn run_case(cb: Cb) {
         run_until(&mut r, |r| r.stats().panics >= 1);
     }
     // A few more turns: nothing may follow the close.
-    for _ in 0..5 {
-        r.run_once(Some(Duration::from_millis(1))).unwrap();
-    }
+    turns(&mut r, 5, ms(1));
 
     // The panicking handler: its callbacks, handle_close exactly once.
     match &bad_seen {

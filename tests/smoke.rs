@@ -12,9 +12,7 @@ fn echo_then_peer_fin_closes_losslessly() {
             c.write(d).unwrap();
         })
     });
-    let mut c = Client::connect(addr);
-    c.send(b"hello");
-    c.shutdown_write();
+    let mut c = Client::request(addr, b"hello");
     run_until(&mut r, |_| c.done());
     assert_eq!(c.received, b"hello");
     assert_eq!(c.end, End::Eof);
@@ -37,9 +35,7 @@ fn half_close_keeps_writing() {
             Eof::HalfClose
         })
     });
-    let mut c = Client::connect(addr);
-    c.send(b"req");
-    c.shutdown_write();
+    let mut c = Client::request(addr, b"req");
     run_until(&mut r, |_| c.done());
     assert_eq!(c.received, b"late reply");
     assert_eq!(c.end, End::Eof);

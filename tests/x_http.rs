@@ -9,75 +9,23 @@
 
 mod util;
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::OnceLock;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use util::{pattern, Server, DEADLINE};
+use util::{
+    blocking_connect, example_bin, pattern, python, run, run_bounded, status_kib, text, Server,
+    DEADLINE,
+};
 
 const HELLO: &[u8] = b"hello from halfclose\n";
 
-/// The example's binary, built once for this test file.
-fn bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| util::example_bin("http_server"))
-}
-
-/// Start the server as [`Server::start`] does (first stdout line
-/// `listening on IP:PORT`), with `RUST_LOG` set to `log` and its stderr
-/// lines sent to the returned channel when `log` is given.
-fn start(args: &[&str], log: Option<&str>) -> (Server, Receiver<String>) {
-    let mut cmd = Command::new(bin());
-    cmd.args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped());
-    match log {
-        Some(filter) => cmd.env("RUST_LOG", filter).stderr(Stdio::piped()),
-        None => cmd.env_remove("RUST_LOG").stderr(Stdio::inherit()),
-    };
-    let mut child = cmd.spawn().expect("spawn http_server");
-    let (tx, rx) = mpsc::channel();
-    if let Some(stderr) = child.stderr.take() {
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-    }
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("read first line");
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .parse()
-        .expect("address");
-    (
-        Server {
-            child,
-            addr,
-            stdout,
-        },
-        rx,
-    )
-}
-
+/// The example, listening on 127.0.0.1 port 0, with `args`.
 fn server(args: &[&str]) -> Server {
-    start(args, None).0
-}
-
-/// A blocking client socket whose reads and writes fail after [`DEADLINE`]
-/// instead of hanging the test.
-fn connect(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
-    s.set_write_timeout(Some(DEADLINE)).unwrap();
-    s
+    let mut all = vec!["--listen", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    Server::start("http_server", &all)
 }
 
 #[derive(Debug)]
@@ -111,13 +59,20 @@ struct Conn {
 impl Conn {
     fn open(addr: SocketAddr) -> Conn {
         Conn {
-            stream: connect(addr),
+            stream: blocking_connect(addr),
             buf: Vec::new(),
         }
     }
 
     fn send(&mut self, data: &[u8]) {
         self.stream.write_all(data).expect("send request");
+    }
+
+    /// `GET /`, answered with the greeting.
+    #[track_caller]
+    fn hello(&mut self) {
+        self.send(&get("/"));
+        assert_eq!(self.response().body, HELLO);
     }
 
     fn fill(&mut self) -> io::Result<usize> {
@@ -239,53 +194,46 @@ fn assert_rejected(addr: SocketAddr, request: &[u8], status: u16) {
     let mut c = Conn::open(addr);
     c.send(request);
     let r = c.response();
-    assert_eq!(
-        r.status,
-        status,
-        "request {:?}",
-        String::from_utf8_lossy(request)
+    let what = String::from_utf8_lossy(request);
+    assert_eq!(r.status, status, "request {what:?}");
+    assert!(
+        r.closes(),
+        "a rejecting reply says Connection: close: request {what:?}"
     );
-    assert!(r.closes(), "a rejecting reply says Connection: close");
     c.expect_clean_eof();
 }
 
 // ---------------------------------------------------------------- curl
 
-fn curl() -> Command {
+/// `curl -sS --max-time 20 ARGS...`.
+fn curl(args: &[&str]) -> Command {
     let found = Command::new("curl")
         .arg("--version")
-        .stdout(Stdio::null())
+        .stdout(std::process::Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
     assert!(found, "curl is required (.ci/run installs it)");
     let mut cmd = Command::new("curl");
-    cmd.args(["-sS", "--max-time", "20"]);
+    cmd.args(["-sS", "--max-time", "20"]).args(args);
     cmd
 }
 
 /// Run curl with `stdin` and return (stdout, stderr), asserting success.
 #[track_caller]
-fn run_curl(mut cmd: Command, stdin: &[u8]) -> (Vec<u8>, String) {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn curl");
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let out = child.wait_with_output().expect("curl output");
-    writer.join().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+fn run_curl(cmd: &mut Command, stdin: &[u8]) -> (Vec<u8>, String) {
+    let out = run_bounded(cmd, stdin, DEADLINE);
+    let stderr = text(&out.stderr);
     assert!(
         out.status.success(),
         "curl failed: {}\n{stderr}",
         out.status
     );
     (out.stdout, stderr)
+}
+
+/// `http://ADDR/path` of server `s`.
+fn url(s: &Server, path: &str) -> String {
+    format!("http://{}{path}", s.addr)
 }
 
 /// A file for curl to upload, removed on drop.
@@ -310,27 +258,15 @@ impl Drop for TempFile {
 #[test]
 fn curl_get_root_head_and_404() {
     let s = server(&[]);
-    let url = format!("http://{}/", s.addr);
-    let mut cmd = curl();
-    cmd.arg(&url);
-    assert_eq!(run_curl(cmd, b"").0, HELLO);
+    assert_eq!(run_curl(&mut curl(&[&url(&s, "/")]), b"").0, HELLO);
 
-    let mut cmd = curl();
-    cmd.args(["-I", &url]);
-    let head = String::from_utf8(run_curl(cmd, b"").0).unwrap();
+    let head = text(&run_curl(&mut curl(&["-I", &url(&s, "/")]), b"").0);
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
     assert!(head.contains("Content-Length: 21\r\n"), "{head}");
     assert!(head.ends_with("\r\n\r\n"), "HEAD has no body: {head:?}");
 
-    let mut cmd = curl();
-    cmd.args([
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        &format!("{url}nope"),
-    ]);
-    assert_eq!(run_curl(cmd, b"").0, b"404");
+    let mut cmd = curl(&["-o", "/dev/null", "-w", "%{http_code}", &url(&s, "/nope")]);
+    assert_eq!(run_curl(&mut cmd, b"").0, b"404");
 }
 
 /// `curl -T -` reads the body from stdin, size unknown: a chunked PUT.
@@ -338,10 +274,8 @@ fn curl_get_root_head_and_404() {
 fn curl_put_chunked_from_stdin() {
     let s = server(&[]);
     let body = pattern(300_000, 1);
-    let mut cmd = curl();
-    cmd.args(["-v", "-T", "-", "-H", "Transfer-Encoding: chunked"])
-        .arg(format!("http://{}/upload", s.addr));
-    let (out, err) = run_curl(cmd, &body);
+    let mut cmd = curl(&["-v", "-T", "-", "-H", "Transfer-Encoding: chunked"]);
+    let (out, err) = run_curl(cmd.arg(url(&s, "/upload")), &body);
     assert!(err.contains("> Transfer-Encoding: chunked"), "{err}");
     assert_eq!(out, received(body.len()));
 }
@@ -352,12 +286,8 @@ fn curl_put_file_with_content_length() {
     let s = server(&[]);
     let body = pattern(200_000, 2);
     let file = TempFile::new("put.bin", &body);
-    let mut cmd = curl();
-    cmd.arg("-v")
-        .arg("-T")
-        .arg(&file.0)
-        .arg(format!("http://{}/", s.addr));
-    let (out, err) = run_curl(cmd, b"");
+    let mut cmd = curl(&["-v", "-T"]);
+    let (out, err) = run_curl(cmd.arg(&file.0).arg(url(&s, "/")), b"");
     assert!(err.contains("> Content-Length: 200000"), "{err}");
     assert_eq!(out, received(body.len()));
 }
@@ -367,10 +297,20 @@ fn curl_put_file_with_content_length() {
 fn curl_post_data_binary_with_content_length() {
     let s = server(&[]);
     let body = pattern(50_000, 3);
-    let mut cmd = curl();
-    cmd.args(["--data-binary", "@-"])
-        .arg(format!("http://{}/form", s.addr));
-    assert_eq!(run_curl(cmd, &body).0, received(body.len()));
+    let mut cmd = curl(&["--data-binary", "@-", &url(&s, "/form")]);
+    assert_eq!(run_curl(&mut cmd, &body).0, received(body.len()));
+}
+
+/// Upload `body` from a file with `Expect: 100-continue`, curl's `args`
+/// added; curl's (stdout, stderr).
+fn curl_expect_100(s: &Server, name: &str, body: &[u8], args: &[&str]) -> (Vec<u8>, String) {
+    let file = TempFile::new(name, body);
+    let mut cmd = curl(&["-v", "-H", "Expect: 100-continue"]);
+    cmd.args(args)
+        .arg("--data-binary")
+        .arg(format!("@{}", file.0.display()))
+        .arg(url(s, "/"));
+    run_curl(&mut cmd, b"")
 }
 
 /// A larger upload with `Expect: 100-continue`: curl gets `100 Continue`
@@ -379,12 +319,7 @@ fn curl_post_data_binary_with_content_length() {
 fn curl_expect_100_continue_large_upload() {
     let s = server(&[]);
     let body = pattern(900_000, 4);
-    let file = TempFile::new("expect.bin", &body);
-    let mut cmd = curl();
-    cmd.args(["-v", "-H", "Expect: 100-continue", "--data-binary"])
-        .arg(format!("@{}", file.0.display()))
-        .arg(format!("http://{}/", s.addr));
-    let (out, err) = run_curl(cmd, b"");
+    let (out, err) = curl_expect_100(&s, "expect.bin", &body, &[]);
     assert!(err.contains("< HTTP/1.1 100 Continue"), "{err}");
     assert_eq!(out, received(body.len()));
 }
@@ -395,19 +330,7 @@ fn curl_expect_100_continue_large_upload() {
 fn curl_expect_100_continue_over_limit_gets_413() {
     let s = server(&[]);
     let body = pattern(2 * 1024 * 1024, 5);
-    let file = TempFile::new("toolarge.bin", &body);
-    let mut cmd = curl();
-    cmd.args([
-        "-v",
-        "-H",
-        "Expect: 100-continue",
-        "-w",
-        "%{http_code}",
-        "--data-binary",
-    ])
-    .arg(format!("@{}", file.0.display()))
-    .arg(format!("http://{}/", s.addr));
-    let (out, err) = run_curl(cmd, b"");
+    let (out, err) = curl_expect_100(&s, "toolarge.bin", &body, &["-w", "%{http_code}"]);
     assert!(!err.contains("100 Continue"), "{err}");
     assert!(err.contains("< Connection: close"), "{err}");
     assert_eq!(out, b"content too large\n413");
@@ -421,22 +344,10 @@ fn curl_expect_100_continue_over_limit_gets_413() {
 #[test]
 fn python_http_client_chunked_put_and_keep_alive() {
     let s = server(&[]);
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/clients/http_chunked_put.py"
-    );
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(s.addr.ip().to_string())
-        .arg(s.addr.port().to_string())
-        .output()
-        .expect("python3 is required");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ip, port) = (s.addr.ip().to_string(), s.addr.port().to_string());
+    let out = run(&mut python("http_chunked_put.py", &[&ip, &port]));
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
     assert_eq!(stdout, "ok\n");
 }
 
@@ -460,8 +371,7 @@ fn pipelined_requests_answered_in_order() {
     assert_eq!((r.status, r.body.as_slice()), (404, &b"not found\n"[..]));
     assert!(!r.closes());
     // Still open: a fourth request is answered.
-    c.send(&get("/"));
-    assert_eq!(c.response().body, HELLO);
+    c.hello();
 }
 
 /// `Connection: close` is honoured: the response says so, then a clean EOF;
@@ -664,20 +574,11 @@ fn malformed_requests_get_400_then_clean_eof() {
             417,
         ),
     ];
-    for (name, req, status) in cases {
-        let mut c = Conn::open(s.addr);
-        c.send(req);
-        let r = c.response();
-        assert_eq!(r.status, *status, "{name}");
-        assert!(r.closes(), "{name}");
-        if let Err(e) = c.rest() {
-            panic!("{name}: expected a clean EOF, got {e}");
-        }
+    for (_name, req, status) in cases {
+        assert_rejected(s.addr, req, *status);
     }
     // The server is still serving.
-    let mut c = Conn::open(s.addr);
-    c.send(&get("/"));
-    assert_eq!(c.response().body, HELLO);
+    Conn::open(s.addr).hello();
 }
 
 /// A header section over 8 KiB (the default limit) gets 431 and a clean
@@ -782,16 +683,6 @@ fn a2_fin_mid_request_closes_without_answer() {
     }
 }
 
-/// Peak resident memory of a process, from `/proc/PID/status`.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .expect("VmHWM");
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 /// A client that pipelines at least 150,000 requests (three times what the
 /// kernel buffers for the server's socket) and their FIN, and reads no
 /// response until the server logs that it paused: once the kernel buffers
@@ -805,11 +696,15 @@ fn peak_rss_kib(pid: u32) -> u64 {
 /// as the server paused.
 #[test]
 fn f4_pipelined_flood_pauses_reading_and_answers_all_in_order() {
-    let (s, log) = start(&[], Some("http_server::backpressure=debug"));
+    let mut s = Server::start_logged(
+        "http_server",
+        &["--listen", "127.0.0.1:0"],
+        "http_server::backpressure=debug",
+    );
+    let mut log = s.log.take().expect("stderr captured");
     let mut warm = Conn::open(s.addr);
-    warm.send(&get("/"));
-    assert_eq!(warm.response().body, HELLO);
-    let rss_before = peak_rss_kib(s.child.id());
+    warm.hello();
+    let rss_before = status_kib(s.child.id(), "VmHWM");
 
     let ok = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 21\r\n\r\nhello from halfclose\n";
     let missing = b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\nnot found\n";
@@ -842,9 +737,7 @@ fn f4_pipelined_flood_pauses_reading_and_answers_all_in_order() {
         writer.write_all(&reqs)?;
         writer.shutdown(Shutdown::Write)
     });
-    let paused = log
-        .recv_timeout(DEADLINE)
-        .expect("the server pauses reading");
+    let paused = log.next_line(DEADLINE).expect("the server pauses reading");
     assert!(paused.contains("reading paused"), "{paused}");
 
     let mut got = vec![0u8; expected.len()];
@@ -864,9 +757,9 @@ fn f4_pipelined_flood_pauses_reading_and_answers_all_in_order() {
     );
     t.join().unwrap().expect("all requests sent");
 
-    let grown = peak_rss_kib(s.child.id()).saturating_sub(rss_before);
+    let grown = status_kib(s.child.id(), "VmHWM").saturating_sub(rss_before);
     assert!(grown < 1024, "peak RSS grew by {grown} KiB");
-    assert!(log.try_iter().any(|l| l.contains("reading resumed")));
+    assert!(log.received().iter().any(|l| l.contains("reading resumed")));
 }
 
 /// `--idle-timeout` closes a keep-alive connection that sends nothing (F1).
@@ -874,8 +767,7 @@ fn f4_pipelined_flood_pauses_reading_and_answers_all_in_order() {
 fn f1_idle_timeout_closes_keep_alive_connection() {
     let s = server(&["--idle-timeout", "1"]);
     let mut c = Conn::open(s.addr);
-    c.send(&get("/"));
-    assert_eq!(c.response().body, HELLO);
+    c.hello();
     let start = Instant::now();
     c.expect_clean_eof();
     assert!(start.elapsed() >= Duration::from_millis(900));
@@ -915,8 +807,7 @@ fn load_50_concurrent_connections_10_requests_each() {
                     let mut c = Conn::open(addr);
                     for i in 0..10 {
                         if (w + i) % 2 == 0 {
-                            c.send(&get("/"));
-                            assert_eq!(c.response().body, HELLO);
+                            c.hello();
                         } else {
                             c.send(&post(&pattern(1000 + w, i as u64)));
                             assert_eq!(c.response().body, received(1000 + w));
@@ -934,11 +825,7 @@ fn load_50_concurrent_connections_10_requests_each() {
 // ---------------------------------------------------------------- graceful stop
 
 fn sigterm(s: &Server) {
-    let status = Command::new("kill")
-        .args(["-TERM", &s.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    assert!(s.signal("-TERM"), "kill -TERM failed");
 }
 
 /// SIGTERM with an idle keep-alive connection open: the drain closes it at
@@ -948,8 +835,7 @@ fn sigterm(s: &Server) {
 fn graceful_stop_closes_idle_keep_alive_and_exits_0() {
     let mut s = server(&[]);
     let mut c = Conn::open(s.addr);
-    c.send(&get("/"));
-    assert_eq!(c.response().body, HELLO);
+    c.hello();
     let start = Instant::now();
     sigterm(&s);
     c.expect_clean_eof();
@@ -972,8 +858,7 @@ fn graceful_stop_closes_idle_keep_alive_and_exits_0() {
 fn graceful_stop_finishes_request_in_progress() {
     let mut s = server(&[]);
     let mut idle = Conn::open(s.addr);
-    idle.send(&get("/"));
-    assert_eq!(idle.response().body, HELLO);
+    idle.hello();
     let mut busy = Conn::open(s.addr);
     busy.send(
         b"POST / HTTP/1.1\r\nHost: test\r\nExpect: 100-continue\r\nContent-Length: 6\r\n\r\n",
@@ -1001,9 +886,9 @@ fn graceful_stop_finishes_request_in_progress() {
 /// `--help` prints the usage and exits 0.
 #[test]
 fn help_prints_usage() {
-    let out = Command::new(bin()).arg("--help").output().unwrap();
+    let out = run(Command::new(example_bin("http_server")).arg("--help"));
     assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("--max-header-bytes"), "{text}");
-    assert!(text.contains("--idle-timeout"), "{text}");
+    let help = text(&out.stdout);
+    assert!(help.contains("--max-header-bytes"), "{help}");
+    assert!(help.contains("--idle-timeout"), "{help}");
 }

@@ -12,104 +12,14 @@ mod util;
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use util::{example_bin, pattern, Server, DEADLINE};
-
-/// Run `cmd` to completion with stdin closed and output captured; kill it
-/// and fail if it takes longer than [`DEADLINE`].
-#[track_caller]
-fn run(cmd: &mut Command) -> Output {
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel::<()>();
-    let watchdog = std::thread::spawn(move || {
-        if rx.recv_timeout(DEADLINE).is_err() {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-            return true;
-        }
-        false
-    });
-    let out = child.wait_with_output().expect("wait for child");
-    let _ = tx.send(());
-    assert!(
-        !watchdog.join().unwrap(),
-        "{cmd:?} did not finish within {DEADLINE:?}"
-    );
-    out
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn client_script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/clients")
-        .join(name)
-}
-
-/// An interpreter's own executable, resolved once (`python3` may be a slow
-/// version-manager shim); fails loudly when the tool is missing.
-fn interpreter(
-    tool: &str,
-    cell: &'static std::sync::OnceLock<String>,
-    probe: &[&str],
-) -> &'static str {
-    cell.get_or_init(|| match Command::new(tool).args(probe).output() {
-        Ok(o) if o.status.success() => text(&o.stdout).trim().to_string(),
-        other => panic!("{tool} is required by this test (it is on the CI machine): {other:?}"),
-    })
-}
-
-fn python(script: &str, args: &[&str]) -> Command {
-    static EXE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let exe = interpreter(
-        "python3",
-        &EXE,
-        &["-c", "import sys; print(sys.executable)"],
-    );
-    let mut cmd = Command::new(exe);
-    cmd.arg(client_script(script)).args(args);
-    cmd
-}
-
-fn node(script: &str, args: &[&str]) -> Command {
-    static EXE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let exe = interpreter("node", &EXE, &["-e", "console.log(process.execPath)"]);
-    let mut cmd = Command::new(exe);
-    cmd.arg(client_script(script)).args(args);
-    cmd
-}
-
-/// Peak resident memory of a process, from `/proc/PID/status`.
-fn vm_hwm_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/PID/status")
-}
-
-#[track_caller]
-fn assert_clean_exit(server: Server) {
-    let status = server.terminate();
-    assert!(
-        status.success(),
-        "SIGTERM should drain and exit 0, got {status:?}"
-    );
-}
+use util::{
+    assert_clean_exit, blocking_connect, example_bin, node, pattern, python, read_to_end_or_error,
+    reset, run, status_kib, text, Server, DEADLINE,
+};
 
 fn proxy_to(upstream: SocketAddr) -> Server {
     Server::start(
@@ -121,15 +31,6 @@ fn proxy_to(upstream: SocketAddr) -> Server {
             &upstream.to_string(),
         ],
     )
-}
-
-/// A std connection to `addr` whose blocking reads and writes fail after
-/// [`DEADLINE`] instead of hanging the test.
-fn connect(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
-    s.set_write_timeout(Some(DEADLINE)).unwrap();
-    s
 }
 
 /// Accept one connection on `listener`, failing after [`DEADLINE`].
@@ -149,18 +50,32 @@ fn accept(listener: &TcpListener) -> TcpStream {
     s
 }
 
-/// Read until EOF or an error; returns what was read and how it ended.
-fn read_to_end(s: &mut TcpStream) -> (Vec<u8>, io::Result<()>) {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 65536];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return (got, Ok(())),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return (got, Err(e)),
-        }
-    }
+/// A proxy to a std listener the test controls, a client connected
+/// through it that sent `request`, and the upstream end of the pair once
+/// `request` arrived there: (proxy, client, upstream).
+#[track_caller]
+fn proxied(request: &[u8]) -> (Server, TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = proxy_to(listener.local_addr().unwrap());
+    let mut client = blocking_connect(proxy.addr);
+    client.write_all(request).unwrap();
+    let mut up = accept(&listener);
+    let mut got = vec![0u8; request.len()];
+    up.read_exact(&mut got).unwrap();
+    assert_eq!(got, request);
+    (proxy, client, up)
+}
+
+/// Read `s` to its end, which must be a reset (`ECONNRESET`), not a clean
+/// EOF; what was read before it.
+#[track_caller]
+fn assert_read_reset(s: &mut TcpStream) -> Vec<u8> {
+    let (got, end) = read_to_end_or_error(s);
+    assert_eq!(
+        end.expect_err("a reset, not EOF").kind(),
+        io::ErrorKind::ConnectionReset
+    );
+    got
 }
 
 fn fnv1a32(data: &[u8]) -> u32 {
@@ -241,7 +156,7 @@ fn proxy_large_transfer_arrives_byte_for_byte() {
     let upstream = Server::start("echo", &["--listen", "127.0.0.1:0"]);
     let proxy = proxy_to(upstream.addr);
     let data = pattern(8 << 20, 7);
-    let mut client = connect(proxy.addr);
+    let mut client = blocking_connect(proxy.addr);
     let mut writer = client.try_clone().unwrap();
     let sent = data.clone();
     let writing = std::thread::spawn(move || {
@@ -250,7 +165,7 @@ fn proxy_large_transfer_arrives_byte_for_byte() {
         }
         writer.shutdown(Shutdown::Write).expect("shutdown");
     });
-    let (got, end) = read_to_end(&mut client);
+    let (got, end) = read_to_end_or_error(&mut client);
     writing.join().unwrap();
     end.expect("clean EOF after the echo");
     assert_eq!(got.len(), data.len());
@@ -270,7 +185,7 @@ fn proxy_large_transfer_arrives_byte_for_byte() {
 fn proxy_backpressure_stalls_a_client_until_the_upstream_reads() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let proxy = proxy_to(listener.local_addr().unwrap());
-    let mut client = connect(proxy.addr);
+    let mut client = blocking_connect(proxy.addr);
     client
         .set_write_timeout(Some(Duration::from_millis(300)))
         .unwrap();
@@ -302,7 +217,7 @@ fn proxy_backpressure_stalls_a_client_until_the_upstream_reads() {
             Err(e) => panic!("write: {e}"),
         }
     }
-    let hwm = vm_hwm_kib(proxy.child.id());
+    let hwm = status_kib(proxy.child.id(), "VmHWM");
     assert!(
         hwm < 48 * 1024,
         "proxy peak memory {hwm} KiB after the client stalled at {written} bytes"
@@ -310,7 +225,7 @@ fn proxy_backpressure_stalls_a_client_until_the_upstream_reads() {
     client.shutdown(Shutdown::Write).unwrap();
 
     let mut up = accept(&listener);
-    let (got, end) = read_to_end(&mut up);
+    let (got, end) = read_to_end_or_error(&mut up);
     end.expect("the client's FIN, forwarded");
     assert_eq!(got.len() as u64, written);
     for (k, got) in got.chunks(BLOCK).enumerate() {
@@ -320,7 +235,7 @@ fn proxy_backpressure_stalls_a_client_until_the_upstream_reads() {
         );
     }
     drop(up); // our FIN, after the client's: the pair ends
-    let (rest, end) = read_to_end(&mut client);
+    let (rest, end) = read_to_end_or_error(&mut client);
     assert!(rest.is_empty());
     end.expect("the upstream's FIN reaches the client as a clean EOF");
     assert_clean_exit(proxy);
@@ -331,24 +246,10 @@ fn proxy_backpressure_stalls_a_client_until_the_upstream_reads() {
 /// ECONNRESET instead of a clean EOF that would pass for a complete reply.
 #[test]
 fn proxy_upstream_reset_resets_the_client() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let proxy = proxy_to(listener.local_addr().unwrap());
-    let mut client = connect(proxy.addr);
-    client.write_all(b"hello").unwrap();
-    let mut up = accept(&listener);
-    let mut req = [0u8; 5];
-    up.read_exact(&mut req).unwrap();
-    assert_eq!(&req, b"hello");
+    let (proxy, mut client, mut up) = proxied(b"hello");
     up.write_all(b"partial reply").unwrap();
-    socket2::SockRef::from(&up)
-        .set_linger(Some(Duration::ZERO))
-        .unwrap();
-    drop(up);
-    let (_, end) = read_to_end(&mut client);
-    assert_eq!(
-        end.expect_err("a reset, not EOF").kind(),
-        io::ErrorKind::ConnectionReset
-    );
+    reset(up);
+    assert_read_reset(&mut client);
     assert_clean_exit(proxy);
 }
 
@@ -356,23 +257,9 @@ fn proxy_upstream_reset_resets_the_client() {
 /// with ECONNRESET.
 #[test]
 fn proxy_client_reset_resets_the_upstream() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let proxy = proxy_to(listener.local_addr().unwrap());
-    let mut client = connect(proxy.addr);
-    client.write_all(b"hi").unwrap();
-    let mut up = accept(&listener);
-    let mut req = [0u8; 2];
-    up.read_exact(&mut req).unwrap();
-    assert_eq!(&req, b"hi");
-    socket2::SockRef::from(&client)
-        .set_linger(Some(Duration::ZERO))
-        .unwrap();
-    drop(client);
-    let (_, end) = read_to_end(&mut up);
-    assert_eq!(
-        end.expect_err("a reset, not EOF").kind(),
-        io::ErrorKind::ConnectionReset
-    );
+    let (proxy, client, mut up) = proxied(b"hi");
+    reset(client);
+    assert_read_reset(&mut up);
     assert_clean_exit(proxy);
 }
 
@@ -387,13 +274,9 @@ fn proxy_upstream_refused_resets_the_client() {
     };
     let proxy = proxy_to(closed);
     for _ in 0..2 {
-        let mut client = connect(proxy.addr);
-        let (got, end) = read_to_end(&mut client);
+        let mut client = blocking_connect(proxy.addr);
+        let got = assert_read_reset(&mut client);
         assert!(got.is_empty());
-        assert_eq!(
-            end.expect_err("a reset, not EOF").kind(),
-            io::ErrorKind::ConnectionReset
-        );
     }
     assert_clean_exit(proxy);
 }

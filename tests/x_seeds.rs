@@ -7,97 +7,13 @@
 
 mod util;
 
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
-use util::{example_bin, Server, DEADLINE};
-
-/// Run `cmd` to completion with stdin closed and output captured; kill it
-/// and fail if it takes longer than [`DEADLINE`].
-#[track_caller]
-fn run(cmd: &mut Command) -> Output {
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let watchdog = std::thread::spawn(move || {
-        if rx.recv_timeout(DEADLINE).is_err() {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-            return true;
-        }
-        false
-    });
-    let out = child.wait_with_output().expect("wait for child");
-    let _ = tx.send(());
-    assert!(
-        !watchdog.join().unwrap(),
-        "{cmd:?} did not finish within {DEADLINE:?}"
-    );
-    out
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn client_script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/clients")
-        .join(name)
-}
-
-/// The Python 3 interpreter, resolved once (`python3` may be a slow
-/// version-manager shim); fails loudly when there is none.
-fn python3() -> &'static str {
-    static EXE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    EXE.get_or_init(|| {
-        let out = Command::new("python3")
-            .args(["-c", "import sys; print(sys.executable)"])
-            .output();
-        match out {
-            Ok(o) if o.status.success() => text(&o.stdout).trim().to_string(),
-            other => panic!(
-                "python3 is required by this test (the CI machine has Python 3.11): {other:?}"
-            ),
-        }
-    })
-}
-
-/// `python3 tests/clients/<script> args...`.
-fn python(script: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(python3());
-    cmd.arg(client_script(script)).args(args);
-    cmd
-}
+use util::{assert_clean_exit, example_bin, python, run, status_kib, text, Server};
 
 fn port(server: &Server) -> String {
     server.addr.port().to_string()
-}
-
-/// Peak resident memory of a process, from `/proc/PID/status`.
-fn vm_hwm_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/PID/status")
-}
-
-#[track_caller]
-fn assert_clean_exit(server: Server) {
-    let status = server.terminate();
-    assert!(
-        status.success(),
-        "SIGTERM should drain and exit 0, got {status:?}"
-    );
 }
 
 // ------------------------------------------------------------ tcp_deadlock
@@ -147,7 +63,7 @@ fn tcp_deadlock_client_that_reads_only_after_sending_deadlocks() {
         "{}",
         text(&out.stderr)
     );
-    let hwm = vm_hwm_kib(server.child.id());
+    let hwm = status_kib(server.child.id(), "VmHWM");
     assert!(
         hwm < 48 * 1024,
         "server peak memory {hwm} KiB: backpressure should keep the 128 MiB upload in the kernel"

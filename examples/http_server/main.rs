@@ -273,17 +273,6 @@ const USAGE: &str =
   --max-body-bytes N     largest request body; beyond it 413 (default 1048576)
   --idle-timeout SECS    close a connection idle this long; 0 never (default 60)";
 
-fn usage() -> ! {
-    eprintln!("{USAGE}");
-    std::process::exit(2)
-}
-
-fn number(value: Option<String>) -> u64 {
-    value
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| usage())
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     env_logger::init();
     let mut listen = "127.0.0.1:8080".to_string();
@@ -292,18 +281,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         max_body: 1024 * 1024,
     };
     let mut idle = 60;
-    let mut args = std::env::args().skip(1);
+    let mut args = support::Args::new("http_server", USAGE);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--listen" => listen = args.next().unwrap_or_else(|| usage()),
-            "--max-header-bytes" => limits.max_head = usize::try_from(number(args.next()))?,
-            "--max-body-bytes" => limits.max_body = number(args.next()),
-            "--idle-timeout" => idle = number(args.next()),
+            "--listen" => listen = args.value("--listen"),
+            "--max-header-bytes" => {
+                limits.max_head = usize::try_from(args.value::<u64>("--max-header-bytes"))?
+            }
+            "--max-body-bytes" => limits.max_body = args.value("--max-body-bytes"),
+            "--idle-timeout" => idle = args.value("--idle-timeout"),
             "-h" | "--help" => {
                 println!("http_server: HTTP/1.1 on halfclose\n\n{USAGE}");
                 return Ok(());
             }
-            _ => usage(),
+            _ => args.usage(),
         }
     }
     let mut config = Config::default();

@@ -1,12 +1,19 @@
-//! What every example server shares: announce the address, drain on
-//! SIGINT/SIGTERM, run, report. Included by each example with `mod support;`
-//! (a directory without `main.rs` is not an example of its own).
+//! What the examples share: a server announces its address, drains on
+//! SIGINT/SIGTERM, runs and reports ([`serve`]); a command line is read
+//! flag by flag ([`Args`]); a client sends a request, half-closes and
+//! reads the reply to EOF ([`exchange`]). Included by each example with
+//! `mod support;` (a directory without `main.rs` is not an example of its
+//! own).
 #![allow(dead_code)]
 
-use std::io::Write;
-use std::time::Duration;
+use std::cell::RefCell;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
 
-use halfclose::{ListenerId, Reactor};
+use halfclose::{Closed, Config, Conn, Ctx, Eof, Handler, ListenerId, Reactor, TimerId};
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 /// How long a graceful drain may take before what is left is aborted.
@@ -44,4 +51,241 @@ pub fn drain_on_signals(reactor: &Reactor) -> std::io::Result<()> {
         }
     });
     Ok(())
+}
+
+// ---------------------------------------------------------------- command lines
+
+/// A command line, read argument by argument (it is an iterator): the
+/// example matches on each, takes a flag's value with [`Args::value`], and
+/// calls [`Args::usage`] on anything it does not know.
+pub struct Args {
+    prog: &'static str,
+    usage: &'static str,
+    args: std::vec::IntoIter<String>,
+}
+
+impl Args {
+    /// The arguments of this process, after the program name; `prog` and
+    /// `usage` are for the messages.
+    pub fn new(prog: &'static str, usage: &'static str) -> Args {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        Args {
+            prog,
+            usage,
+            args: args.into_iter(),
+        }
+    }
+
+    /// Whether `-h` or `--help` is among the arguments left.
+    pub fn wants_help(&self) -> bool {
+        self.args
+            .as_slice()
+            .iter()
+            .any(|a| a == "-h" || a == "--help")
+    }
+
+    /// The value after `flag`, parsed. A missing or invalid value is a
+    /// usage error.
+    pub fn value<T: FromStr>(&mut self, flag: &str) -> T {
+        let Some(value) = self.args.next() else {
+            self.usage()
+        };
+        value.parse().unwrap_or_else(|_| {
+            eprintln!("{}: invalid value for {flag}: {value}", self.prog);
+            self.usage()
+        })
+    }
+
+    /// Print the usage to stderr and exit with status 2.
+    pub fn usage(&self) -> ! {
+        eprintln!("{}", self.usage);
+        std::process::exit(2)
+    }
+}
+
+impl Iterator for Args {
+    type Item = String;
+
+    fn next(&mut self) -> Option<String> {
+        self.args.next()
+    }
+}
+
+/// What a mode of a program returns: its exit code, or an error to print.
+pub type ModeResult = Result<std::process::ExitCode, Box<dyn std::error::Error>>;
+
+/// The `main` of a program with a `server` and a `client` mode: `-h` or
+/// `--help` anywhere prints `help` and the usage; the first argument picks
+/// the mode, which reads the rest; an error is printed as `PROG: ERROR`
+/// (exit 1), anything else is a usage error.
+pub fn server_or_client(
+    prog: &'static str,
+    usage: &'static str,
+    help: &str,
+    server: fn(Args) -> ModeResult,
+    client: fn(Args) -> ModeResult,
+) -> std::process::ExitCode {
+    env_logger::init();
+    let mut args = Args::new(prog, usage);
+    if args.wants_help() {
+        println!("{help}\n\n{usage}");
+        return std::process::ExitCode::SUCCESS;
+    }
+    let result = match args.next().as_deref() {
+        Some("server") => server(args),
+        Some("client") => client(args),
+        _ => args.usage(),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("{prog}: {e}");
+        std::process::ExitCode::FAILURE
+    })
+}
+
+// ---------------------------------------------------------------- a half-closing client
+
+/// What [`exchange`] sends.
+pub struct Request {
+    /// The bytes, repeated up to `total` (cut short if `total` is less).
+    pub pattern: Vec<u8>,
+    pub total: u64,
+    /// Half-close (`shutdown(SHUT_WR)`) once everything is sent.
+    pub half_close: bool,
+    /// Give up (abort) after this long without progress either way.
+    pub timeout: Option<Duration>,
+}
+
+/// How an [`exchange`] ended.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Bytes of the reply.
+    pub received: u64,
+    /// The reply ended with the server's FIN.
+    pub eof: bool,
+    /// No progress for the request's timeout: the client gave up.
+    pub timed_out: bool,
+    pub error: Option<io::Error>,
+}
+
+/// What [`exchange`] does with each piece of the reply.
+type OnReply = Box<dyn FnMut(&[u8])>;
+
+/// The client side of an [`exchange`].
+struct Sender {
+    request: Request,
+    sent: u64,
+    last_progress: Instant,
+    on_reply: OnReply,
+    out: Rc<RefCell<Outcome>>,
+}
+
+impl Sender {
+    /// Send until everything is out or the queue is write-blocked; then
+    /// half-close, unless told not to.
+    fn pump(&mut self, conn: &mut Conn<'_>) {
+        let (pattern, total) = (&self.request.pattern, self.request.total);
+        while self.sent < total && !conn.is_write_blocked() {
+            let at = (self.sent % pattern.len() as u64) as usize;
+            let n = (total - self.sent).min((pattern.len() - at) as u64) as usize;
+            if conn.write(&pattern[at..at + n]).is_err() {
+                return;
+            }
+            self.sent += n as u64;
+            self.last_progress = Instant::now();
+        }
+        if self.sent == total && self.request.half_close && conn.may_send() {
+            log::info!("{} bytes sent; shutdown(SHUT_WR)", self.sent);
+            conn.shutdown_write();
+        }
+    }
+}
+
+impl Handler for Sender {
+    fn handle_connect(&mut self, conn: &mut Conn<'_>) {
+        log::info!("connected to {:?}", conn.peer_addr().ok());
+        self.last_progress = Instant::now();
+        if let Some(timeout) = self.request.timeout {
+            conn.set_timer(timeout);
+        }
+        self.pump(conn);
+    }
+
+    fn handle_read(&mut self, _conn: &mut Conn<'_>, data: &[u8]) {
+        let received = {
+            let mut out = self.out.borrow_mut();
+            out.received += data.len() as u64;
+            out.received
+        };
+        log::debug!("{received} bytes received");
+        self.last_progress = Instant::now();
+        (self.on_reply)(data);
+    }
+
+    fn handle_write(&mut self, conn: &mut Conn<'_>) {
+        self.pump(conn);
+    }
+
+    fn handle_readable_eof(&mut self, _conn: &mut Conn<'_>) -> Eof {
+        log::info!("end of reply");
+        self.out.borrow_mut().eof = true;
+        Eof::Close
+    }
+
+    fn handle_timer(&mut self, conn: &mut Conn<'_>, _timer: TimerId) {
+        let Some(timeout) = self.request.timeout else {
+            return;
+        };
+        let quiet = self.last_progress.elapsed();
+        if quiet < timeout {
+            conn.set_timer(timeout - quiet);
+            return;
+        }
+        log::info!("no progress for {quiet:?}: giving up");
+        self.out.borrow_mut().timed_out = true;
+        conn.abort();
+    }
+
+    fn handle_error(&mut self, _conn: &mut Conn<'_>, err: &io::Error) {
+        self.out.borrow_mut().error = Some(io::Error::new(err.kind(), err.to_string()));
+    }
+
+    fn handle_close(&mut self, _ctx: &mut Ctx<'_>, closed: &Closed) {
+        log::info!(
+            "connection closed: {} (out {}, in {})",
+            closed.reason,
+            closed.bytes_out,
+            closed.bytes_in
+        );
+    }
+}
+
+/// Connect to `addr` (a reactor with `config`), send `request`, half-close
+/// after it unless told not to, and read the reply to EOF, handing each
+/// piece to `on_reply` as it arrives; say how it ended. The client writes
+/// only while the connection is not write-blocked and resumes in
+/// `handle_write`, so it reads while it sends and any size works.
+pub fn exchange(
+    addr: SocketAddr,
+    config: Config,
+    request: Request,
+    on_reply: impl FnMut(&[u8]) + 'static,
+) -> Result<Outcome, Box<dyn std::error::Error>> {
+    assert!(
+        !request.pattern.is_empty() || request.total == 0,
+        "nothing to repeat"
+    );
+    let mut reactor = Reactor::with_config(config)?;
+    let out = Rc::new(RefCell::new(Outcome::default()));
+    reactor.connect(
+        addr,
+        Sender {
+            request,
+            sent: 0,
+            last_progress: Instant::now(),
+            on_reply: Box::new(on_reply),
+            out: out.clone(),
+        },
+    )?;
+    reactor.run()?;
+    Ok(out.take())
 }

@@ -1,9 +1,23 @@
 //! Helpers shared by the integration tests: a recording handler, a bounded
 //! loop driver, and a non-blocking client that is pumped from the same
-//! thread as the reactor (no sleeps, no second thread needed).
+//! thread as the reactor (no sleeps, no second thread needed); in
+//! submodules, child processes ([`process`]), `/proc` readers ([`sys`]) and
+//! a capturing logger ([`logs`]), all re-exported here.
 #![allow(dead_code)]
 
-use std::cell::RefCell;
+mod logs;
+mod process;
+mod sys;
+
+// A test binary that uses none of a submodule's items must not warn.
+#[allow(unused_imports)]
+pub use logs::*;
+#[allow(unused_imports)]
+pub use process::*;
+#[allow(unused_imports)]
+pub use sys::*;
+
+use std::cell::{Cell, RefCell};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::rc::Rc;
@@ -13,6 +27,13 @@ use halfclose::{Closed, Config, Conn, Ctx, Eof, Handler, Reactor, TimerId};
 
 /// How long any bounded wait in a test may take before it fails.
 pub const DEADLINE: Duration = Duration::from_secs(20);
+
+pub const KIB: usize = 1024;
+pub const MIB: usize = 1024 * KIB;
+
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
 
 /// What a handler saw, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -192,6 +213,23 @@ pub fn reactor_with(f: impl FnOnce(&mut Config)) -> Reactor {
     Reactor::with_config(config).expect("reactor")
 }
 
+/// No timeout may fire during a test: the loop is idle unless the test or
+/// the peer does something. For [`reactor_with`].
+pub fn no_timeouts(c: &mut Config) {
+    c.idle_timeout = None;
+    c.peer_eof_timeout = None;
+    c.linger_timeout = None;
+}
+
+/// Echoes every byte back.
+pub struct Echo;
+
+impl Handler for Echo {
+    fn handle_read(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
+        conn.write(data).expect("echo write");
+    }
+}
+
 /// Listen on 127.0.0.1, port 0.
 pub fn listen<H: Handler + 'static>(
     reactor: &mut Reactor,
@@ -201,6 +239,16 @@ pub fn listen<H: Handler + 'static>(
         .listen("127.0.0.1:0".parse().unwrap(), factory)
         .expect("listen");
     reactor.local_addr(id).unwrap()
+}
+
+/// An [`Echo`] factory for [`listen`] that counts in `made` the handlers
+/// it made.
+pub fn counted_echo(made: &Rc<Cell<usize>>) -> impl FnMut() -> Echo + 'static {
+    let made = made.clone();
+    move || {
+        made.set(made.get() + 1);
+        Echo
+    }
 }
 
 /// Drive the reactor until `cond` holds; fail after [`DEADLINE`]. Returns
@@ -220,6 +268,14 @@ pub fn run_until(reactor: &mut Reactor, mut cond: impl FnMut(&mut Reactor) -> bo
         iters += 1;
     }
     iters
+}
+
+/// Drive the reactor `n` more iterations, each waiting at most `wait`: time
+/// for anything that must not happen to show.
+pub fn turns(reactor: &mut Reactor, n: usize, wait: Duration) {
+    for _ in 0..n {
+        reactor.run_once(Some(wait)).expect("run_once");
+    }
 }
 
 /// What a client read ended with.
@@ -248,6 +304,15 @@ impl Client {
             end: End::Open,
             out: Vec::new(),
         }
+    }
+
+    /// Connect, send `data`, and half-close (`shutdown(SHUT_WR)`): a
+    /// client that has said all it will.
+    pub fn request(addr: SocketAddr, data: &[u8]) -> Client {
+        let mut c = Client::connect(addr);
+        c.send(data);
+        c.shutdown_write();
+        c
     }
 
     /// Queue bytes to send; [`pump`](Client::pump) sends them.
@@ -297,16 +362,26 @@ impl Client {
         self.pump().end != End::Open
     }
 
+    /// What was read is all of `reply`, byte for byte, and the read side
+    /// ended with a clean EOF (FIN), not a reset.
+    #[track_caller]
+    pub fn assert_whole_reply(&self, reply: &[u8]) {
+        assert_eq!(
+            self.end,
+            End::Eof,
+            "the reply did not end with a clean EOF (FIN, not RST)"
+        );
+        assert_eq!(self.received.len(), reply.len());
+        assert!(self.received == reply, "the reply arrived corrupted");
+    }
+
     pub fn shutdown_write(&mut self) {
         self.sock.shutdown(Shutdown::Write).expect("shutdown");
     }
 
     /// Close with RST: `SO_LINGER` 0 then close.
     pub fn reset(self) {
-        socket2::SockRef::from(&self.sock)
-            .set_linger(Some(Duration::ZERO))
-            .unwrap();
-        drop(self.sock);
+        reset(self.sock);
     }
 }
 
@@ -323,102 +398,102 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// The path of an example binary, built on first use (`cargo test` builds
-/// examples too; the explicit build makes a single `--test` run work).
-pub fn example_bin(name: &str) -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> -> target/<profile>/examples/<name>
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target dir")
-        .join("examples");
-    let path = dir.join(name);
-    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
-    if built.iter().any(|b| b == name) {
-        return path;
-    }
-    let status = std::process::Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--example", name])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "cargo build --example {name} failed");
-    assert!(path.exists(), "{} not found", path.display());
-    built.push(name.to_string());
-    path
+/// Send `data` on `client` and drive the reactor until it comes back.
+#[track_caller]
+pub fn echo_round_trip(r: &mut Reactor, client: &mut Client, data: &[u8]) {
+    let want = client.received.len() + data.len();
+    client.send(data);
+    run_until(r, |_| {
+        client.pump().received.len() >= want || client.end != End::Open
+    });
+    assert_eq!(
+        client.end,
+        End::Open,
+        "connection ended during an echo round trip"
+    );
+    assert_eq!(&client.received[want - data.len()..], data);
 }
 
-/// A running example server; killed on drop if still running.
-pub struct Server {
-    pub child: std::process::Child,
-    pub addr: SocketAddr,
-    pub stdout: std::io::BufReader<std::process::ChildStdout>,
+/// A blocking std connection to `addr` whose reads and writes fail after
+/// [`DEADLINE`] instead of hanging the test.
+pub fn blocking_connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    s.set_write_timeout(Some(DEADLINE)).unwrap();
+    s
 }
 
-impl Server {
-    /// Start example `name` with `args` (which should include `--listen
-    /// 127.0.0.1:0`) and read its first stdout line, `listening on IP:PORT`.
-    pub fn start(name: &str, args: &[&str]) -> Server {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(example_bin(name))
-            .args(args)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit())
-            .spawn()
-            .expect("spawn example");
-        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("read first line");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("{name}: unexpected first line {line:?}"))
-            .parse()
-            .expect("address");
-        Server {
-            child,
-            addr,
-            stdout,
+/// A blocking client of a line-based protocol (the chat, HTTP/1.1); every
+/// read is bounded by [`DEADLINE`].
+pub struct LineClient {
+    pub reader: io::BufReader<TcpStream>,
+    pub writer: TcpStream,
+}
+
+impl LineClient {
+    pub fn connect(addr: SocketAddr) -> LineClient {
+        let writer = TcpStream::connect(addr).expect("connect");
+        writer.set_read_timeout(Some(DEADLINE)).unwrap();
+        writer.set_nodelay(true).unwrap();
+        LineClient {
+            reader: io::BufReader::new(writer.try_clone().unwrap()),
+            writer,
         }
     }
 
-    /// Send SIGTERM (via `kill`) and wait for the exit status, bounded by
-    /// [`DEADLINE`].
-    pub fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status();
-        self.wait_exit()
+    pub fn send(&mut self, data: impl AsRef<[u8]>) {
+        self.writer.write_all(data.as_ref()).expect("send");
     }
 
-    /// Wait for the process to exit, bounded by [`DEADLINE`] (then kill it
-    /// and fail).
-    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id();
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        let watchdog = std::thread::spawn(move || {
-            if rx.recv_timeout(DEADLINE).is_err() {
-                let _ = std::process::Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
-                return true;
-            }
-            false
-        });
-        let status = self.child.wait().expect("wait");
-        let _ = tx.send(());
-        let killed = watchdog.join().unwrap();
-        assert!(!killed, "process did not exit within {DEADLINE:?}");
-        status
+    /// The next line, with its line end; EOF fails.
+    #[track_caller]
+    pub fn line(&mut self) -> String {
+        let mut line = String::new();
+        let n = io::BufRead::read_line(&mut self.reader, &mut line).expect("read a line");
+        assert!(n > 0, "EOF where a line was expected");
+        line
+    }
+
+    /// The next line must be `want` (without its `\n`).
+    #[track_caller]
+    pub fn expect(&mut self, want: &str) {
+        let line = self.line();
+        assert_eq!(line.strip_suffix('\n').unwrap_or(&line), want);
+    }
+
+    /// The server closed: a clean EOF, not a reset, and nothing before it.
+    #[track_caller]
+    pub fn expect_eof(&mut self) {
+        let mut rest = Vec::new();
+        self.reader
+            .read_to_end(&mut rest)
+            .expect("a clean EOF, not an error");
+        assert!(
+            rest.is_empty(),
+            "unexpected bytes before EOF: {:?}",
+            String::from_utf8_lossy(&rest)
+        );
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// Read until EOF or an error; returns what was read and how it ended.
+pub fn read_to_end_or_error(s: &mut impl Read) -> (Vec<u8>, io::Result<()>) {
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 * KIB];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (got, Ok(())),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (got, Err(e)),
+        }
     }
+}
+
+/// Close a std socket with RST: `SO_LINGER` 0, then `close(2)`.
+pub fn reset(s: TcpStream) {
+    socket2::SockRef::from(&s)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(s);
 }
