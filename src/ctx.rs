@@ -135,7 +135,7 @@ impl Core {
             Interest::READABLE | Interest::WRITABLE,
         )?;
         let idle_ms = self.config.idle_timeout.map_or(0, |d| millis_u32(d).max(1));
-        let state = ConnState::new(stream, id, writing, self.now, idle_ms);
+        let state = ConnState::new(stream, writing, self.now, idle_ms);
         self.stats.opened(state.gauge);
         entry.insert(Slot {
             handler: Some(handler),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use socket2::SockRef;
 
-use crate::conn::{Conn, End, Reading, Ready, Writing};
+use crate::conn::{Armed, Conn, End, Reading, Ready, Writing};
 use crate::ctx::{ConnTimer, Core, Ctx, TimerTarget};
 use crate::handler::{Closed, Eof, Handler, Reason, Timeout, TimerId};
 use crate::outq::Flush;
@@ -52,12 +52,12 @@ impl Core {
         match result {
             Ok(r) => Some(r),
             Err(payload) => {
-                let st = &mut self.conns[key].state;
                 log::error!(
                     "handler of {} panicked: {}; aborting it",
-                    st.id,
+                    self.gens.current(key),
                     panic_message(&*payload)
                 );
+                let st = &mut self.conns[key].state;
                 self.stats.panics += 1;
                 if !matches!(st.end, End::Abort(Reason::Panicked)) {
                     st.end = End::Abort(Reason::Panicked);
@@ -174,20 +174,22 @@ impl Core {
         let gauge = st.classify();
         let old = std::mem::replace(&mut st.gauge, gauge);
         self.stats.moved(old, gauge);
-        let want = st.next_timeout(&self.config).map(|(at, _)| at);
-        match (st.timeouts, want) {
+        let want = st
+            .next_timeout(&self.config)
+            .map(|(at, _)| at)
+            .filter(|&at| at < u64::MAX);
+        match (st.timeouts.get(), want) {
             (Some((_, at)), Some(w)) if at <= w => {}
             (old, want) => {
                 if let Some((k, _)) = old {
                     self.timers.cancel(k);
                 }
-                let id = st.id;
-                st.timeouts = want.map(|at| {
-                    (
-                        self.timers
-                            .insert(at, TimerTarget::Conn(id, ConnTimer::Timeouts)),
-                        at,
-                    )
+                let id = self.gens.current(key);
+                st.timeouts = want.map_or(Armed::NONE, |at| {
+                    let key = self
+                        .timers
+                        .insert(at, TimerTarget::Conn(id, ConnTimer::Timeouts));
+                    Armed::new(key, at)
                 });
             }
         }
@@ -224,7 +226,7 @@ impl Core {
                 return;
             }
             if budget == 0 {
-                requeue.push(st.id);
+                requeue.push(self.gens.current(key));
                 return;
             }
             budget -= 1;
@@ -327,10 +329,11 @@ impl Core {
 
     /// Close the descriptor, free the slot, and tell the handler, last.
     fn finalize(&mut self, key: usize, reason: Reason, how: Teardown) {
+        let id = self.gens.current(key);
         let slot = self.conns.remove(key);
         self.gens.retire(key);
         let st = slot.state;
-        if let Some((k, _)) = st.timeouts {
+        if let Some((k, _)) = st.timeouts.get() {
             self.timers.cancel(k);
         }
         if how == Teardown::Reset {
@@ -352,7 +355,7 @@ impl Core {
             _ => {}
         }
         let closed = Closed {
-            id: st.id,
+            id,
             reason,
             bytes_in: st.bytes_in,
             bytes_out: st.bytes_out,
@@ -360,7 +363,7 @@ impl Core {
         };
         log::debug!(
             "{} closed: {} (in {}, out {}, dropped {})",
-            st.id,
+            id,
             reason,
             st.bytes_in,
             st.bytes_out,
@@ -394,14 +397,14 @@ impl Core {
             }
             ConnTimer::Timeouts => {
                 let st = &mut self.conns[key].state;
-                st.timeouts = None;
+                st.timeouts = Armed::NONE;
                 let Some((at, kind)) = st.next_timeout(&self.config) else {
                     return;
                 };
                 if at > self.now {
                     return; // progress moved the deadline
                 }
-                log::debug!("{} timed out: {:?}", st.id, kind);
+                log::debug!("{id} timed out: {kind:?}");
                 let reason = Reason::TimedOut(kind);
                 match kind {
                     Timeout::Connect => {

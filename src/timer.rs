@@ -21,6 +21,12 @@ pub(crate) struct TimerKey {
 }
 
 impl TimerKey {
+    /// A key no timer has until 2^32 timers were inserted; a placeholder.
+    pub(crate) const NULL: TimerKey = TimerKey {
+        slot: u32::MAX,
+        seq: u32::MAX,
+    };
+
     /// The key as one integer, for public ids.
     pub(crate) fn to_bits(self) -> u64 {
         (u64::from(self.slot) << 32) | u64::from(self.seq)
@@ -175,7 +181,7 @@ impl<T> TimerQueue<T> {
 
     fn compact_if_sparse(&mut self) {
         let live = self.entries.len();
-        if self.heap.len() > 64 && self.heap.len() > 2 * live {
+        if self.heap.len() > 64 && self.heap.len() > live + live / 4 {
             let entries = &self.entries;
             self.heap.retain(
                 |Reverse(n)| matches!(entries.get(n.slot as usize), Some(e) if e.seq == n.seq),

@@ -94,6 +94,15 @@ impl Generations {
         }
     }
 
+    /// The id of the connection in slot `index` (which must have been
+    /// handed out by [`id_for`](Generations::id_for)).
+    pub(crate) fn current(&self, index: usize) -> ConnId {
+        ConnId {
+            index: index as u32,
+            generation: self.gens[index],
+        }
+    }
+
     /// Whether `id` names the connection that currently holds its slot.
     pub(crate) fn is_current(&self, id: ConnId) -> bool {
         self.gens.get(id.index as usize) == Some(&id.generation)
