@@ -24,12 +24,16 @@ mod util;
 #[path = "../examples/http_server/parse.rs"]
 mod parse;
 
+#[path = "support/framer_model.rs"]
+mod framer_model;
+
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use framer_model::{frame_split, framer_bound};
 use halfclose::chat::{Framer, Prefix, Terminator};
 use halfclose::Error as HcError;
 use parse::{Body, Error, Event, Limits, Parser};
@@ -779,93 +783,7 @@ fn pipelined_garbage_after_valid_requests() {
 }
 
 // ---------------------------------------------------------------------------
-// The framing layer.
-
-/// The most a framer with `term` in force may hold when the limit is
-/// `max`: the frame, plus bytes that may begin a byte terminator, or the
-/// length prefix (as its docs say).
-fn framer_bound(term: &Terminator, max: usize) -> usize {
-    match term {
-        Terminator::Bytes(t) if !t.is_empty() => max + t.len() - 1,
-        Terminator::LenPrefixed(p) => max + p.width(),
-        _ => max,
-    }
-}
-
-/// What feeding a framer gave.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Framed {
-    frames: Vec<Vec<u8>>,
-    too_large: bool,
-    finish: Option<Result<(), Vec<u8>>>,
-}
-
-/// Feed `stream` in reads of the sizes `sizes` gives (cycled; empty: one
-/// read), then finish. With `announce`, a frame of 4 bytes or more taken
-/// under `base` is a header announcing, big-endian in its first 4 bytes,
-/// the length of the next frame (`Terminator::Len`), after which `base`
-/// applies again: lengths come from the peer. Checks at every step: no
-/// frame over the limit, the buffer within the bound, a failure that stays
-/// and releases the buffer.
-#[track_caller]
-fn frame_split(
-    base: &Terminator,
-    max: usize,
-    announce: bool,
-    stream: &[u8],
-    sizes: &[usize],
-) -> Framed {
-    let mut framer = Framer::new(base.clone(), max);
-    let mut frames = Vec::new();
-    let mut on_frame = |f: &[u8], t: &mut Terminator| {
-        assert!(f.len() <= max, "a frame of {} bytes, limit {max}", f.len());
-        frames.push(f.to_vec());
-        if !announce {
-            return;
-        }
-        *t = match (&*t, f) {
-            (Terminator::Len(_), _) => base.clone(),
-            (_, [a, b, c, d, ..]) => Terminator::Len(u32::from_be_bytes([*a, *b, *c, *d]) as usize),
-            _ => return,
-        };
-    };
-    let mut rest = stream;
-    let mut i = 0;
-    let mut too_large = false;
-    while !rest.is_empty() {
-        let n = match sizes {
-            [] => rest.len(),
-            _ => sizes[i % sizes.len()].clamp(1, rest.len()),
-        };
-        i += 1;
-        let (input, after) = rest.split_at(n);
-        rest = after;
-        let fed = framer.feed(input, &mut on_frame);
-        let bound = framer_bound(framer.terminator(), max);
-        assert!(
-            framer.buffered() <= bound,
-            "{} bytes buffered, bound {bound}",
-            framer.buffered()
-        );
-        if let Err(e) = fed {
-            assert!(matches!(e, HcError::FrameTooLarge { limit } if limit == max));
-            assert!(framer.is_failed());
-            assert_eq!(framer.buffered(), 0, "buffer released on failure");
-            assert!(
-                framer.feed(b"\n\r\n", &mut on_frame).is_err(),
-                "failure stays"
-            );
-            too_large = true;
-            break;
-        }
-    }
-    let finish = (!too_large).then(|| framer.finish(&mut on_frame).map_err(|e| e.into_partial()));
-    Framed {
-        frames,
-        too_large,
-        finish,
-    }
-}
+// The framing layer (the model: tests/support/framer_model.rs).
 
 /// Terminators a peer may be up against: short and long byte strings of
 /// any bytes (NUL, 0xff, self-overlapping), fixed lengths small and huge,

@@ -17,31 +17,20 @@
 
 mod util;
 
-use std::collections::HashMap;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use util::{pattern, DEADLINE};
+use util::{
+    example_bin, half_closed_sockets, pattern, process_fds, status_kib, Lines, Server, Watchdog,
+    DEADLINE,
+};
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
 
 // ---------------------------------------------------------------- processes
-
-/// The example's binary, built once per test run.
-fn bin(name: &str) -> PathBuf {
-    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
-    let mut built = BUILT.get_or_init(Default::default).lock().unwrap();
-    built
-        .entry(name.to_string())
-        .or_insert_with(|| util::example_bin(name))
-        .clone()
-}
 
 /// One `... closed: <reason> (in N, out N, dropped N)` line of the core.
 #[derive(Clone, Debug)]
@@ -75,186 +64,127 @@ fn parse_close(line: &str) -> Option<Close> {
     }
 }
 
-/// A running example whose stdout and stderr are read line by line, with
-/// `RUST_LOG=debug`.
+/// A running example server with `RUST_LOG=debug`, the core's close lines
+/// read from its stderr.
 struct Proc {
-    name: String,
-    child: Child,
+    server: Server,
     addr: SocketAddr,
-    out: Receiver<String>,
-    err: Receiver<String>,
-    /// Every stderr line read so far.
-    err_lines: Vec<String>,
-    /// The core's close lines among them.
+    /// The close lines among the stderr lines read so far.
     closes: Vec<Close>,
-}
-
-fn lines_of(r: impl Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(r).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
+    /// How many stderr lines `closes` accounts for.
+    parsed: usize,
 }
 
 impl Proc {
-    /// Start example `name`; unless `server` is false, read its first line,
-    /// `listening on IP:PORT`.
-    fn spawn(name: &str, args: &[&str], server: bool) -> Proc {
-        let mut child = Command::new(bin(name))
-            .args(args)
-            .env("RUST_LOG", "debug")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
-        let out = lines_of(child.stdout.take().unwrap());
-        let err = lines_of(child.stderr.take().unwrap());
-        let mut p = Proc {
-            name: name.to_string(),
-            child,
-            addr: "127.0.0.1:0".parse().unwrap(),
-            out,
-            err,
-            err_lines: Vec::new(),
-            closes: Vec::new(),
-        };
-        if server {
-            let line = p.out_line();
-            p.addr = line
-                .strip_prefix("listening on ")
-                .unwrap_or_else(|| panic!("{name}: unexpected first line {line:?}"))
-                .parse()
-                .expect("address");
-        }
-        p
-    }
-
+    /// Start example `name` and read its first line, `listening on IP:PORT`.
     fn start(name: &str, args: &[&str]) -> Proc {
-        Proc::spawn(name, args, true)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    #[track_caller]
-    fn fail(&mut self, what: &str) -> ! {
-        // Whatever stderr still holds helps explain the failure.
-        while let Ok(l) = self.err.try_recv() {
-            self.err_lines.push(l);
+        let server = Server::start_logged(name, args, "debug");
+        Proc {
+            addr: server.addr,
+            server,
+            closes: Vec::new(),
+            parsed: 0,
         }
-        let tail = self.err_lines.len().saturating_sub(40);
-        panic!(
-            "{}: {what}; last stderr lines:\n{}",
-            self.name,
-            self.err_lines[tail..].join("\n")
-        );
+    }
+
+    fn name(&self) -> &str {
+        &self.server.name
+    }
+
+    fn log(&mut self) -> &mut Lines {
+        self.server.log.as_mut().expect("stderr captured")
+    }
+
+    /// Wait until `n` connections have closed since the start, within
+    /// [`DEADLINE`]; all their close lines.
+    #[track_caller]
+    fn wait_closes(&mut self, n: usize) -> Vec<Close> {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let seen = &self.server.log.as_ref().expect("stderr captured").seen;
+            self.closes
+                .extend(seen[self.parsed..].iter().filter_map(|l| parse_close(l)));
+            self.parsed = seen.len();
+            if self.closes.len() >= n {
+                return self.closes.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if self.log().find(" closed: ", left).is_none() {
+                let name = self.name().to_string();
+                let lines = self.log().received();
+                let tail = &lines[lines.len().saturating_sub(40)..];
+                panic!(
+                    "{}: waiting for {n} closed connections: timed out; last stderr lines:\n{}",
+                    name,
+                    tail.join("\n")
+                );
+            }
+        }
+    }
+
+    fn fds(&self) -> usize {
+        process_fds(self.server.child.id())
+    }
+
+    /// A `/proc/PID/status` field in KiB (`VmRSS`, `VmHWM`).
+    fn vm_kib(&self, field: &str) -> u64 {
+        status_kib(self.server.child.id(), field)
+    }
+
+    /// SIGTERM, then the exit status (bounded): every example drains and
+    /// exits 0. Its whole stderr.
+    #[track_caller]
+    fn terminate(self) -> Vec<String> {
+        let name = self.name().to_string();
+        self.server.signal("-TERM");
+        let (status, log) = self.server.exit();
+        assert!(status.success(), "{name} exited with {status}");
+        log
+    }
+}
+
+/// The fault proxy as a slowloris client against `args`' upstream: its
+/// stdout lines, its exit.
+struct Slowloris {
+    child: Child,
+    out: Lines,
+}
+
+impl Slowloris {
+    fn start(args: &[&str]) -> Slowloris {
+        let mut child = Command::new(example_bin("faultproxy"))
+            .arg("--slowloris")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn faultproxy");
+        let out = Lines::new("faultproxy", child.stdout.take().unwrap());
+        Slowloris { child, out }
     }
 
     /// The next stdout line, within [`DEADLINE`].
     #[track_caller]
     fn out_line(&mut self) -> String {
-        match self.out.recv_timeout(DEADLINE) {
-            Ok(l) => l,
-            Err(RecvTimeoutError::Timeout) => self.fail("no stdout line in time"),
-            Err(RecvTimeoutError::Disconnected) => self.fail("stdout closed"),
-        }
+        self.out.next_line(DEADLINE).unwrap_or_else(|| {
+            panic!(
+                "slowloris: no stdout line within {DEADLINE:?}; so far: {:?}",
+                self.out.seen
+            )
+        })
     }
 
-    /// Read stderr until `done` holds (checked after each line), within
-    /// [`DEADLINE`].
-    #[track_caller]
-    fn read_err_until(&mut self, what: &str, mut done: impl FnMut(&Proc) -> bool) {
-        let deadline = Instant::now() + DEADLINE;
-        while !done(self) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.err.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(c) = parse_close(&line) {
-                        self.closes.push(c);
-                    }
-                    self.err_lines.push(line);
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    self.fail(&format!("waiting for {what}: timed out"))
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.fail(&format!("waiting for {what}: stderr closed"))
-                }
-            }
-        }
-    }
-
-    /// Wait until `n` connections have closed since the start; all their
-    /// close lines.
-    #[track_caller]
-    fn wait_closes(&mut self, n: usize) -> Vec<Close> {
-        self.read_err_until(&format!("{n} closed connections"), |p| p.closes.len() >= n);
-        self.closes.clone()
-    }
-
-    fn fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
-            .expect("read /proc/PID/fd")
-            .count()
-    }
-
-    /// A `/proc/PID/status` field in KiB (`VmRSS`, `VmHWM`).
-    fn vm_kib(&self, key: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        status
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix(key)?
-                    .strip_prefix(':')?
-                    .trim()
-                    .strip_suffix("kB")?
-                    .trim()
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or_else(|| panic!("no {key} in /proc/PID/status"))
-    }
-
-    /// Wait for the process to exit, within [`DEADLINE`], reading the rest
-    /// of its stderr: the end of stderr is the event to wait on.
+    /// Wait for the process to exit, bounded by [`DEADLINE`].
     #[track_caller]
     fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            match self
-                .err
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            {
-                Ok(line) => {
-                    if let Some(c) = parse_close(&line) {
-                        self.closes.push(c);
-                    }
-                    self.err_lines.push(line);
-                }
-                Err(RecvTimeoutError::Disconnected) => return self.child.wait().expect("wait"),
-                Err(RecvTimeoutError::Timeout) => self.fail("did not exit in time"),
-            }
-        }
-    }
-
-    /// SIGTERM, then the exit status: every example drains and exits 0.
-    #[track_caller]
-    fn terminate(&mut self) {
-        let pid = self.pid().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let status = self.wait_exit();
-        assert!(status.success(), "{} exited with {status}", self.name);
+        let dog = Watchdog::new(self.child.id(), DEADLINE);
+        let status = self.child.wait().expect("wait");
+        assert!(!dog.disarm(), "slowloris did not exit within {DEADLINE:?}");
+        status
     }
 }
 
-impl Drop for Proc {
+impl Drop for Slowloris {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -278,64 +208,23 @@ fn baseline(p: &Proc) -> Baseline {
     }
 }
 
-/// Sockets whose local address is 127.0.0.1:`port` (a server's accepted
-/// connections) in CLOSE_WAIT or FIN_WAIT_2. Asked of `ss`, which filters
-/// in the kernel (`/proc/net/tcp` lists every socket of the host, hundreds
-/// of thousands under a soak); read from `/proc/net/tcp` (states 08, 05)
-/// without it.
-fn stuck_sockets(port: u16) -> Vec<String> {
-    let src = format!("127.0.0.1:{port}");
-    let ss = Command::new("ss")
-        .args([
-            "-H",
-            "-t",
-            "-n",
-            "state",
-            "close-wait",
-            "state",
-            "fin-wait-2",
-            "src",
-            &src,
-        ])
-        .output();
-    if let Ok(out) = ss {
-        if out.status.success() {
-            return String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .map(str::to_string)
-                .collect();
-        }
-    }
-    let local = format!("0100007F:{port:04X}");
-    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
-    table
-        .lines()
-        .skip(1)
-        .filter(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            f.get(1) == Some(&local.as_str()) && matches!(f.get(3), Some(&"08") | Some(&"05"))
-        })
-        .map(str::to_string)
-        .collect()
-}
-
 /// After every connection closed: no descriptor leaked, no socket stuck
 /// half-closed, memory back near the baseline.
 #[track_caller]
 fn assert_settled(p: &Proc, base: Baseline) {
-    assert_eq!(p.fds(), base.fds, "{}: descriptors leaked", p.name);
-    let stuck = stuck_sockets(p.addr.port());
+    assert_eq!(p.fds(), base.fds, "{}: descriptors leaked", p.name());
+    let stuck = half_closed_sockets(p.addr.port());
     assert!(
         stuck.is_empty(),
         "{}: sockets in CLOSE_WAIT/FIN_WAIT_2:\n{}",
-        p.name,
+        p.name(),
         stuck.join("\n")
     );
     let rss = p.vm_kib("VmRSS");
     assert!(
         rss <= base.rss_kib + 4 * 1024,
         "{}: VmRSS {rss} KiB, baseline {} KiB",
-        p.name,
+        p.name(),
         base.rss_kib
     );
 }
@@ -497,8 +386,15 @@ struct Rig {
 }
 
 /// Start `server` (args after `--listen 127.0.0.1:0`), run `warm_up`
-/// against it directly, then start the fault proxy with `fault`.
-fn rig(server: &str, server_args: &[&str], fault: &str, warm_up: impl FnOnce(SocketAddr)) -> Rig {
+/// against it directly, then start the fault proxy with `fault` under
+/// `seed`.
+fn rig(
+    server: &str,
+    server_args: &[&str],
+    fault: &str,
+    seed: &str,
+    warm_up: impl FnOnce(SocketAddr),
+) -> Rig {
     let mut args = server_args.to_vec();
     args.extend(["--listen", "127.0.0.1:0"]);
     let mut s = Proc::start(server, &args);
@@ -516,7 +412,7 @@ fn rig(server: &str, server_args: &[&str], fault: &str, warm_up: impl FnOnce(Soc
             "--fault",
             fault,
             "--seed",
-            "1",
+            seed,
         ],
     );
     let proxy_fds = proxy.fds();
@@ -540,7 +436,7 @@ fn echo_warm_up(addr: SocketAddr) {
 }
 
 fn echo_rig(fault: &str) -> Rig {
-    rig("echo", &[], fault, echo_warm_up)
+    rig("echo", &[], fault, "1", echo_warm_up)
 }
 
 impl Rig {
@@ -563,23 +459,64 @@ impl Rig {
             self.proxy_fds,
             "faultproxy: descriptors leaked"
         );
-        let stuck = stuck_sockets(self.proxy.addr.port());
+        let stuck = half_closed_sockets(self.proxy.addr.port());
         assert!(
             stuck.is_empty(),
             "faultproxy: stuck sockets:\n{}",
             stuck.join("\n")
         );
-        self.proxy.terminate();
         let summary = self
             .proxy
-            .err_lines
-            .iter()
+            .terminate()
+            .into_iter()
             .find(|l| l.contains("stopped:"))
-            .cloned()
             .unwrap_or_default();
         self.server.terminate();
         summary
     }
+}
+
+/// An echo rig with `fault`, a clean connection (`clean_seed`) opened
+/// beside it, and one exchange of `payload` through the proxy.
+fn echo_through(
+    fault: &str,
+    clean_seed: u64,
+    payload: &[u8],
+    half_close: bool,
+) -> (Rig, Clean, Exchange) {
+    let rig = echo_rig(fault);
+    let clean = Clean::echo(rig.server.addr, clean_seed);
+    let x = exchange(rig.proxy.addr, payload, half_close);
+    (rig, clean, x)
+}
+
+/// A clean end, and exactly `expected` received.
+#[track_caller]
+fn assert_echoed(x: &Exchange, expected: &[u8]) {
+    assert!(x.clean_eof(), "{:?}", x.ending());
+    assert!(
+        x.received == expected,
+        "{} bytes received, {} expected",
+        x.received.len(),
+        expected.len()
+    );
+}
+
+#[track_caller]
+fn assert_all_closed_by_peer(closes: &[Close]) {
+    assert!(
+        closes.iter().all(|c| c.reason == "closed by peer"),
+        "{closes:?}"
+    );
+}
+
+/// The faulty connection done: finish the clean one, wait for both server
+/// closes and the proxy's pair, and settle ([`Rig::finish`]).
+#[track_caller]
+fn finish_one(mut rig: Rig, clean: Clean) -> String {
+    clean.finish();
+    rig.server_closes(2);
+    rig.finish(1)
 }
 
 /// The number in `line` just before `word` ("... 12 segments ...").
@@ -601,7 +538,7 @@ fn count_before(line: &str, word: &str) -> u64 {
 #[test]
 fn r0_fault_plans_are_deterministic_under_a_seed() {
     let plans = |spec: &str, seed: &str| -> String {
-        let out = Command::new(bin("faultproxy"))
+        let out = Command::new(example_bin("faultproxy"))
             .args(["--print-plans", "64", "--fault", spec, "--seed", seed])
             .output()
             .expect("run faultproxy");
@@ -650,7 +587,7 @@ fn r0_fault_plans_are_deterministic_under_a_seed() {
         reparsed.lines().take(4).collect::<Vec<_>>(),
         listed.lines().take(4).collect::<Vec<_>>()
     );
-    let bad = Command::new(bin("faultproxy"))
+    let bad = Command::new(example_bin("faultproxy"))
         .args(["--print-plans", "1", "--fault", "rst:sideways:10"])
         .output()
         .unwrap();
@@ -666,10 +603,8 @@ fn r0_fault_plans_are_deterministic_under_a_seed() {
 /// passed on, the server would wait for more input forever.
 #[test]
 fn r1_clean_proxy_passes_every_byte_and_each_fin() {
-    let mut rig = echo_rig("none");
-    let clean = Clean::echo(rig.server.addr, 1);
     let p = pattern(4 * MIB, 11);
-    let x = exchange(rig.proxy.addr, &p, true);
+    let (mut rig, clean, x) = echo_through("none", 1, &p, true);
     assert!(x.clean_eof(), "{:?}", x.ending());
     assert!(
         x.received == p,
@@ -694,18 +629,12 @@ fn r1_clean_proxy_passes_every_byte_and_each_fin() {
 /// both ways (the proxy counts them); the echo is still complete.
 #[test]
 fn r2_one_byte_segments_lose_nothing() {
-    let mut rig = echo_rig("split:1");
-    let clean = Clean::echo(rig.server.addr, 2);
     let p = pattern(1500, 12);
-    let x = exchange(rig.proxy.addr, &p, true);
-    assert!(x.clean_eof(), "{:?}", x.ending());
-    assert!(x.received == p);
+    let (mut rig, clean, x) = echo_through("split:1", 2, &p, true);
+    assert_echoed(&x, &p);
     clean.finish();
     let closes = rig.server_closes(2);
-    assert!(
-        closes.iter().all(|c| c.reason == "closed by peer"),
-        "{closes:?}"
-    );
+    assert_all_closed_by_peer(&closes);
     let summary = rig.finish(1);
     assert_eq!(
         count_before(&summary, "segments"),
@@ -718,15 +647,10 @@ fn r2_one_byte_segments_lose_nothing() {
 /// complete, and pacing made it take at least one delay per segment.
 #[test]
 fn r2_random_segments_with_delay_lose_nothing() {
-    let mut rig = echo_rig("split:random+delay:2ms");
-    let clean = Clean::echo(rig.server.addr, 3);
     let p = pattern(24 * KIB, 13);
-    let x = exchange(rig.proxy.addr, &p, true);
-    assert!(x.clean_eof(), "{:?}", x.ending());
-    assert!(x.received == p);
-    clean.finish();
-    rig.server_closes(2);
-    let summary = rig.finish(1);
+    let (rig, clean, x) = echo_through("split:random+delay:2ms", 3, &p, true);
+    assert_echoed(&x, &p);
+    let summary = finish_one(rig, clean);
     let segments = count_before(&summary, "segments");
     assert!(segments >= 2 * (p.len() / 1460) as u64, "{summary}");
     assert!(
@@ -741,12 +665,9 @@ fn r2_random_segments_with_delay_lose_nothing() {
 /// rest arrives and the echo is complete.
 #[test]
 fn r3_stalled_direction_resumes_intact() {
-    let mut rig = echo_rig("stall:c2s:400ms@1000");
-    let clean = Clean::echo(rig.server.addr, 4);
     let p = pattern(16 * KIB, 14);
-    let x = exchange(rig.proxy.addr, &p, true);
-    assert!(x.clean_eof(), "{:?}", x.ending());
-    assert!(x.received == p);
+    let (mut rig, clean, x) = echo_through("stall:c2s:400ms@1000", 4, &p, true);
+    assert_echoed(&x, &p);
     assert!(
         x.elapsed >= Duration::from_millis(400),
         "no stall: {:?}",
@@ -754,10 +675,7 @@ fn r3_stalled_direction_resumes_intact() {
     );
     clean.finish();
     let closes = rig.server_closes(2);
-    assert!(
-        closes.iter().all(|c| c.reason == "closed by peer"),
-        "{closes:?}"
-    );
+    assert_all_closed_by_peer(&closes);
     let summary = rig.finish(1);
     assert_eq!(count_before(&summary, "stalls"), 1);
 }
@@ -768,18 +686,14 @@ fn r3_stalled_direction_resumes_intact() {
 /// clean EOF that would pass a cut stream for a whole one.
 #[test]
 fn r4_reset_toward_the_server_is_named() {
-    let mut rig = echo_rig("rst:c2s:1000");
-    let clean = Clean::echo(rig.server.addr, 5);
     let p = pattern(64 * KIB, 15);
-    let x = exchange(rig.proxy.addr, &p, true);
+    let (mut rig, clean, x) = echo_through("rst:c2s:1000", 5, &p, true);
     assert!(x.was_reset(), "{:?}", x.ending());
     assert!(x.received.len() <= 1000 && is_prefix(&x.received, &p));
     let closes = rig.server_closes(1);
     assert_eq!(closes[0].reason, "reset by peer", "{closes:?}");
     assert!(closes[0].bytes_in <= 1000, "{closes:?}");
-    clean.finish();
-    rig.server_closes(2);
-    rig.finish(1);
+    finish_one(rig, clean);
 }
 
 /// `rst:s2c:1000`: a RST after 1000 echoed bytes toward the client, while
@@ -788,17 +702,13 @@ fn r4_reset_toward_the_server_is_named() {
 /// waiting for input, ends as `reset by peer`.
 #[test]
 fn r4_reset_toward_the_client_is_named() {
-    let mut rig = echo_rig("rst:s2c:1000");
-    let clean = Clean::echo(rig.server.addr, 6);
     let p = pattern(8 * KIB, 16);
-    let x = exchange(rig.proxy.addr, &p, false);
+    let (mut rig, clean, x) = echo_through("rst:s2c:1000", 6, &p, false);
     assert!(x.was_reset(), "{:?}", x.ending());
     assert!(x.received.len() <= 1000 && is_prefix(&x.received, &p));
     let closes = rig.server_closes(1);
     assert_eq!(closes[0].reason, "reset by peer", "{closes:?}");
-    clean.finish();
-    rig.server_closes(2);
-    rig.finish(1);
+    finish_one(rig, clean);
 }
 
 /// `fin:c2s:1000`: the server gets a FIN after exactly 1000 bytes (the
@@ -807,21 +717,16 @@ fn r4_reset_toward_the_client_is_named() {
 /// reads exactly them and a clean EOF.
 #[test]
 fn r5_early_fin_toward_the_server() {
-    let mut rig = echo_rig("fin:c2s:1000");
-    let clean = Clean::echo(rig.server.addr, 7);
     let p = pattern(8 * KIB, 17);
-    let x = exchange(rig.proxy.addr, &p, true);
-    assert!(x.clean_eof(), "{:?}", x.ending());
-    assert!(x.received == p[..1000], "{} bytes", x.received.len());
+    let (mut rig, clean, x) = echo_through("fin:c2s:1000", 7, &p, true);
+    assert_echoed(&x, &p[..1000]);
     let closes = rig.server_closes(1);
     let c = &closes[0];
     assert_eq!(
         (c.reason.as_str(), c.bytes_in, c.bytes_out),
         ("closed by peer", 1000, 1000)
     );
-    clean.finish();
-    rig.server_closes(2);
-    let summary = rig.finish(1);
+    let summary = finish_one(rig, clean);
     assert_eq!(count_before(&summary, "early"), 1, "{summary}");
 }
 
@@ -830,12 +735,9 @@ fn r5_early_fin_toward_the_server() {
 /// client's FIN (`closed by peer`, in and out the whole payload).
 #[test]
 fn r5_early_fin_toward_the_client() {
-    let mut rig = echo_rig("fin:s2c:1000");
-    let clean = Clean::echo(rig.server.addr, 8);
     let p = pattern(8 * KIB, 18);
-    let x = exchange(rig.proxy.addr, &p, true);
-    assert!(x.clean_eof(), "{:?}", x.ending());
-    assert!(x.received == p[..1000], "{} bytes", x.received.len());
+    let (mut rig, clean, x) = echo_through("fin:s2c:1000", 8, &p, true);
+    assert_echoed(&x, &p[..1000]);
     let closes = rig.server_closes(1);
     let n = p.len() as u64;
     let c = &closes[0];
@@ -843,9 +745,7 @@ fn r5_early_fin_toward_the_client() {
         (c.reason.as_str(), c.bytes_in, c.bytes_out),
         ("closed by peer", n, n)
     );
-    clean.finish();
-    rig.server_closes(2);
-    rig.finish(1);
+    finish_one(rig, clean);
 }
 
 /// `noread:s2c:1500ms`: the proxy never reads the server's echo while the
@@ -891,9 +791,7 @@ fn r6_never_reading_the_server_keeps_memory_bounded() {
         phwm < proxy_hwm0 + 8 * 1024,
         "proxy VmHWM {phwm} KiB, base {proxy_hwm0} KiB"
     );
-    clean.finish();
-    rig.server_closes(2);
-    let summary = rig.finish(1);
+    let summary = finish_one(rig, clean);
     assert_eq!(count_before(&summary, "noreads"), 1, "{summary}");
 }
 
@@ -914,9 +812,7 @@ fn r6_never_reading_the_client_reaches_the_server_as_reset() {
         ("reset by peer", 0),
         "{closes:?}"
     );
-    clean.finish();
-    rig.server_closes(2);
-    rig.finish(1);
+    finish_one(rig, clean);
 }
 
 /// Slowloris against echo, which has no idle timeout of its own: 30
@@ -930,18 +826,7 @@ fn r7_silent_connections_do_not_block_echo_and_are_released() {
     server.wait_closes(1);
     let base = baseline(&server);
     let target = server.addr.to_string();
-    let mut slow = Proc::spawn(
-        "faultproxy",
-        &[
-            "--slowloris",
-            "30",
-            "--upstream",
-            &target,
-            "--hold",
-            "300ms",
-        ],
-        false,
-    );
+    let mut slow = Slowloris::start(&["30", "--upstream", &target, "--hold", "300ms"]);
     assert_eq!(slow.out_line(), "slowloris: 30 connected");
     let clean = Clean::echo(server.addr, 11);
     clean.finish();
@@ -997,20 +882,15 @@ fn r7_slowloris_is_closed_by_the_http_idle_timeout() {
     server.wait_closes(1);
     let base = baseline(&server);
     let target = server.addr.to_string();
-    let mut slow = Proc::spawn(
-        "faultproxy",
-        &[
-            "--slowloris",
-            "20",
-            "--upstream",
-            &target,
-            "--send",
-            "GET / HTTP/1.1\r\n",
-            "--hold",
-            "15s",
-        ],
-        false,
-    );
+    let mut slow = Slowloris::start(&[
+        "20",
+        "--upstream",
+        &target,
+        "--send",
+        "GET / HTTP/1.1\r\n",
+        "--hold",
+        "15s",
+    ]);
     assert_eq!(slow.out_line(), "slowloris: 20 connected");
     let served = Instant::now();
     assert_hello(&exchange(server.addr, &http_get(true), false));
@@ -1040,7 +920,7 @@ fn r7_slowloris_is_closed_by_the_http_idle_timeout() {
 /// sees `ECONNRESET`.
 #[test]
 fn r8_http_server_under_split_and_reset() {
-    let mut rig = rig("http_server", &[], "split:1,rst:c2s:20", http_warm_up);
+    let mut rig = rig("http_server", &[], "split:1,rst:c2s:20", "1", http_warm_up);
     let clean = Clean::start(
         rig.server.addr,
         b"GET / HTTP/1.1\r\nHost: x\r\n",
@@ -1078,6 +958,7 @@ fn r9_tcp_deadlock_server_under_split_and_early_fin() {
         "tcp_deadlock",
         &["server"],
         "split:random,fin:c2s:1000",
+        "1",
         |addr| {
             let x = exchange(addr, b"warm up", true);
             assert_eq!(x.received, b"WARM UP");
@@ -1110,7 +991,7 @@ fn r9_tcp_deadlock_server_under_split_and_early_fin() {
 /// open direction and the client reads the error and a clean EOF.
 #[test]
 fn r9_shut_srv_marker_split_and_half_close_through_the_proxy() {
-    let mut rig = rig("shut_srv", &["server"], "split:1,fin:c2s:5", |addr| {
+    let mut rig = rig("shut_srv", &["server"], "split:1,fin:c2s:5", "1", |addr| {
         let x = exchange(addr, b"wEND", true);
         assert_eq!(x.received, b"ww");
     });
@@ -1184,11 +1065,9 @@ fn r9_proxy_example_carries_faults_faithfully() {
 
     let p = pattern(64 * KIB, 19);
     let x = exchange(fp.addr, &p, true);
-    assert!(x.clean_eof(), "{:?}", x.ending());
-    assert!(x.received == p);
+    assert_echoed(&x, &p);
     let x = exchange(fp.addr, &p, true);
-    assert!(x.clean_eof(), "{:?}", x.ending());
-    assert!(x.received == p[..1000]);
+    assert_echoed(&x, &p[..1000]);
     let closes = echo.wait_closes(3);
     assert_eq!(
         (closes[2].reason.as_str(), closes[2].bytes_in),
@@ -1225,7 +1104,7 @@ fn r9_proxy_example_carries_faults_faithfully() {
 #[test]
 fn r10_random_faults_each_connection_as_planned() {
     const N: usize = 12;
-    let out = Command::new(bin("faultproxy"))
+    let out = Command::new(example_bin("faultproxy"))
         .args([
             "--print-plans",
             &N.to_string(),
@@ -1241,24 +1120,7 @@ fn r10_random_faults_each_connection_as_planned() {
         .lines()
         .map(|l| l.split_once(": ").unwrap().1.to_string())
         .collect();
-    let mut rig = rig("echo", &[], "random", echo_warm_up);
-    // The rig's proxy runs with seed 1: restart it with seed 80.
-    rig.proxy.terminate();
-    let up = rig.server.addr.to_string();
-    rig.proxy = Proc::start(
-        "faultproxy",
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &up,
-            "--fault",
-            "random",
-            "--seed",
-            "80",
-        ],
-    );
-    rig.proxy_fds = rig.proxy.fds();
+    let mut rig = rig("echo", &[], "random", "80", echo_warm_up);
     let clean = Clean::echo(rig.server.addr, 13);
     let payloads: Vec<Vec<u8>> = (0..N).map(|k| pattern(6 * KIB, 100 + k as u64)).collect();
     // Connected one after the other, so accept order is k.

@@ -5,8 +5,12 @@
 //! RUSTC_BOOTSTRAP=1 cargo fuzz run framer --sanitizer none -- -max_total_time=60
 #![no_main]
 
-use halfclose::chat::{Framer, Prefix, Terminator};
+use framer_model::frame_split;
+use halfclose::chat::{Prefix, Terminator};
 use libfuzzer_sys::fuzz_target;
+
+#[path = "../../tests/support/framer_model.rs"]
+mod framer_model;
 
 /// The first bytes of the input choose the terminator, the limit, whether
 /// frames announce the next one's length, and the read sizes.
@@ -51,71 +55,14 @@ fn setup(data: &[u8]) -> Option<(Setup, &[u8])> {
     ))
 }
 
-fn bound(term: &Terminator, max: usize) -> usize {
-    match term {
-        Terminator::Bytes(t) if !t.is_empty() => max + t.len() - 1,
-        Terminator::LenPrefixed(p) => max + p.width(),
-        _ => max,
-    }
-}
-
-#[derive(Debug, PartialEq, Eq)]
-struct Outcome {
-    frames: Vec<Vec<u8>>,
-    too_large: bool,
-    finish: Option<Result<(), Vec<u8>>>,
-}
-
-fn run(s: &Setup, stream: &[u8], sizes: &[usize]) -> Outcome {
-    let mut framer = Framer::new(s.term.clone(), s.max);
-    let mut frames = Vec::new();
-    let base = s.term.clone();
-    let (max, announce) = (s.max, s.announce);
-    let mut on_frame = |f: &[u8], t: &mut Terminator| {
-        assert!(f.len() <= max, "frame of {} over {max}", f.len());
-        frames.push(f.to_vec());
-        if !announce {
-            return;
-        }
-        *t = match (&*t, f) {
-            (Terminator::Len(_), _) => base.clone(),
-            (_, [a, b, c, d, ..]) => Terminator::Len(u32::from_be_bytes([*a, *b, *c, *d]) as usize),
-            _ => return,
-        };
-    };
-    let mut rest = stream;
-    let mut i = 0;
-    let mut too_large = false;
-    while !rest.is_empty() {
-        let n = match sizes {
-            [] => rest.len(),
-            _ => sizes[i % sizes.len()].clamp(1, rest.len()),
-        };
-        i += 1;
-        let (input, after) = rest.split_at(n);
-        rest = after;
-        let fed = framer.feed(input, &mut on_frame);
-        assert!(framer.buffered() <= bound(framer.terminator(), max));
-        if fed.is_err() {
-            assert_eq!(framer.buffered(), 0);
-            assert!(framer.feed(b"\n", &mut on_frame).is_err());
-            too_large = true;
-            break;
-        }
-    }
-    let finish = (!too_large).then(|| framer.finish(&mut on_frame).map_err(|e| e.into_partial()));
-    Outcome {
-        frames,
-        too_large,
-        finish,
-    }
-}
-
 fuzz_target!(|data: &[u8]| {
     let Some((s, stream)) = setup(data) else {
         return;
     };
-    let whole = run(&s, stream, &[]);
-    assert_eq!(run(&s, stream, &[1]), whole);
-    assert_eq!(run(&s, stream, &s.sizes), whole);
+    let whole = frame_split(&s.term, s.max, s.announce, stream, &[]);
+    assert_eq!(frame_split(&s.term, s.max, s.announce, stream, &[1]), whole);
+    assert_eq!(
+        frame_split(&s.term, s.max, s.announce, stream, &s.sizes),
+        whole
+    );
 });
