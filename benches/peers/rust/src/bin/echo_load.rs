@@ -211,24 +211,17 @@ fn run(o: &Opts) -> io::Result<Outcome> {
         for ev in events.iter() {
             let i = ev.token().0;
             let c = &mut clients[i];
-            loop {
+            // `Some(error)`: the client is done, with or without an error.
+            let finished = loop {
                 match c.phase {
                     Phase::Waiting { got, since } => {
                         let room = o.message_bytes - got;
                         match c.stream.read(&mut buf[..room]) {
-                            Ok(0) => {
-                                errors += 1;
-                                c.phase = Phase::Done;
-                                open -= 1;
-                                break;
-                            }
+                            Ok(0) => break Some(true),
                             Ok(n) => {
                                 fill(&mut want, i, c.seq);
                                 if buf[..n] != want[got..got + n] {
-                                    errors += 1;
-                                    c.phase = Phase::Done;
-                                    open -= 1;
-                                    break;
+                                    break Some(true);
                                 }
                                 if got + n < o.message_bytes {
                                     c.phase = Phase::Waiting {
@@ -250,41 +243,27 @@ fn run(o: &Opts) -> io::Result<Outcome> {
                                 }
                                 // One message in flight: nothing more to read until
                                 // the next edge.
-                                break;
+                                break None;
                             }
-                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break None,
                             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                            Err(_) => {
-                                errors += 1;
-                                c.phase = Phase::Done;
-                                open -= 1;
-                                break;
-                            }
+                            Err(_) => break Some(true),
                         }
                     }
                     Phase::Closing => match c.stream.read(&mut buf) {
-                        Ok(0) => {
-                            c.phase = Phase::Done;
-                            open -= 1;
-                            break;
-                        }
-                        Ok(_) => {
-                            errors += 1;
-                            c.phase = Phase::Done;
-                            open -= 1;
-                            break;
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        // EOF is the clean end; any byte after the last reply is an error.
+                        Ok(n) => break Some(n > 0),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break None,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(_) => {
-                            errors += 1;
-                            c.phase = Phase::Done;
-                            open -= 1;
-                            break;
-                        }
+                        Err(_) => break Some(true),
                     },
-                    _ => break,
+                    _ => break None,
                 }
+            };
+            if let Some(error) = finished {
+                errors += u64::from(error);
+                c.phase = Phase::Done;
+                open -= 1;
             }
         }
     }
