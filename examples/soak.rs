@@ -270,6 +270,20 @@ impl Tally {
         *self.by_outcome.entry(what).or_default() += 1;
     }
 
+    /// Count `e`'s outcome as met when `ok`, else as a failure described
+    /// by `detail` (only built for the examples kept).
+    fn judge(&mut self, ok: bool, e: Expect, reason: Reason, detail: impl FnOnce() -> String) {
+        if ok {
+            self.ok(outcome_name(e));
+        } else {
+            let detail = detail();
+            self.fail(
+                format!("expected {}, got {reason}", outcome_name(e)),
+                detail,
+            );
+        }
+    }
+
     fn fail(&mut self, kind: String, msg: String) {
         self.failures += 1;
         *self.failed_by.entry(kind).or_default() += 1;
@@ -368,17 +382,12 @@ impl Handler for Echo {
             (Expect::Silent(p), Reason::TimedOut(Timeout::Idle)) => n == p,
             _ => false,
         };
-        if ok {
-            t.ok(outcome_name(e));
-        } else {
-            t.fail(
-                format!("expected {}, got {}", outcome_name(e), c.reason),
-                format!(
-                    "server: lifecycle {k}: {} with {n} of {size} bytes in; expected {e:?} ({l:?})",
-                    c.reason
-                ),
-            );
-        }
+        t.judge(ok, e, c.reason, || {
+            format!(
+                "server: lifecycle {k}: {} with {n} of {size} bytes in; expected {e:?} ({l:?})",
+                c.reason
+            )
+        });
     }
 }
 
@@ -503,17 +512,12 @@ impl Handler for Client {
             Expect::ClientAbort(_) => c.reason == Reason::Aborted,
             Expect::Silent(p) => c.reason == Reason::PeerClosed && self.eof && n == p,
         };
-        if ok {
-            t.ok(outcome_name(e));
-        } else {
-            t.fail(
-                format!("expected {}, got {}", outcome_name(e), c.reason),
-                format!(
-                    "client: lifecycle {k}: {} (eof {}) with {n} of {} bytes echoed; expected {e:?} ({l:?})",
-                    c.reason, self.eof, l.size
-                ),
-            );
-        }
+        t.judge(ok, e, c.reason, || {
+            format!(
+                "client: lifecycle {k}: {} (eof {}) with {n} of {} bytes echoed; expected {e:?} ({l:?})",
+                c.reason, self.eof, l.size
+            )
+        });
     }
 }
 
