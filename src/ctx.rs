@@ -109,6 +109,15 @@ impl Core {
         Duration::from_millis(at.saturating_sub(self.now))
     }
 
+    /// The ids of every open connection, for acting on all of them while
+    /// callbacks may close some.
+    pub(crate) fn open_ids(&self) -> Vec<ConnId> {
+        self.conns
+            .iter()
+            .map(|(k, _)| self.gens.current(k))
+            .collect()
+    }
+
     /// The slab key of `id`, if it is still open.
     pub(crate) fn live(&self, id: ConnId) -> Option<usize> {
         let key = id.index as usize;

@@ -307,12 +307,7 @@ impl Reactor {
             self.core.control = Control::Draining;
             let at = self.core.deadline_after(timeout);
             self.core.timers.insert(at, TimerTarget::Drain);
-            let ids: Vec<ConnId> = self
-                .core
-                .conns
-                .iter()
-                .map(|(k, _)| self.core.gens.current(k))
-                .collect();
+            let ids: Vec<ConnId> = self.core.open_ids();
             log::info!(
                 "draining: listeners closed, {} connection(s) to finish within {timeout:?}",
                 ids.len()
@@ -520,12 +515,7 @@ impl Reactor {
     }
 
     fn abort_all(&mut self, reason: Reason) {
-        let ids: Vec<ConnId> = self
-            .core
-            .conns
-            .iter()
-            .map(|(k, _)| self.core.gens.current(k))
-            .collect();
+        let ids: Vec<ConnId> = self.core.open_ids();
         for id in ids {
             if let Some(key) = self.core.live(id) {
                 let st = &mut self.core.conns[key].state;
