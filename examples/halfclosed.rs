@@ -27,7 +27,7 @@
 //! through `SO_REUSEPORT`. `--sources 127.0.0.1-127.0.0.8` spreads the
 //! client's source addresses past the ephemeral-port limit of one address
 //! (about 28,000 connections open at once); each socket is bound before it
-//! connects (`Reactor::connect_from`), so each address's ports are taken
+//! connects (`Connect::from`), so each address's ports are taken
 //! at bind time: use it to hold more than that many, not for churn, where
 //! a plain connect reuses loopback TIME_WAIT ports.
 //! CPU time comes from `/proc/thread-self/schedstat` (total, nanoseconds)
@@ -895,7 +895,7 @@ fn launch(ctx: &mut Ctx<'_>, load: &Shared) {
             state: ExState::Running,
         };
         let result = match from {
-            Some(from) => ctx.connect_from(target, from, ex),
+            Some(from) => ctx.connect(halfclose::Connect::to(target).from(from), ex),
             None => ctx.connect(target, ex),
         };
         if let Err(e) = result {

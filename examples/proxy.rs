@@ -147,7 +147,10 @@ struct Downstream {
 impl Handler for Downstream {
     fn handle_connect(&mut self, conn: &mut Conn<'_>) {
         let id = conn.id();
-        match conn.connect(self.upstream_addr, Upstream { client: id }) {
+        match conn
+            .ctx()
+            .connect(self.upstream_addr, Upstream { client: id })
+        {
             Ok(up) => {
                 log::info!(
                     "{id}: client {:?}, upstream {up} to {}",

@@ -319,7 +319,7 @@ struct Echo {
 impl Handler for Echo {
     fn handle_connect(&mut self, conn: &mut Conn<'_>) {
         // Echoed pieces go out at once, not behind the previous one's ACK.
-        let _ = conn.socket().set_nodelay(true);
+        let _ = conn.set_nodelay(true);
         // A connection reset before it was accepted has no peer address.
         self.k = conn.peer_addr().ok().and_then(k_of);
         if let Some(k) = self.k {
@@ -465,7 +465,7 @@ impl Client {
 
 impl Handler for Client {
     fn handle_connect(&mut self, conn: &mut Conn<'_>) {
-        let _ = conn.socket().set_nodelay(true);
+        let _ = conn.set_nodelay(true);
         self.send_more(conn);
     }
 
@@ -719,7 +719,7 @@ fn main() -> ExitCode {
                 run.borrow_mut().silent_in_flight += 1;
             }
             let from = SocketAddr::new(ip_of(k), 0);
-            if let Err(e) = clients.connect_from(proxy_addr, from, client) {
+            if let Err(e) = clients.connect(halfclose::Connect::to(proxy_addr).from(from), client) {
                 connect_errors += 1;
                 let mut r = run.borrow_mut();
                 r.tally.fail(

@@ -95,7 +95,7 @@ use std::mem;
 
 use crate::conn::{Conn, Ctx};
 use crate::error::{Error, Result};
-use crate::handler::{Closed, Eof, Handler, ProtocolError, TimerId};
+use crate::{Closed, Eof, Handler, ProtocolError, TimerId};
 
 /// Where a frame ends.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]

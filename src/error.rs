@@ -19,9 +19,6 @@ pub enum Error {
     /// The connection has failed, was aborted, or is being torn down; the
     /// bytes were refused.
     Closed,
-    /// The id names no open connection (it closed, and its slot may have
-    /// been reused by another connection).
-    StaleId,
     /// Queuing these bytes would take the output queue past
     /// [`Config::max_pending`](crate::Config::max_pending); nothing was queued.
     QueueFull {
@@ -44,7 +41,6 @@ impl fmt::Display for Error {
                 f.write_str("write after shutdown: our FIN is already queued")
             }
             Error::Closed => f.write_str("connection is closed or closing"),
-            Error::StaleId => f.write_str("no open connection has this id"),
             Error::QueueFull { limit } => {
                 write!(f, "output queue would exceed its limit of {limit} bytes")
             }
@@ -76,7 +72,6 @@ impl From<Error> for io::Error {
             Error::Io(e) => e,
             Error::WriteAfterShutdown => io::Error::new(io::ErrorKind::BrokenPipe, e),
             Error::Closed => io::Error::new(io::ErrorKind::NotConnected, e),
-            Error::StaleId => io::Error::new(io::ErrorKind::NotFound, e),
             Error::QueueFull { .. } => io::Error::new(io::ErrorKind::OutOfMemory, e),
             Error::FrameTooLarge { .. } => io::Error::new(io::ErrorKind::InvalidData, e),
         }

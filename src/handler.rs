@@ -1,11 +1,11 @@
-//! The `Handler` trait, what the peer's FIN means (`Eof`), and how a
-//! connection ended (`Closed`, `Reason`).
+//! The [`Handler`] trait, and what the peer's FIN means ([`Eof`]).
 
 use std::fmt;
 use std::io;
 
+use crate::closed::Closed;
 use crate::conn::{Conn, Ctx};
-use crate::token::ConnId;
+use crate::token::TimerId;
 
 /// What the peer's FIN means to this protocol; returned by
 /// [`Handler::handle_readable_eof`].
@@ -36,7 +36,7 @@ pub enum Eof {
 /// connection.
 ///
 /// A panic in any callback aborts that connection only (reason
-/// [`Reason::Panicked`]), is logged with `log::error!`, and the reactor goes
+/// [`Reason::Panicked`](crate::Reason::Panicked)), is logged with `log::error!`, and the reactor goes
 /// on.
 pub trait Handler {
     /// The connection is established: accepted by a listener, or an
@@ -54,6 +54,16 @@ pub trait Handler {
     /// reading is paused (the EOF is held until
     /// [`Conn::resume_reading`]), never after an error. Returns what the FIN
     /// means for this protocol; the default is [`Eof::Close`].
+    ///
+    /// # Notes
+    ///
+    /// Requests made through `conn` inside this callback are applied first,
+    /// then the returned `Eof`, under the one rule that decides how every
+    /// connection ends: a reset outranks a graceful close, and a close
+    /// already begun keeps its reason. So `conn.abort()` wins over any
+    /// return value; `conn.close()` or `conn.close_with(..)` followed by
+    /// `Eof::HalfClose` still closes (with the close's reason); and
+    /// `Eof::Abort` resets even after `conn.close()`.
     fn handle_readable_eof(&mut self, conn: &mut Conn<'_>) -> Eof {
         let _ = conn;
         Eof::Close
@@ -102,113 +112,4 @@ impl fmt::Debug for dyn Handler {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("dyn Handler")
     }
-}
-
-/// Names a timer set with [`Conn::set_timer`].
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct TimerId(pub(crate) u64);
-
-/// Which timeout expired.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub enum Timeout {
-    /// No progress in either direction for the idle timeout.
-    Idle,
-    /// The peer sent FIN and we did not finish in time (the CLOSE_WAIT guard).
-    PeerEof,
-    /// We sent FIN and the peer did not answer with its own in time (the
-    /// FIN_WAIT_2 guard).
-    Linger,
-    /// An outbound connect did not complete in time.
-    Connect,
-}
-
-/// A protocol-level failure a handler closes a connection with
-/// ([`Conn::close_with`]).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-#[non_exhaustive]
-pub enum ProtocolError {
-    /// A frame or line grew past its configured maximum.
-    FrameTooLarge,
-    /// The peer's FIN arrived in the middle of a frame.
-    IncompleteFrame,
-    /// The peer sent something the protocol cannot parse.
-    Malformed,
-}
-
-/// Why a connection ended.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-#[non_exhaustive]
-pub enum Reason {
-    /// We ended it gracefully first: [`Conn::close`] or
-    /// [`Conn::shutdown_write`] before the peer's FIN.
-    Local,
-    /// The peer's FIN came first and we finished in response
-    /// ([`Eof::Close`], or a half-closed exchange completed).
-    PeerClosed,
-    /// The peer reset the connection (`ECONNRESET`, `EPIPE`).
-    Reset,
-    /// A timeout expired. When a close begun by one timeout (idle,
-    /// peer-EOF) then runs into the linger timeout, the first one is named.
-    TimedOut(Timeout),
-    /// Another socket error, such as `ConnectionRefused`.
-    Error(io::ErrorKind),
-    /// We sent a reset: [`Conn::abort`] or [`Eof::Abort`].
-    Aborted,
-    /// A callback of the handler panicked; the connection was aborted.
-    Panicked,
-    /// The reactor stopped or its drain deadline passed with the connection
-    /// still open.
-    Stopped,
-    /// The handler closed it for a protocol error ([`Conn::close_with`]).
-    Protocol(ProtocolError),
-}
-
-impl Reason {
-    /// The reason a socket error is reported with.
-    pub(crate) fn from_error(err: &io::Error) -> Reason {
-        match err.kind() {
-            io::ErrorKind::ConnectionReset
-            | io::ErrorKind::BrokenPipe
-            | io::ErrorKind::ConnectionAborted => Reason::Reset,
-            kind => Reason::Error(kind),
-        }
-    }
-
-    /// Whether this is an orderly end with nothing lost.
-    pub fn is_graceful(&self) -> bool {
-        matches!(self, Reason::Local | Reason::PeerClosed)
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Reason::Local => f.write_str("closed locally"),
-            Reason::PeerClosed => f.write_str("closed by peer"),
-            Reason::Reset => f.write_str("reset by peer"),
-            Reason::TimedOut(t) => write!(f, "timed out ({t:?})"),
-            Reason::Error(k) => write!(f, "error: {k}"),
-            Reason::Aborted => f.write_str("aborted"),
-            Reason::Panicked => f.write_str("handler panicked"),
-            Reason::Stopped => f.write_str("reactor stopped"),
-            Reason::Protocol(p) => write!(f, "protocol error: {p:?}"),
-        }
-    }
-}
-
-/// How a connection ended; passed to [`Handler::handle_close`].
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-#[non_exhaustive]
-pub struct Closed {
-    /// The connection's id (stale from now on).
-    pub id: ConnId,
-    /// Why it ended.
-    pub reason: Reason,
-    /// Bytes received from the peer.
-    pub bytes_in: u64,
-    /// Bytes handed to the kernel for the peer.
-    pub bytes_out: u64,
-    /// Bytes the handler wrote that never reached the kernel: queued output
-    /// dropped by an abort, an error or a timeout. 0 on every lossless path.
-    pub dropped: u64,
 }

@@ -61,10 +61,12 @@
 //! | [`Conn::abort`], [`Eof::Abort`] | RST now (`SO_LINGER` 0) | dropped, counted |
 //!
 //! Closing a socket whose receive queue still holds unread bytes makes
-//! Linux send RST instead of FIN, and the RST makes the peer throw away
-//! whatever it had not read yet: a 4 MiB reply closed that way arrives
-//! truncated with `ECONNRESET`. The lingering close reads to the peer's FIN
-//! first, so the reply arrives whole with a clean EOF
+//! Linux send RST instead of FIN, and discard whatever of our reply it had
+//! not sent yet. The peer still reads everything that had reached it, then
+//! gets `ECONNRESET` instead of EOF: a reply that fitted in its buffers
+//! arrives whole but cannot be told from a crash, and a larger one (4 MiB
+//! here) arrives cut where our unsent data began. The lingering close reads
+//! to the peer's FIN first, so the reply arrives whole with a clean EOF
 //! (`tests/linux_facts.rs`, `tests/b_graceful.rs`). When the peer's FIN has
 //! already been read, `close(2)` alone sends our FIN and no `shutdown` call
 //! is made.
@@ -105,17 +107,22 @@
 //!
 //! # Layout
 //!
+//! Imports run one way: `closed`, `handler` <- `state` <- `core` <-
+//! `reactor`; the leaves (`timer`, `outq`, `token`, `config`, `stats`,
+//! `error`) import nothing of ours.
+//!
 //! | module | responsibility |
 //! |---|---|
-//! | `reactor` | the poll loop, event dispatch, timers, tasks, stop, drain |
-//! | `drive` | applying a connection's state: connect, flush, FIN, reads, EOF, timeouts, final close |
-//! | `conn` | per-connection state (one enum per half) and the [`Conn`] API |
-//! | `ctx` | state callbacks may reach, and [`Ctx`] |
-//! | `outq` | the output queue |
+//! | `reactor` | the poll loop, event dispatch, timers firing, posted tasks, stop, drain, embedding |
+//! | `core` | connection slots and ids, handler calls, and the driver that carries out what a connection's state asks for |
+//! | `state` | the pure connection state machine: one enum per half, the end rule, `next_action`; no socket |
+//! | `conn` | the API handlers use: [`Conn`], [`Ctx`], [`Connect`] |
+//! | `handler` | [`Handler`] and [`Eof`] |
+//! | `closed` | [`Closed`], [`Reason`], [`Timeout`], [`ProtocolError`] |
 //! | `listener` | accept loop, backlog, `EMFILE`, `SO_REUSEPORT` |
+//! | `outq` | the output queue |
 //! | `timer` | the pure timer queue |
-//! | `token` | ids with generations and `mio::Token`s |
-//! | `handler` | [`Handler`], [`Eof`], [`Closed`], [`Reason`] |
+//! | `token` | ids ([`ConnId`] with generations, [`ListenerId`], [`TimerId`]) and `mio::Token`s |
 //! | [`guide`] | closing TCP connections, question by question, each answer tied to a test |
 //! | `chat` | asynchat-style framing (sans-IO) and its [`Handler`] adapter |
 //! | `config`, `stats`, `error` | [`Config`], [`Stats`], [`Error`] |
@@ -126,25 +133,33 @@
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![doc(test(attr(deny(warnings))))]
 
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "halfclose supports Linux only: its close semantics (RST on close with unread input, \
+     EPOLLRDHUP, edge-triggered readiness) are Linux's, and its tests pin them there"
+);
+
 pub mod chat;
+mod closed;
 mod config;
 mod conn;
-mod ctx;
-mod drive;
+mod core;
 mod error;
 pub mod guide;
 mod handler;
 mod listener;
 mod outq;
 mod reactor;
+mod state;
 mod stats;
 mod timer;
 mod token;
 
+pub use closed::{Closed, ProtocolError, Reason, Timeout};
 pub use config::Config;
-pub use conn::{Conn, Ctx};
+pub use conn::{Conn, Connect, Ctx};
 pub use error::{Error, Result};
-pub use handler::{Closed, Eof, Handler, ProtocolError, Reason, Timeout, TimerId};
+pub use handler::{Eof, Handler};
 pub use reactor::{Handle, Reactor};
 pub use stats::Stats;
-pub use token::{ConnId, ListenerId};
+pub use token::{ConnId, ListenerId, TimerId};

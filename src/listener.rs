@@ -18,10 +18,9 @@ use mio::net::TcpListener;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::Config;
-use crate::conn::Writing;
-use crate::ctx::Core;
-use crate::drive::panic_message;
+use crate::core::{panic_message, Core};
 use crate::handler::Handler;
+use crate::state::Writing;
 use crate::timer::TimerKey;
 use crate::token::ConnId;
 
@@ -75,7 +74,10 @@ pub(crate) fn bind(addr: SocketAddr, config: &Config) -> io::Result<TcpListener>
 
 pub(crate) fn is_fd_exhaustion(e: &io::Error) -> bool {
     // EMFILE, ENFILE, ENOBUFS, ENOMEM: resources, not this connection.
-    matches!(e.raw_os_error(), Some(24) | Some(23) | Some(105) | Some(12))
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
 }
 
 /// One descriptor kept open so that, when the process runs out, it can be
@@ -103,7 +105,7 @@ impl Listener {
                     if core
                         .config
                         .max_connections
-                        .is_some_and(|max| core.conns.len() >= max)
+                        .is_some_and(|max| core.open() >= max)
                     {
                         log::debug!("refusing {peer}: max_connections reached");
                         core.stats.refused += 1;

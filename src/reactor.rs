@@ -13,15 +13,14 @@ use mio::event::Event;
 use mio::{Events, Interest, Poll, Waker};
 use slab::Slab;
 
+use crate::closed::Reason;
 use crate::config::Config;
-use crate::conn::{Conn, End, Ready};
-use crate::ctx::{Control, Core, Ctx, TimerTarget};
-use crate::drive::panic_message;
-use crate::error::Result;
-use crate::handler::{Handler, Reason, TimerId};
+use crate::conn::{Conn, Connect, Ctx};
+use crate::core::{panic_message, Control, Core, TimerTarget};
+use crate::handler::Handler;
 use crate::listener::{self, Listener, Reserve, Round};
 use crate::stats::Stats;
-use crate::token::{self, ConnId, ListenerId, Target};
+use crate::token::{self, ConnId, ListenerId, Target, TimerId};
 
 type Task = Box<dyn FnOnce(&mut Reactor) + Send>;
 
@@ -239,27 +238,11 @@ impl Reactor {
     /// As [`Ctx::connect`].
     pub fn connect<H: Handler + 'static>(
         &mut self,
-        addr: SocketAddr,
+        to: impl Into<Connect>,
         handler: H,
-    ) -> Result<ConnId> {
+    ) -> io::Result<ConnId> {
         self.core.update_clock();
-        self.core.connect(addr, None, Box::new(handler))
-    }
-
-    /// Start a non-blocking outbound connection from the local address
-    /// `from`; see [`Ctx::connect_from`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Ctx::connect_from`].
-    pub fn connect_from<H: Handler + 'static>(
-        &mut self,
-        addr: SocketAddr,
-        from: SocketAddr,
-        handler: H,
-    ) -> Result<ConnId> {
-        self.core.update_clock();
-        self.core.connect(addr, Some(from), Box::new(handler))
+        self.core.connect(to.into(), Box::new(handler))
     }
 
     /// An open connection, to act on it from outside any callback (from a
@@ -271,9 +254,8 @@ impl Reactor {
 
     /// The reactor as callbacks see it.
     pub fn ctx(&mut self) -> Ctx<'_> {
-        Ctx {
-            core: &mut self.core,
-        }
+        self.core.update_clock();
+        Ctx::new(&mut self.core)
     }
 
     /// Counters and gauges.
@@ -307,19 +289,11 @@ impl Reactor {
             self.core.control = Control::Draining;
             let at = self.core.deadline_after(timeout);
             self.core.timers.insert(at, TimerTarget::Drain);
-            let ids: Vec<ConnId> = self.core.open_ids();
             log::info!(
                 "draining: listeners closed, {} connection(s) to finish within {timeout:?}",
-                ids.len()
+                self.core.open()
             );
-            for id in ids {
-                if let Some(key) = self.core.live(id) {
-                    if !self.core.conns[key].state.is_failing() {
-                        self.core.call(key, |h, c| h.handle_drain(c));
-                    }
-                }
-                self.core.dirty.push(id);
-            }
+            self.core.announce_drain();
             self.apply_dirty();
         }
     }
@@ -333,7 +307,7 @@ impl Reactor {
     /// and no [`Handle`] alive to post one.
     pub fn is_idle(&self) -> bool {
         self.listeners.is_empty()
-            && self.core.conns.is_empty()
+            && self.core.open() == 0
             && Arc::strong_count(&self.remote) == 1
             && self.remote.tasks.lock().map_or(true, |t| t.is_empty())
     }
@@ -352,7 +326,7 @@ impl Reactor {
                     self.core.control = Control::Running;
                     return Ok(());
                 }
-                Control::Draining if self.core.conns.is_empty() => return Ok(()),
+                Control::Draining if self.core.open() == 0 => return Ok(()),
                 _ if self.is_idle() => return Ok(()),
                 _ => {}
             }
@@ -427,19 +401,12 @@ impl Reactor {
         let Some(key) = self.core.live(id) else {
             return;
         };
-        let ready = &mut self.core.conns[key].state.ready;
-        if event.is_readable() || event.is_read_closed() {
-            ready.set(Ready::READABLE);
-        }
-        if event.is_read_closed() {
-            ready.set(Ready::READ_CLOSED);
-        }
-        if event.is_writable() || event.is_write_closed() {
-            ready.set(Ready::WRITABLE);
-        }
-        if event.is_error() {
-            ready.set(Ready::ERROR);
-        }
+        self.core.state_mut(key).readiness(
+            event.is_readable(),
+            event.is_read_closed(),
+            event.is_writable() || event.is_write_closed(),
+            event.is_error(),
+        );
         self.core.advance(id, &mut self.buf, &mut self.requeue);
         self.apply_dirty();
     }
@@ -515,16 +482,7 @@ impl Reactor {
     }
 
     fn abort_all(&mut self, reason: Reason) {
-        let ids: Vec<ConnId> = self.core.open_ids();
-        for id in ids {
-            if let Some(key) = self.core.live(id) {
-                let st = &mut self.core.conns[key].state;
-                if !matches!(st.end, End::Abort(_)) {
-                    st.end = End::Abort(reason);
-                }
-            }
-            self.core.advance(id, &mut self.buf, &mut self.requeue);
-        }
+        self.core.abort_all(reason);
         self.apply_dirty();
     }
 }

@@ -1,4 +1,5 @@
-//! Connection ids with generations, and their mapping to `mio::Token`.
+//! Ids: connections (with generations), listeners, timers; and their
+//! mapping to `mio::Token`.
 //!
 //! A slab slot is reused as soon as its connection closes. An event already
 //! collected for the old connection, or an id a handler kept, must never
@@ -11,9 +12,10 @@ use mio::Token;
 
 /// Identifies one connection for its whole life.
 ///
-/// Ids are never reused while the reactor lives: once the connection closes,
-/// operations through an old id fail with [`Error::StaleId`](crate::Error::StaleId)
-/// even when another connection occupies the same slot.
+/// Ids are not reused while the reactor lives (a slot's generation wraps
+/// only after 2^30 reuses): once the connection closes, looking it up
+/// through an old id finds nothing, even when another connection occupies
+/// the same slot.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId {
     pub(crate) index: u32,
@@ -32,9 +34,32 @@ impl fmt::Display for ConnId {
     }
 }
 
+impl ConnId {
+    #[cfg(test)]
+    pub(crate) fn new_for_test(index: u32, generation: u32) -> ConnId {
+        ConnId { index, generation }
+    }
+}
+
 /// Identifies one listening socket of a reactor.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct ListenerId(pub(crate) u32);
+
+impl fmt::Display for ListenerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "listener {}", self.0)
+    }
+}
+
+/// Names a timer set with [`Conn::set_timer`](crate::Conn::set_timer).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct TimerId(pub(crate) u64);
+
+impl fmt::Display for TimerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "timer {:x}", self.0)
+    }
+}
 
 const KIND_SHIFT: u32 = 62;
 const GEN_MASK: u64 = (1 << 30) - 1;

@@ -181,7 +181,7 @@ fn a3_eof_exactly_once_no_busy_loop() {
     {
         let conn = r.conn(id).unwrap();
         let mut buf = [MaybeUninit::<u8>::uninit(); 16];
-        assert_eq!(conn.socket().peek(&mut buf).unwrap(), 0);
+        assert_eq!(socket2::SockRef::from(&conn).peek(&mut buf).unwrap(), 0);
     }
 
     // Let a stray edge collected before the EOF was read come in.

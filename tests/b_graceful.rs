@@ -13,7 +13,7 @@ use util::*;
 /// A small kernel send buffer for a server-side connection, so that a peer
 /// that does not read makes our own queue fill deterministically.
 fn small_send_buffer(conn: &Conn<'_>) {
-    conn.socket()
+    socket2::SockRef::from(conn)
         .set_send_buffer_size(64 * 1024)
         .expect("SO_SNDBUF");
 }

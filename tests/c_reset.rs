@@ -95,7 +95,9 @@ fn c2_abort_drops_and_counts_the_queue() {
     let addr = listen(&mut r, move || {
         let (p, rf) = (p2.clone(), rf2.clone());
         Recorder::new(&l2).on_read(move |c, _| {
-            c.socket().set_send_buffer_size(64 * 1024).unwrap();
+            socket2::SockRef::from(&*c)
+                .set_send_buffer_size(64 * 1024)
+                .unwrap();
             c.write(&vec![0x5a; len]).unwrap();
             p.set(c.pending());
             c.abort();

@@ -252,7 +252,9 @@ fn feeder(log: &Log, feed: &Rc<Feed>) -> Recorder {
     let (f1, f2) = (feed.clone(), feed.clone());
     Recorder::new(log)
         .on_connect(move |c| {
-            c.socket().set_send_buffer_size(32 * KIB).unwrap();
+            socket2::SockRef::from(&*c)
+                .set_send_buffer_size(32 * KIB)
+                .unwrap();
             f1.step(c);
         })
         .on_write(move |c| f2.step(c))
@@ -351,7 +353,7 @@ fn f3_pause_and_resume_reading() {
 fn queued_in_kernel(r: &mut Reactor, id: ConnId, max: usize) -> usize {
     let conn = r.conn(id).expect("connection open");
     let mut buf = vec![std::mem::MaybeUninit::<u8>::uninit(); max];
-    match conn.socket().peek(&mut buf) {
+    match socket2::SockRef::from(&conn).peek(&mut buf) {
         Ok(n) => n,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
         Err(e) => panic!("peek: {e}"),

@@ -600,7 +600,7 @@ impl Handler for Producer {
         self.st.id.set(Some(conn.id()));
         // A small send buffer: the kernel absorbs less, so the queue
         // fills, and the handler is pushed back, all through the transfer.
-        conn.socket()
+        socket2::SockRef::from(&*conn)
             .set_send_buffer_size(64 * KIB)
             .expect("SO_SNDBUF");
         self.produce(conn);

@@ -42,7 +42,7 @@ struct Close {
 }
 
 fn parse_close(line: &str) -> Option<Close> {
-    if !line.contains("halfclose::drive]") {
+    if !line.contains("halfclose::core]") {
         return None;
     }
     let rest = line.split_once(" closed: ")?.1;
@@ -870,7 +870,7 @@ fn http_warm_up(addr: SocketAddr) {
 /// Slowloris against the HTTP server (idle timeout 1 s): 20 connections
 /// send half a request line and go silent. A legitimate request is answered
 /// while they hang; the server closes every silent one by its idle timeout
-/// (`timed out (Idle)`, gracefully: the slowloris client sees the server's
+/// (`timed out (idle timeout)`, gracefully: the slowloris client sees the server's
 /// FIN, not a reset) and is back to its baseline descriptors.
 #[test]
 fn r7_slowloris_is_closed_by_the_http_idle_timeout() {
@@ -903,7 +903,7 @@ fn r7_slowloris_is_closed_by_the_http_idle_timeout() {
     let closes = server.wait_closes(1 + 21);
     let idle = closes
         .iter()
-        .filter(|c| c.reason == "timed out (Idle)")
+        .filter(|c| c.reason == "timed out (idle timeout)")
         .count();
     assert_eq!(idle, 20, "{closes:?}");
     assert_eq!(

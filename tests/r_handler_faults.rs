@@ -93,7 +93,7 @@ impl Handler for Faulty {
             }
             Some(Cb::Write) => {
                 // A small send buffer, so that most of BULK is queued.
-                conn.socket()
+                socket2::SockRef::from(&*conn)
                     .set_send_buffer_size(8 * 1024)
                     .expect("SO_SNDBUF");
                 conn.write(&pattern(BULK, 5)).expect("bulk write");

@@ -750,18 +750,18 @@ impl Side {
             flow.rng = rng.fork();
         }
         log::info!("pair {k}: client {id} from {peer:?}: fault {plan}");
-        let _ = conn.socket().set_nodelay(true);
+        let _ = conn.set_nodelay(true);
         let up = Side {
             pair: Rc::clone(&self.pair),
             me: S2C,
             shared: Rc::clone(shared),
         };
         let started = match (shared.from_client_ip, peer) {
-            (true, Some(peer)) => {
-                conn.ctx()
-                    .connect_from(shared.upstream, SocketAddr::new(peer.ip(), 0), up)
-            }
-            _ => conn.connect(shared.upstream, up),
+            (true, Some(peer)) => conn.ctx().connect(
+                halfclose::Connect::to(shared.upstream).from(SocketAddr::new(peer.ip(), 0)),
+                up,
+            ),
+            _ => conn.ctx().connect(shared.upstream, up),
         };
         match started {
             Ok(up) => p.ids[S2C] = Some(up),
@@ -787,7 +787,7 @@ impl Handler for Side {
         if self.me == C2S {
             return self.setup_client(conn);
         }
-        let _ = conn.socket().set_nodelay(true);
+        let _ = conn.set_nodelay(true);
         let mut p = self.pair.borrow_mut();
         log::debug!("pair {}: upstream {} connected", p.k, conn.id());
         p.upstream_ready = true;

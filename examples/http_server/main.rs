@@ -210,7 +210,7 @@ impl Handler for Http {
         // Replies are small and go out as soon as they are ready (a `100
         // Continue`, later the final reply; one batch per read when
         // pipelining): do not let Nagle hold one behind the previous one's ACK.
-        let _ = conn.socket().set_nodelay(true);
+        let _ = conn.set_nodelay(true);
     }
 
     fn handle_read(&mut self, conn: &mut Conn<'_>, data: &[u8]) {

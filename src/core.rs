@@ -1,0 +1,618 @@
+//! The reactor's state minus the poller ([`Core`]): connection slots and
+//! their ids, timers, counters; and the driver that carries out what a
+//! connection's state machine asks for ([`Core::advance`]).
+//!
+//! Every handler callback goes through [`Core::call`], which lends the
+//! handler out of its slot, catches a panic, and puts it back. Requests a
+//! callback makes are recorded in the connection's state and the
+//! connection is marked dirty; the reactor advances dirty connections after
+//! the callback returns, so no callback runs re-entrantly.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Interest, Registry};
+use slab::Slab;
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
+
+use crate::closed::{Closed, Reason};
+use crate::config::{millis, millis_u32, Config};
+use crate::conn::{Conn, Connect, Ctx};
+use crate::error::{Error, Result};
+use crate::handler::Handler;
+use crate::state::{Action, ConnState, End, Refusal, Teardown, Writing};
+use crate::stats::Stats;
+use crate::timer::{TimerKey, TimerQueue};
+use crate::token::{self, ConnId, Generations, ListenerId, TimerId};
+
+/// One connection: its handler (absent while one of its callbacks runs),
+/// its socket and its state.
+pub(crate) struct Slot {
+    handler: Option<Box<dyn Handler>>,
+    stream: TcpStream,
+    pub(crate) state: ConnState,
+}
+
+/// Which timer of a connection.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum ConnTimer {
+    /// The connection's single entry for idle, peer-EOF, linger and connect.
+    Timeouts,
+    /// A timer set by the handler.
+    User,
+}
+
+/// What a timer entry wakes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum TimerTarget {
+    Conn(ConnId, ConnTimer),
+    /// A listener resting after an accept failure.
+    Listener(ListenerId),
+    /// The graceful drain's deadline.
+    Drain,
+}
+
+/// What the owner of the loop asked for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Control {
+    Running,
+    /// `run` returns at the end of this iteration.
+    Stopping,
+    /// Listeners are closed; `run` returns once no connection is left.
+    Draining,
+}
+
+/// The reactor's state minus the poller: connections, timers, the list of
+/// connections with recorded requests, configuration and counters.
+pub(crate) struct Core {
+    conns: Slab<Slot>,
+    gens: Generations,
+    pub(crate) timers: TimerQueue<TimerTarget>,
+    /// Connections whose recorded requests the reactor still has to apply.
+    pub(crate) dirty: Vec<ConnId>,
+    registry: Registry,
+    pub(crate) config: Config,
+    pub(crate) stats: Stats,
+    epoch: Instant,
+    /// Milliseconds since `epoch`, read once per loop iteration.
+    pub(crate) now: u64,
+    pub(crate) control: Control,
+    /// A drain was requested from inside a callback.
+    pub(crate) drain_request: Option<Duration>,
+}
+
+impl fmt::Debug for Core {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Core")
+            .field("open", &self.conns.len())
+            .field("timers", &self.timers.len())
+            .field("control", &self.control)
+            .finish()
+    }
+}
+
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "non-string panic payload"
+    }
+}
+
+impl Core {
+    pub(crate) fn new(registry: Registry, config: Config) -> Self {
+        Core {
+            conns: Slab::new(),
+            gens: Generations::default(),
+            timers: TimerQueue::new(),
+            dirty: Vec::new(),
+            registry,
+            config,
+            stats: Stats::default(),
+            epoch: Instant::now(),
+            now: 0,
+            control: Control::Running,
+            drain_request: None,
+        }
+    }
+
+    // ------------------------------------------------------------ clock
+
+    pub(crate) fn update_clock(&mut self) {
+        self.now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+    }
+
+    /// Time from now to tick `at`.
+    pub(crate) fn until(&self, at: u64) -> Duration {
+        Duration::from_millis(at.saturating_sub(self.now))
+    }
+
+    pub(crate) fn deadline_after(&self, d: Duration) -> u64 {
+        self.now.saturating_add(millis(d))
+    }
+
+    // ------------------------------------------------------------ slots and ids
+
+    /// Number of open connections.
+    pub(crate) fn open(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// The ids of every open connection, for acting on all of them while
+    /// callbacks may close some.
+    pub(crate) fn open_ids(&self) -> Vec<ConnId> {
+        self.conns
+            .iter()
+            .map(|(k, _)| self.gens.current(k))
+            .collect()
+    }
+
+    /// The slab key of `id`, if it is still open.
+    pub(crate) fn live(&self, id: ConnId) -> Option<usize> {
+        let key = id.index as usize;
+        (self.gens.is_current(id) && self.conns.contains(key)).then_some(key)
+    }
+
+    pub(crate) fn id_of(&self, key: usize) -> ConnId {
+        self.gens.current(key)
+    }
+
+    pub(crate) fn state(&self, key: usize) -> &ConnState {
+        &self.conns[key].state
+    }
+
+    pub(crate) fn state_mut(&mut self, key: usize) -> &mut ConnState {
+        &mut self.conns[key].state
+    }
+
+    pub(crate) fn stream(&self, key: usize) -> &TcpStream {
+        &self.conns[key].stream
+    }
+
+    pub(crate) fn conn(&mut self, id: ConnId) -> Option<Conn<'_>> {
+        let key = self.live(id)?;
+        Some(Conn::new(self, key))
+    }
+
+    /// Mark `key` for [`advance`](Core::advance) once the current callback
+    /// returns.
+    pub(crate) fn touch(&mut self, key: usize) {
+        let id = self.id_of(key);
+        self.dirty.push(id);
+    }
+
+    /// Register `stream` and give it a slot.
+    pub(crate) fn insert(
+        &mut self,
+        mut stream: TcpStream,
+        handler: Box<dyn Handler>,
+        writing: Writing,
+    ) -> io::Result<ConnId> {
+        let entry = self.conns.vacant_entry();
+        let id = self.gens.id_for(entry.key());
+        self.registry.register(
+            &mut stream,
+            token::encode_conn(id),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        let idle_ms = self.config.idle_timeout.map_or(0, |d| millis_u32(d).max(1));
+        let state = ConnState::new(writing, self.now, idle_ms);
+        self.stats.opened(state.gauge());
+        entry.insert(Slot {
+            handler: Some(handler),
+            stream,
+            state,
+        });
+        Ok(id)
+    }
+
+    /// Start an outbound connection.
+    pub(crate) fn connect(&mut self, to: Connect, handler: Box<dyn Handler>) -> io::Result<ConnId> {
+        let addr = to.addr;
+        let socket = Socket::new(
+            Domain::for_address(addr),
+            Type::STREAM.nonblocking().cloexec(),
+            Some(Protocol::TCP),
+        )?;
+        if let Some(local) = to.from {
+            socket.bind(&local.into())?;
+        }
+        let early_error = match socket.connect(&addr.into()) {
+            Ok(()) => None,
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => None,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+            Err(e) => Some(e),
+        };
+        let stream = TcpStream::from_std(socket.into());
+        let id = self.insert(stream, handler, Writing::Connecting { fin: false })?;
+        if let Some(e) = early_error {
+            self.conns[id.index as usize].state.failed(e);
+        }
+        // Arms the connect timeout and reports an early failure.
+        self.dirty.push(id);
+        Ok(id)
+    }
+
+    pub(crate) fn request_drain(&mut self, timeout: Duration) {
+        self.drain_request = Some(timeout);
+    }
+
+    // ------------------------------------------------------------ callbacks
+
+    /// Run one callback of the handler in slot `key`. Returns `None` if it
+    /// panicked; the connection is then marked for abort.
+    pub(crate) fn call<R>(
+        &mut self,
+        key: usize,
+        f: impl FnOnce(&mut dyn Handler, &mut Conn<'_>) -> R,
+    ) -> Option<R> {
+        let mut handler = self.conns[key].handler.take()?;
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            let mut conn = Conn::new(self, key);
+            f(&mut *handler, &mut conn)
+        }));
+        self.conns[key].handler = Some(handler);
+        match result {
+            Ok(r) => Some(r),
+            Err(payload) => {
+                log::error!(
+                    "handler of {} panicked: {}; aborting it",
+                    self.id_of(key),
+                    panic_message(&*payload)
+                );
+                self.stats.panics += 1;
+                self.conns[key].state.abort(Reason::Panicked);
+                None
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ writing
+
+    /// `Conn::write`: straight to the socket when nothing is queued (no
+    /// copy), queue the rest.
+    pub(crate) fn write(&mut self, key: usize, data: &[u8]) -> Result<()> {
+        let max_pending = self.config.max_pending;
+        let high = self.config.write_high_water;
+        let now = self.now;
+        let slot = &mut self.conns[key];
+        let st = &mut slot.state;
+        match st.write_refusal() {
+            Some(Refusal::Closed) => return Err(Error::Closed),
+            Some(Refusal::Shutdown) => return Err(Error::WriteAfterShutdown),
+            None => {}
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        let pending = st.pending();
+        if let Some(limit) = max_pending {
+            if pending > 0 && pending + data.len() > limit {
+                return Err(Error::QueueFull { limit });
+            }
+        }
+        let mut written = 0;
+        let mut failed = false;
+        if st.may_write_through() {
+            while written < data.len() {
+                match (&slot.stream).write(&data[written..]) {
+                    Ok(n) => {
+                        written += n;
+                        if written < data.len() {
+                            // A short write: the send buffer is full.
+                            st.send_buffer_full();
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        st.send_buffer_full();
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        st.failed(e);
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+            st.wrote(written, now);
+        }
+        if written < data.len() {
+            // On failure the rest is queued only to be counted as dropped.
+            st.enqueue(&data[written..], high);
+        }
+        self.stats.bytes_out += written as u64;
+        if failed {
+            self.touch(key);
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ the driver
+
+    /// Carry out everything connection `id` can do now, then account for
+    /// its new state. Safe to call for any id, any number of times. Reads
+    /// are bounded by the read budget; a connection that spends it with
+    /// input left is pushed to `requeue`.
+    pub(crate) fn advance(&mut self, id: ConnId, buf: &mut [u8], requeue: &mut Vec<ConnId>) {
+        let Some(key) = self.live(id) else { return };
+        let mut budget = self.config.read_budget;
+        loop {
+            let action = self.conns[key]
+                .state
+                .next_action(self.config.write_low_water);
+            log::trace!("{id}: {action:?}");
+            match action {
+                Action::Wait => break,
+                Action::Finalize(reason, how) => return self.finalize(key, reason, how),
+                Action::ReportError => {
+                    let err = self.conns[key].state.error().map(clone_error);
+                    if let Some(err) = err {
+                        self.call(key, |h, c| h.handle_error(c, &err));
+                    }
+                    self.conns[key].state.error_reported();
+                }
+                Action::CheckConnect => {
+                    let slot = &mut self.conns[key];
+                    match connect_outcome(&slot.stream) {
+                        Ok(false) => slot.state.connect_pending(),
+                        Ok(true) => {
+                            slot.state.connected(self.now);
+                            self.stats.connected += 1;
+                            self.call(key, |h, c| h.handle_connect(c));
+                        }
+                        Err(e) => slot.state.failed(e),
+                    }
+                }
+                Action::Flush => {
+                    let slot = &mut self.conns[key];
+                    let Some(q) = slot.state.out_mut() else {
+                        continue;
+                    };
+                    let (n, outcome) = q.flush_to(&slot.stream);
+                    slot.state.flushed(n, outcome, self.now);
+                    self.stats.bytes_out += n as u64;
+                }
+                Action::Drained { notify } => {
+                    self.conns[key].state.drained();
+                    if notify {
+                        self.call(key, |h, c| h.handle_write(c));
+                    }
+                }
+                Action::ShutdownWrite => {
+                    let slot = &mut self.conns[key];
+                    match slot.stream.shutdown(Shutdown::Write) {
+                        Ok(()) => slot.state.shut_write(self.now),
+                        Err(e) => slot.state.shutdown_failed(e),
+                    }
+                }
+                Action::Fin => self.on_fin(key),
+                Action::Read { deliver } => {
+                    if budget == 0 {
+                        requeue.push(id);
+                        break;
+                    }
+                    budget -= 1;
+                    self.read(key, buf, deliver);
+                }
+                Action::CheckError => {
+                    let slot = &mut self.conns[key];
+                    match slot.stream.take_error() {
+                        Ok(Some(e)) | Err(e) => slot.state.failed(e),
+                        Ok(None) => slot.state.error_checked(),
+                    }
+                }
+            }
+        }
+        self.settle(key);
+    }
+
+    /// One read: deliver, discard, EOF or error.
+    fn read(&mut self, key: usize, buf: &mut [u8], deliver: bool) {
+        let slot = &mut self.conns[key];
+        let result = loop {
+            match (&slot.stream).read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => break other,
+            }
+        };
+        match result {
+            Ok(0) => self.on_fin(key),
+            Ok(n) => {
+                slot.state.read_data(n, buf.len(), self.now);
+                self.stats.bytes_in += n as u64;
+                if deliver {
+                    self.call(key, |h, c| h.handle_read(c, &buf[..n]));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => slot.state.read_drained(),
+            Err(e) => slot.state.read_failed(e),
+        }
+    }
+
+    /// The peer's FIN was read: ask the handler what it means.
+    fn on_fin(&mut self, key: usize) {
+        let Some(ours_first) = self.conns[key].state.read_fin(self.now) else {
+            return;
+        };
+        if let Some(eof) = self.call(key, |h, c| h.handle_readable_eof(c)) {
+            self.conns[key].state.eof_decided(eof, ours_first);
+        }
+    }
+
+    /// Account for the state `advance` left: gauge and timeout entry.
+    fn settle(&mut self, key: usize) {
+        let st = &mut self.conns[key].state;
+        let (old, new) = st.regauge();
+        self.stats.moved(old, new);
+        let want = st
+            .next_timeout(&self.config)
+            .map(|(at, _)| at)
+            .filter(|&at| at < u64::MAX);
+        match (st.armed().get(), want) {
+            // An entry that fires early is cheaper than a re-arm on every
+            // byte: it finds the later deadline and arms again.
+            (Some((_, at)), Some(w)) if at <= w => {}
+            (old, want) => {
+                if let Some((k, _)) = old {
+                    self.timers.cancel(k);
+                }
+                st.disarm();
+                if let Some(at) = want {
+                    let id = self.gens.current(key);
+                    let k = self
+                        .timers
+                        .insert(at, TimerTarget::Conn(id, ConnTimer::Timeouts));
+                    st.arm(k, at);
+                }
+            }
+        }
+    }
+
+    /// Close the descriptor, free the slot, and tell the handler, last.
+    fn finalize(&mut self, key: usize, reason: Reason, how: Teardown) {
+        let id = self.gens.current(key);
+        let slot = self.conns.remove(key);
+        self.gens.retire(key);
+        let st = slot.state;
+        if let Some((k, _)) = st.armed().get() {
+            self.timers.cancel(k);
+        }
+        if how == Teardown::Reset {
+            // Best effort: the RST is what the caller asked for; if the
+            // option cannot be set, close(2) still ends the connection.
+            let _ = SockRef::from(&slot.stream).set_linger(Some(Duration::ZERO));
+        }
+        let dropped = st.pending() as u64;
+        drop(slot.stream);
+        let stats = &mut self.stats;
+        stats.open -= 1;
+        stats.leave(st.gauge());
+        stats.closed += 1;
+        match reason {
+            Reason::Reset => stats.resets += 1,
+            Reason::TimedOut(_) => stats.timeouts += 1,
+            Reason::Aborted | Reason::Stopped => stats.aborts += 1,
+            Reason::Error(_) => stats.errors += 1,
+            _ => {}
+        }
+        let closed = Closed {
+            id,
+            reason,
+            bytes_in: st.bytes_in(),
+            bytes_out: st.bytes_out(),
+            dropped,
+        };
+        log::debug!(
+            "{id} closed: {reason} (in {}, out {}, dropped {dropped})",
+            closed.bytes_in,
+            closed.bytes_out
+        );
+        if let Some(mut handler) = slot.handler {
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                handler.handle_close(&mut Ctx::new(self), &closed)
+            }));
+            if let Err(payload) = result {
+                log::error!(
+                    "handle_close of {id} panicked: {}",
+                    panic_message(&*payload)
+                );
+                self.stats.panics += 1;
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ timers
+
+    /// Call `handle_timer` once, after `after`.
+    pub(crate) fn set_timer(&mut self, key: usize, after: Duration) -> TimerId {
+        let at = self.now.saturating_add(millis(after));
+        let id = self.id_of(key);
+        let k = self
+            .timers
+            .insert(at, TimerTarget::Conn(id, ConnTimer::User));
+        TimerId(k.to_bits())
+    }
+
+    /// Cancel a handler timer of connection `key`.
+    pub(crate) fn cancel_timer(&mut self, key: usize, timer: TimerId) -> bool {
+        let k = TimerKey::from_bits(timer.0);
+        let id = self.id_of(key);
+        match self.timers.get(k) {
+            Some(TimerTarget::Conn(owner, ConnTimer::User)) if *owner == id => {
+                self.timers.cancel(k).is_some()
+            }
+            _ => false,
+        }
+    }
+
+    /// A timer of connection `id` fired.
+    pub(crate) fn on_conn_timer(&mut self, id: ConnId, which: ConnTimer, timer: TimerId) {
+        let Some(key) = self.live(id) else { return };
+        // Whatever happens, `advance` applies it and re-arms the timeouts.
+        self.dirty.push(id);
+        match which {
+            ConnTimer::User => {
+                if !self.conns[key].state.is_failing() {
+                    self.call(key, |h, c| h.handle_timer(c, timer));
+                }
+            }
+            ConnTimer::Timeouts => {
+                if let Some(kind) = self.conns[key].state.expire(self.now, &self.config) {
+                    log::debug!("{id} timed out: {kind}");
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ the reactor's requests
+
+    /// Tell every open connection that a drain started.
+    pub(crate) fn announce_drain(&mut self) {
+        for id in self.open_ids() {
+            if let Some(key) = self.live(id) {
+                if !self.conns[key].state.is_failing() {
+                    self.call(key, |h, c| h.handle_drain(c));
+                }
+            }
+            self.dirty.push(id);
+        }
+    }
+
+    /// Reset every open connection with `reason`, under the one rule.
+    pub(crate) fn abort_all(&mut self, reason: Reason) {
+        for id in self.open_ids() {
+            if let Some(key) = self.live(id) {
+                self.conns[key].state.end_with(End::Abort(reason));
+            }
+            self.dirty.push(id);
+        }
+    }
+}
+
+/// Whether a non-blocking connect completed (`Ok(true)`), is still in
+/// flight (`Ok(false)`), or failed.
+fn connect_outcome(stream: &TcpStream) -> io::Result<bool> {
+    if let Some(e) = stream.take_error()? {
+        return Err(e);
+    }
+    match stream.peer_addr() {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn clone_error(e: &io::Error) -> io::Error {
+    match e.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(e.kind(), e.to_string()),
+    }
+}

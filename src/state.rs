@@ -1,0 +1,1200 @@
+//! The connection state machine, without a socket.
+//!
+//! [`ConnState`] holds everything the reactor knows about one connection
+//! except its socket and its handler: one enum per half ([`Reading`],
+//! [`Writing`]), how the connection is ending ([`End`]), the readiness the
+//! kernel reported ([`Ready`]), the output queue, counters and deadlines.
+//! Its fields are private. It changes only through named transitions, each
+//! logged at `trace`:
+//!
+//! - *requests* a handler makes through [`Conn`](crate::Conn):
+//!   [`shutdown_write`](ConnState::shutdown_write), [`close`](ConnState::close),
+//!   [`end_with`](ConnState::end_with), [`pause`](ConnState::pause), ...;
+//! - *readiness* from epoll: [`readiness`](ConnState::readiness);
+//! - *outcomes* of the I/O the driver carried out:
+//!   [`read_data`](ConnState::read_data), [`read_fin`](ConnState::read_fin),
+//!   [`flushed`](ConnState::flushed), [`shut_write`](ConnState::shut_write),
+//!   [`failed`](ConnState::failed), ...;
+//! - *time*: [`expire`](ConnState::expire).
+//!
+//! [`next_action`](ConnState::next_action) decides, from the state alone,
+//! the one thing to do next ([`Action`]); the driver (`core.rs`) carries it
+//! out and reports the outcome through a transition, until the answer is
+//! [`Action::Wait`]. Nothing here touches a socket or a clock: `now` is an
+//! argument, so the tests below run the machine through every state with
+//! plain values.
+//!
+//! # How a connection ends
+//!
+//! Several causes can compete to end one connection: a graceful close, a
+//! socket error, an abort, the drain deadline, a handler panic. One rule,
+//! [`End::rank`], decides: a cause replaces the recorded one only if it
+//! ranks strictly higher, so among equals the first one stays.
+//!
+//! | rank | end | recorded by |
+//! |---:|---|---|
+//! | 0 | running | |
+//! | 1 | graceful close (FIN after the queue, lingering read) | `close`, `Eof::Close`, idle or peer-EOF timeout |
+//! | 2 | give up the wait for the peer's FIN (our FIN is out) | linger timeout |
+//! | 3 | socket error, then `close(2)` | a failed read, write, shutdown or connect; connect timeout |
+//! | 3 | reset (RST) | `abort`, `Eof::Abort`, a timeout while already closing |
+//! | 4 | reset, reason stopped | drain deadline, reactor dropped |
+//! | 5 | reset, reason panicked | a handler callback panicked |
+
+use std::io;
+
+use crate::closed::{Reason, Timeout};
+use crate::config::{millis, Config};
+use crate::handler::Eof;
+use crate::outq::{Flush, OutQueue};
+use crate::stats::Gauge;
+use crate::timer::TimerKey;
+
+/// Our read half.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Reading {
+    /// Input is delivered to `handle_read`.
+    Open,
+    /// The handler paused input; the kernel queue (and a FIN in it) waits.
+    Paused,
+    /// The peer's FIN was read (and delivered, unless we were discarding).
+    Eof,
+    /// We closed: read and discard until the peer's FIN (lingering close).
+    Discarding,
+}
+
+/// Our write half.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Writing {
+    /// Outbound connect in flight; writes are queued. `fin`: a
+    /// `shutdown_write` or `close` is waiting for the connect.
+    Connecting { fin: bool },
+    /// Writes go out.
+    Open,
+    /// FIN once the queue drains; writes are refused.
+    Closing,
+    /// Our FIN is out.
+    Shut,
+}
+
+/// How the connection as a whole is ending; see the module docs for the
+/// rule between competing causes.
+#[derive(Debug)]
+pub(crate) enum End {
+    /// Nothing decided yet.
+    Running,
+    /// A lossless close is under way, with this reason.
+    Graceful(Reason),
+    /// Our FIN is out and the linger timeout passed: close now.
+    GiveUp(Reason),
+    /// A socket error: report it to `handle_error`, then close.
+    Fail(Reason, io::Error),
+    /// The error was reported: close.
+    Failed(Reason),
+    /// Reset now, dropping the queue.
+    Abort(Reason),
+}
+
+impl End {
+    /// The one rule between causes: see the module docs.
+    fn rank(&self) -> u8 {
+        match self {
+            End::Running => 0,
+            End::Graceful(_) => 1,
+            End::GiveUp(_) => 2,
+            End::Fail(..) | End::Failed(_) => 3,
+            End::Abort(Reason::Panicked) => 5,
+            End::Abort(Reason::Stopped) => 4,
+            End::Abort(_) => 3,
+        }
+    }
+}
+
+/// How the descriptor is closed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Teardown {
+    /// `close(2)`: FIN (the receive queue is empty on every graceful path).
+    Close,
+    /// `SO_LINGER` 0, then `close(2)`: RST.
+    Reset,
+}
+
+/// The one thing the driver should do next; see [`ConnState::next_action`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Action {
+    /// Close the descriptor as said, free the slot, call `handle_close`.
+    Finalize(Reason, Teardown),
+    /// Call `handle_error` with [`ConnState::error`], then
+    /// [`error_reported`](ConnState::error_reported).
+    ReportError,
+    /// Ask the socket whether the outbound connect completed.
+    CheckConnect,
+    /// Write queued output.
+    Flush,
+    /// Queued output fell to the low-water mark after passing the high one:
+    /// [`drained`](ConnState::drained), and call `handle_write` if `notify`.
+    Drained { notify: bool },
+    /// `shutdown(SHUT_WR)`: our FIN.
+    ShutdownWrite,
+    /// The receive queue is empty and the peer's FIN is next: take it
+    /// without a read ([`read_fin`](ConnState::read_fin)).
+    Fin,
+    /// Read once; hand the bytes to `handle_read` if `deliver`, otherwise
+    /// discard them (lingering close).
+    Read { deliver: bool },
+    /// Ask the socket for a pending error (`SO_ERROR`).
+    CheckError,
+    /// Nothing until an event, a timer or a request.
+    Wait,
+}
+
+/// Readiness cached from edge-triggered events (V5): set by events, cleared
+/// only when a syscall says the condition is gone.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub(crate) struct Ready(u8);
+
+impl Ready {
+    pub(crate) const READABLE: u8 = 1;
+    pub(crate) const WRITABLE: u8 = 2;
+    /// The peer's FIN (or a reset) is in the receive queue.
+    pub(crate) const READ_CLOSED: u8 = 4;
+    pub(crate) const ERROR: u8 = 8;
+    /// A short read emptied the receive queue while `READ_CLOSED` was set
+    /// without `ERROR`: the next read would return 0.
+    pub(crate) const FIN_NEXT: u8 = 16;
+
+    pub(crate) fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+    fn set(&mut self, bit: u8) {
+        self.0 |= bit;
+    }
+    fn clear(&mut self, bit: u8) {
+        self.0 &= !bit;
+    }
+}
+
+/// The timer entry of a connection's timeouts and its deadline, packed:
+/// an `Option` of the pair would cost 8 more bytes per connection.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Armed {
+    key: TimerKey,
+    /// `u64::MAX`: nothing armed (no deadline is that far).
+    at: u64,
+}
+
+impl Armed {
+    pub(crate) const NONE: Armed = Armed {
+        key: TimerKey::NULL,
+        at: u64::MAX,
+    };
+
+    /// The armed entry and its deadline.
+    pub(crate) fn get(self) -> Option<(TimerKey, u64)> {
+        (self.at != u64::MAX).then_some((self.key, self.at))
+    }
+}
+
+/// Why a write is refused; see [`ConnState::write_refusal`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Refusal {
+    /// Our FIN is queued or sent.
+    Shutdown,
+    /// The connection failed or is being reset.
+    Closed,
+}
+
+/// Everything the reactor keeps for one connection, its socket and handler
+/// aside.
+#[derive(Debug)]
+pub(crate) struct ConnState {
+    reading: Reading,
+    writing: Writing,
+    ready: Ready,
+    /// The gauge this connection is counted in (kept to move it).
+    gauge: Gauge,
+    /// Passed the high-water mark; `handle_write` is owed at the low one.
+    blocked: bool,
+    end: End,
+    out: Option<Box<OutQueue>>,
+    bytes_in: u64,
+    bytes_out: u64,
+    /// Tick of the last byte moved in either direction.
+    last_activity: u64,
+    /// Tick the current phase began: connect started, peer FIN, our FIN.
+    since: u64,
+    /// Idle timeout in ms; 0 disables it.
+    idle_ms: u32,
+    /// The one timer entry that guards every timeout of this connection.
+    armed: Armed,
+}
+
+macro_rules! transition {
+    ($($arg:tt)*) => {
+        log::trace!(target: "halfclose::state", $($arg)*)
+    };
+}
+
+impl ConnState {
+    /// A connection accepted (`writing` is `Open`) or connecting.
+    pub(crate) fn new(writing: Writing, now: u64, idle_ms: u32) -> Self {
+        let mut ready = Ready::default();
+        if writing == Writing::Open {
+            // A fresh accepted socket can take writes before its first event.
+            ready.set(Ready::WRITABLE);
+        }
+        let mut st = ConnState {
+            reading: Reading::Open,
+            writing,
+            ready,
+            gauge: Gauge::Established,
+            blocked: false,
+            end: End::Running,
+            out: None,
+            bytes_in: 0,
+            bytes_out: 0,
+            last_activity: now,
+            since: now,
+            idle_ms,
+            armed: Armed::NONE,
+        };
+        st.gauge = st.classify();
+        st
+    }
+
+    // ------------------------------------------------------------ queries
+
+    pub(crate) fn reading(&self) -> Reading {
+        self.reading
+    }
+
+    pub(crate) fn writing(&self) -> Writing {
+        self.writing
+    }
+
+    pub(crate) fn bytes_in(&self) -> u64 {
+        self.bytes_in
+    }
+
+    pub(crate) fn bytes_out(&self) -> u64 {
+        self.bytes_out
+    }
+
+    /// Bytes queued and not yet handed to the kernel.
+    pub(crate) fn pending(&self) -> usize {
+        self.out.as_ref().map_or(0, |q| q.len())
+    }
+
+    /// The output queue, for the driver to flush.
+    pub(crate) fn out_mut(&mut self) -> Option<&mut OutQueue> {
+        self.out.as_deref_mut()
+    }
+
+    /// The gauge this connection counts in now.
+    pub(crate) fn classify(&self) -> Gauge {
+        match (self.writing, self.reading) {
+            (Writing::Connecting { .. }, _) => Gauge::Connecting,
+            (_, Reading::Discarding) => Gauge::Lingering,
+            (Writing::Shut, _) => Gauge::HalfClosedOut,
+            (_, Reading::Eof) => Gauge::HalfClosedIn,
+            _ => Gauge::Established,
+        }
+    }
+
+    /// Record the gauge the connection now counts in; the one it left.
+    pub(crate) fn regauge(&mut self) -> (Gauge, Gauge) {
+        let now = self.classify();
+        (std::mem::replace(&mut self.gauge, now), now)
+    }
+
+    /// The gauge the connection was last counted in.
+    pub(crate) fn gauge(&self) -> Gauge {
+        self.gauge
+    }
+
+    /// Whether a failure or reset is decided: no more callbacks but
+    /// `handle_error` and `handle_close`, no more writes.
+    pub(crate) fn is_failing(&self) -> bool {
+        self.end.rank() >= 3
+    }
+
+    /// Why a write would be refused now, if it would.
+    pub(crate) fn write_refusal(&self) -> Option<Refusal> {
+        if self.is_failing() {
+            return Some(Refusal::Closed);
+        }
+        match self.writing {
+            Writing::Open | Writing::Connecting { fin: false } => None,
+            _ => Some(Refusal::Shutdown),
+        }
+    }
+
+    /// Whether a write may go straight to the socket: connected and nothing
+    /// queued ahead of it.
+    pub(crate) fn may_write_through(&self) -> bool {
+        self.writing == Writing::Open && self.pending() == 0
+    }
+
+    /// The socket error to report, while [`Action::ReportError`] is due.
+    pub(crate) fn error(&self) -> Option<&io::Error> {
+        match &self.end {
+            End::Fail(_, e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The timer entry guarding this connection's timeouts.
+    pub(crate) fn armed(&self) -> Armed {
+        self.armed
+    }
+
+    // ------------------------------------------------------------ deciding
+
+    /// The one thing to do next. Each action's outcome, reported through
+    /// its transition, changes the answer, so a driver that loops until
+    /// [`Action::Wait`] ends (reads are bounded by the driver's budget).
+    pub(crate) fn next_action(&self, low_water: usize) -> Action {
+        match &self.end {
+            End::Abort(reason) => return Action::Finalize(*reason, Teardown::Reset),
+            End::Fail(..) => return Action::ReportError,
+            End::Failed(reason) | End::GiveUp(reason) => {
+                return Action::Finalize(*reason, Teardown::Close)
+            }
+            End::Running | End::Graceful(_) => {}
+        }
+        if let Writing::Connecting { .. } = self.writing {
+            return if self.ready.has(Ready::WRITABLE | Ready::ERROR) {
+                Action::CheckConnect
+            } else {
+                Action::Wait
+            };
+        }
+        let pending = self.pending();
+        if pending > 0 && self.ready.has(Ready::WRITABLE) {
+            return Action::Flush;
+        }
+        if self.blocked && pending <= low_water {
+            // Like Node's 'drain', only while writes are still accepted.
+            let notify = self.writing == Writing::Open && matches!(self.end, End::Running);
+            return Action::Drained { notify };
+        }
+        match (self.writing, self.reading) {
+            // Both directions are done and the receive queue is empty:
+            // close(2) sends our FIN; no shutdown call.
+            (Writing::Closing, Reading::Eof) if pending == 0 => {
+                return Action::Finalize(self.graceful_end(Reason::PeerClosed), Teardown::Close)
+            }
+            (Writing::Closing, _) if pending == 0 => return Action::ShutdownWrite,
+            (Writing::Shut, Reading::Eof) => {
+                return Action::Finalize(self.graceful_end(Reason::Local), Teardown::Close)
+            }
+            _ => {}
+        }
+        if let Reading::Open | Reading::Discarding = self.reading {
+            if self.ready.has(Ready::FIN_NEXT) {
+                return Action::Fin;
+            }
+            if self.ready.has(Ready::READABLE) {
+                return Action::Read {
+                    deliver: self.reading == Reading::Open,
+                };
+            }
+        }
+        if self.ready.has(Ready::ERROR) {
+            // Reading surfaces a pending error itself; here reading is
+            // paused or over, so ask for it (a RST after our FIN, or after
+            // the peer's: C9).
+            return Action::CheckError;
+        }
+        Action::Wait
+    }
+
+    /// The reason a graceful end carries: the one the close was begun with,
+    /// or `otherwise` when both FINs crossed without one.
+    fn graceful_end(&self, otherwise: Reason) -> Reason {
+        match self.end {
+            End::Graceful(r) => r,
+            _ => otherwise,
+        }
+    }
+
+    /// The reason a lossless close decided now carries: who sent FIN first.
+    pub(crate) fn graceful_reason(&self) -> Reason {
+        if self.reading == Reading::Eof {
+            Reason::PeerClosed
+        } else {
+            Reason::Local
+        }
+    }
+
+    // ------------------------------------------------------------ requests
+
+    /// Record `end` if it outranks the recorded one (module docs).
+    pub(crate) fn end_with(&mut self, end: End) {
+        if end.rank() > self.end.rank() {
+            transition!("end {:?} -> {:?}", self.end, end);
+            let graceful = matches!(end, End::Graceful(_));
+            self.end = end;
+            if graceful {
+                self.stop_input_and_fin();
+            }
+        }
+    }
+
+    /// Start a lossless close (the lingering close): stop delivering input,
+    /// FIN after the queue, read and discard to the peer's FIN.
+    pub(crate) fn close(&mut self, reason: Reason) {
+        self.end_with(End::Graceful(reason));
+    }
+
+    fn stop_input_and_fin(&mut self) {
+        if let Reading::Open | Reading::Paused = self.reading {
+            transition!("reading {:?} -> Discarding", self.reading);
+            self.reading = Reading::Discarding;
+        }
+        self.shutdown_write();
+    }
+
+    /// Record a reset request.
+    pub(crate) fn abort(&mut self, reason: Reason) {
+        self.end_with(End::Abort(reason));
+    }
+
+    /// Record a socket error, to be reported to `handle_error`.
+    pub(crate) fn failed(&mut self, err: io::Error) {
+        self.end_with(End::Fail(Reason::from_error(&err), err));
+    }
+
+    /// FIN after the queue; keep reading. A no-op once asked.
+    pub(crate) fn shutdown_write(&mut self) {
+        let next = match self.writing {
+            Writing::Connecting { .. } => Writing::Connecting { fin: true },
+            Writing::Open => Writing::Closing,
+            other => other,
+        };
+        if next != self.writing {
+            transition!("writing {:?} -> {:?}", self.writing, next);
+            self.writing = next;
+        }
+    }
+
+    /// Stop delivering input.
+    pub(crate) fn pause(&mut self) {
+        if self.reading == Reading::Open {
+            transition!("reading Open -> Paused");
+            self.reading = Reading::Paused;
+        }
+    }
+
+    /// Deliver input again, starting with what arrived while paused.
+    /// Returns whether anything changed.
+    pub(crate) fn resume(&mut self) -> bool {
+        if self.reading != Reading::Paused {
+            return false;
+        }
+        transition!("reading Paused -> Open");
+        self.reading = Reading::Open;
+        // Edge-triggered: input (or a FIN) that arrived while paused
+        // raised no new event. Look.
+        self.ready.set(Ready::READABLE);
+        true
+    }
+
+    /// Replace the idle timeout (0 disables it).
+    pub(crate) fn set_idle_ms(&mut self, ms: u32) {
+        self.idle_ms = ms;
+    }
+
+    /// Bytes the handler wrote straight to the socket.
+    pub(crate) fn wrote(&mut self, n: usize, now: u64) {
+        if n > 0 {
+            self.bytes_out += n as u64;
+            self.last_activity = now;
+        }
+    }
+
+    /// The kernel took less than offered: wait for writability.
+    pub(crate) fn send_buffer_full(&mut self) {
+        self.ready.clear(Ready::WRITABLE);
+    }
+
+    /// Queue what the kernel did not take. Returns whether the queue is now
+    /// past `high_water`.
+    pub(crate) fn enqueue(&mut self, data: &[u8], high_water: usize) -> bool {
+        self.out.get_or_insert_with(Default::default).push(data);
+        if self.pending() > high_water && !self.blocked {
+            transition!("blocked: {} B queued", self.pending());
+            self.blocked = true;
+        }
+        self.blocked
+    }
+
+    // ------------------------------------------------------------ readiness
+
+    /// An epoll event.
+    pub(crate) fn readiness(
+        &mut self,
+        readable: bool,
+        read_closed: bool,
+        writable: bool,
+        error: bool,
+    ) {
+        if readable || read_closed {
+            self.ready.set(Ready::READABLE);
+        }
+        if read_closed {
+            self.ready.set(Ready::READ_CLOSED);
+        }
+        if writable {
+            self.ready.set(Ready::WRITABLE);
+        }
+        if error {
+            self.ready.set(Ready::ERROR);
+        }
+    }
+
+    // ------------------------------------------------------------ outcomes
+
+    /// The outbound connect completed.
+    pub(crate) fn connected(&mut self, now: u64) {
+        let Writing::Connecting { fin } = self.writing else {
+            return;
+        };
+        let next = if fin { Writing::Closing } else { Writing::Open };
+        transition!("writing {:?} -> {next:?}", self.writing);
+        self.writing = next;
+        self.last_activity = now;
+    }
+
+    /// The outbound connect is still in flight (a spurious wakeup).
+    pub(crate) fn connect_pending(&mut self) {
+        self.ready.clear(Ready::WRITABLE | Ready::ERROR);
+    }
+
+    /// A flush wrote `n` bytes, with this outcome.
+    pub(crate) fn flushed(&mut self, n: usize, outcome: io::Result<Flush>, now: u64) {
+        self.wrote(n, now);
+        match outcome {
+            Ok(Flush::Drained) => self.out = None,
+            Ok(Flush::Blocked) => self.send_buffer_full(),
+            Err(e) => self.failed(e),
+        }
+    }
+
+    /// Our FIN is out.
+    pub(crate) fn shut_write(&mut self, now: u64) {
+        transition!("writing {:?} -> Shut", self.writing);
+        self.writing = Writing::Shut;
+        self.since = now;
+    }
+
+    /// `shutdown(SHUT_WR)` failed; `ENOTCONN` means the peer reset (V6).
+    pub(crate) fn shutdown_failed(&mut self, err: io::Error) {
+        if err.kind() == io::ErrorKind::NotConnected {
+            self.failed(io::ErrorKind::ConnectionReset.into());
+        } else {
+            self.failed(err);
+        }
+    }
+
+    /// A read returned `n > 0` bytes into a buffer of `capacity`.
+    pub(crate) fn read_data(&mut self, n: usize, capacity: usize, now: u64) {
+        self.bytes_in += n as u64;
+        self.last_activity = now;
+        // A short read emptied the queue: a new edge comes with new data.
+        // If the event also carried the FIN (and no error), EOF follows the
+        // data with no further read.
+        if n < capacity {
+            self.ready.clear(Ready::READABLE);
+            if self.ready.has(Ready::READ_CLOSED) && !self.ready.has(Ready::ERROR) {
+                self.ready.set(Ready::FIN_NEXT);
+            }
+        }
+    }
+
+    /// A read would block: the receive queue is empty.
+    pub(crate) fn read_drained(&mut self) {
+        self.ready.clear(Ready::READABLE);
+    }
+
+    /// A read failed.
+    pub(crate) fn read_failed(&mut self, err: io::Error) {
+        self.ready.clear(Ready::READABLE | Ready::ERROR);
+        self.failed(err);
+    }
+
+    /// The peer's FIN was read. Returns `Some(ours_first)` when the handler
+    /// is to be told (`handle_readable_eof`): only if input was being
+    /// delivered, not during a lingering close.
+    pub(crate) fn read_fin(&mut self, now: u64) -> Option<bool> {
+        self.ready.clear(Ready::READABLE | Ready::FIN_NEXT);
+        let ours_first = !matches!(
+            self.writing,
+            Writing::Open | Writing::Connecting { fin: false }
+        );
+        transition!("reading {:?} -> Eof", self.reading);
+        let was = std::mem::replace(&mut self.reading, Reading::Eof);
+        self.since = now;
+        (was == Reading::Open).then_some(ours_first)
+    }
+
+    /// What the handler decided the peer's FIN means.
+    pub(crate) fn eof_decided(&mut self, eof: Eof, ours_first: bool) {
+        let first = if ours_first {
+            Reason::Local
+        } else {
+            Reason::PeerClosed
+        };
+        match eof {
+            Eof::Close => self.close(first),
+            // Both FINs are out; ours came first.
+            Eof::HalfClose if ours_first => self.end_with(End::Graceful(Reason::Local)),
+            Eof::HalfClose => {}
+            Eof::Abort => self.abort(Reason::Aborted),
+        }
+    }
+
+    /// `SO_ERROR` was clear.
+    pub(crate) fn error_checked(&mut self) {
+        self.ready.clear(Ready::ERROR);
+    }
+
+    /// `handle_error` was called.
+    pub(crate) fn error_reported(&mut self) {
+        if let End::Fail(reason, _) = self.end {
+            transition!("end Fail -> Failed({reason:?})");
+            self.end = End::Failed(reason);
+        }
+    }
+
+    /// The queue fell to the low-water mark.
+    pub(crate) fn drained(&mut self) {
+        self.blocked = false;
+    }
+
+    // ------------------------------------------------------------ time
+
+    /// The earliest timeout this connection is subject to now.
+    pub(crate) fn next_timeout(&self, cfg: &Config) -> Option<(u64, Timeout)> {
+        let ms = |d: Option<std::time::Duration>| d.map(millis);
+        if let Writing::Connecting { .. } = self.writing {
+            return ms(cfg.connect_timeout)
+                .map(|t| (self.since.saturating_add(t), Timeout::Connect));
+        }
+        let progress = self.since.max(self.last_activity);
+        let mut best: Option<(u64, Timeout)> = None;
+        let mut consider = |at: Option<u64>, t: Timeout| {
+            if let Some(at) = at {
+                if best.map_or(true, |(b, _)| at < b) {
+                    best = Some((at, t));
+                }
+            }
+        };
+        // Once our FIN is out, the linger timeout alone guards the wait for
+        // the peer's.
+        if self.idle_ms > 0 && self.writing != Writing::Shut {
+            consider(
+                Some(self.last_activity.saturating_add(u64::from(self.idle_ms))),
+                Timeout::Idle,
+            );
+        }
+        match (self.writing, self.reading) {
+            (Writing::Shut, Reading::Discarding) => consider(
+                ms(cfg.linger_timeout).map(|t| self.since.saturating_add(t)),
+                Timeout::Linger,
+            ),
+            (Writing::Shut, _) => consider(
+                ms(cfg.linger_timeout).map(|t| progress.saturating_add(t)),
+                Timeout::Linger,
+            ),
+            (_, Reading::Eof) => consider(
+                ms(cfg.peer_eof_timeout).map(|t| progress.saturating_add(t)),
+                Timeout::PeerEof,
+            ),
+            _ => {}
+        }
+        best
+    }
+
+    /// Record the timer entry now guarding the timeouts.
+    pub(crate) fn arm(&mut self, key: TimerKey, at: u64) {
+        debug_assert!(at < u64::MAX);
+        self.armed = Armed { key, at };
+    }
+
+    /// Forget the timer entry (it fired or was cancelled).
+    pub(crate) fn disarm(&mut self) {
+        self.armed = Armed::NONE;
+    }
+
+    /// The timeouts' timer fired at `now`: apply the timeout that expired,
+    /// if progress did not move it. Returns it.
+    pub(crate) fn expire(&mut self, now: u64, cfg: &Config) -> Option<Timeout> {
+        self.armed = Armed::NONE;
+        let (at, kind) = self.next_timeout(cfg)?;
+        if at > now {
+            return None; // progress moved the deadline
+        }
+        let reason = Reason::TimedOut(kind);
+        match kind {
+            Timeout::Connect => {
+                self.end_with(End::Fail(reason, io::ErrorKind::TimedOut.into()));
+            }
+            Timeout::Linger => {
+                // A close begun by a timeout keeps that timeout as its
+                // reason; otherwise the linger timeout is it.
+                let reason = match self.end {
+                    End::Graceful(first @ Reason::TimedOut(_)) => first,
+                    _ => reason,
+                };
+                self.end_with(End::GiveUp(reason));
+            }
+            Timeout::Idle | Timeout::PeerEof => {
+                if matches!(self.end, End::Running) && self.writing == Writing::Open {
+                    // The close starts a new phase: its deadlines run from
+                    // now.
+                    self.last_activity = now;
+                    self.close(reason);
+                } else {
+                    // Already closing and still stuck: give up.
+                    self.abort(reason);
+                }
+            }
+        }
+        Some(kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The state machine, grouped by state, with small fixtures; no
+    //! sockets.
+    use super::*;
+    use std::time::Duration;
+
+    const LOW: usize = 16;
+
+    fn state(writing: Writing, reading: Reading) -> ConnState {
+        let mut st = ConnState::new(writing, 1_000, 0);
+        st.reading = reading;
+        st
+    }
+
+    fn cfg() -> Config {
+        Config {
+            idle_timeout: None,
+            peer_eof_timeout: Some(Duration::from_millis(500)),
+            linger_timeout: Some(Duration::from_millis(300)),
+            connect_timeout: Some(Duration::from_millis(200)),
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn state_is_small() {
+        let size = std::mem::size_of::<ConnState>();
+        println!("size_of::<ConnState>() = {size} bytes");
+        assert!(size <= 104, "ConnState takes {size} bytes");
+    }
+
+    mod ranking {
+        use super::*;
+
+        #[test]
+        fn a_cause_replaces_only_a_lower_one() {
+            let mut st = state(Writing::Open, Reading::Open);
+            st.close(Reason::TimedOut(Timeout::Idle));
+            st.close(Reason::Local);
+            assert!(matches!(
+                st.end,
+                End::Graceful(Reason::TimedOut(Timeout::Idle))
+            ));
+            st.failed(io::ErrorKind::ConnectionReset.into());
+            assert!(matches!(st.end, End::Fail(Reason::Reset, _)));
+            st.abort(Reason::Aborted);
+            assert!(
+                matches!(st.end, End::Fail(Reason::Reset, _)),
+                "equal rank: first stays"
+            );
+            st.abort(Reason::Stopped);
+            assert!(matches!(st.end, End::Abort(Reason::Stopped)));
+            st.abort(Reason::Panicked);
+            assert!(matches!(st.end, End::Abort(Reason::Panicked)));
+            st.abort(Reason::Stopped);
+            assert!(matches!(st.end, End::Abort(Reason::Panicked)));
+        }
+
+        #[test]
+        fn abort_overrides_a_graceful_close_but_not_a_failure() {
+            let mut st = state(Writing::Open, Reading::Open);
+            st.close(Reason::Local);
+            st.abort(Reason::Aborted);
+            assert_eq!(
+                st.next_action(LOW),
+                Action::Finalize(Reason::Aborted, Teardown::Reset)
+            );
+            let mut st = state(Writing::Open, Reading::Open);
+            st.failed(io::ErrorKind::ConnectionReset.into());
+            st.abort(Reason::Aborted);
+            assert_eq!(st.next_action(LOW), Action::ReportError);
+        }
+
+        #[test]
+        fn an_error_is_reported_then_closed_not_reset() {
+            let mut st = state(Writing::Open, Reading::Open);
+            st.failed(io::ErrorKind::BrokenPipe.into());
+            assert_eq!(
+                st.error().map(io::Error::kind),
+                Some(io::ErrorKind::BrokenPipe)
+            );
+            st.error_reported();
+            assert_eq!(
+                st.next_action(LOW),
+                Action::Finalize(Reason::Reset, Teardown::Close)
+            );
+            st.close(Reason::Local);
+            assert_eq!(
+                st.next_action(LOW),
+                Action::Finalize(Reason::Reset, Teardown::Close)
+            );
+        }
+
+        #[test]
+        fn a_panic_while_reporting_an_error_resets() {
+            let mut st = state(Writing::Open, Reading::Open);
+            st.failed(io::ErrorKind::ConnectionReset.into());
+            st.abort(Reason::Panicked);
+            assert_eq!(
+                st.next_action(LOW),
+                Action::Finalize(Reason::Panicked, Teardown::Reset)
+            );
+        }
+    }
+
+    mod connecting {
+        use super::*;
+
+        #[test]
+        fn counts_as_connecting_and_only_the_connect_timeout_applies() {
+            let st = state(Writing::Connecting { fin: false }, Reading::Open);
+            assert_eq!(st.classify(), Gauge::Connecting);
+            assert_eq!(st.next_timeout(&cfg()), Some((1_200, Timeout::Connect)));
+            assert_eq!(st.next_action(LOW), Action::Wait);
+        }
+
+        #[test]
+        fn writability_asks_for_the_outcome() {
+            let mut st = state(Writing::Connecting { fin: false }, Reading::Open);
+            st.readiness(false, false, true, false);
+            assert_eq!(st.next_action(LOW), Action::CheckConnect);
+            st.connect_pending();
+            assert_eq!(st.next_action(LOW), Action::Wait);
+            st.readiness(false, false, true, false);
+            st.connected(1_100);
+            assert_eq!(st.writing(), Writing::Open);
+        }
+
+        #[test]
+        fn writes_are_queued_not_written_through() {
+            let st = state(Writing::Connecting { fin: false }, Reading::Open);
+            assert_eq!(st.write_refusal(), None);
+            assert!(!st.may_write_through());
+        }
+
+        #[test]
+        fn shutdown_waits_for_the_connect() {
+            let mut st = state(Writing::Connecting { fin: false }, Reading::Open);
+            st.shutdown_write();
+            assert_eq!(st.writing, Writing::Connecting { fin: true });
+            assert_eq!(st.write_refusal(), Some(Refusal::Shutdown));
+            st.connected(1_100);
+            assert_eq!(st.writing, Writing::Closing);
+        }
+
+        #[test]
+        fn close_waits_for_the_connect_and_then_lingers() {
+            let mut st = state(Writing::Connecting { fin: false }, Reading::Open);
+            st.close(Reason::Local);
+            assert_eq!(st.writing, Writing::Connecting { fin: true });
+            assert_eq!(st.reading, Reading::Discarding);
+            assert!(matches!(st.end, End::Graceful(Reason::Local)));
+        }
+
+        #[test]
+        fn the_connect_timeout_fails_with_its_own_reason() {
+            let mut st = state(Writing::Connecting { fin: false }, Reading::Open);
+            assert_eq!(st.expire(1_199, &cfg()), None);
+            assert_eq!(st.expire(1_200, &cfg()), Some(Timeout::Connect));
+            assert!(matches!(
+                st.end,
+                End::Fail(Reason::TimedOut(Timeout::Connect), _)
+            ));
+            assert_eq!(
+                st.error().map(io::Error::kind),
+                Some(io::ErrorKind::TimedOut)
+            );
+        }
+    }
+
+    mod established {
+        use super::*;
+
+        #[test]
+        fn close_stops_input_and_queues_the_fin() {
+            let mut st = state(Writing::Open, Reading::Open);
+            assert_eq!(st.classify(), Gauge::Established);
+            assert_eq!(st.graceful_reason(), Reason::Local);
+            st.close(Reason::Local);
+            assert_eq!(
+                (st.writing, st.reading),
+                (Writing::Closing, Reading::Discarding)
+            );
+            assert_eq!(st.classify(), Gauge::Lingering);
+            assert_eq!(st.next_action(LOW), Action::ShutdownWrite);
+        }
+
+        #[test]
+        fn the_queue_is_flushed_before_the_fin() {
+            let mut st = state(Writing::Open, Reading::Open);
+            st.send_buffer_full();
+            st.enqueue(b"reply", 1024);
+            st.close(Reason::Local);
+            assert_eq!(st.next_action(LOW), Action::Wait, "not writable: wait");
+            st.readiness(false, false, true, false);
+            assert_eq!(st.next_action(LOW), Action::Flush);
+            st.flushed(5, Ok(Flush::Drained), 1_010);
+            assert_eq!(st.pending(), 0);
+            assert_eq!(st.next_action(LOW), Action::ShutdownWrite);
+        }
+
+        #[test]
+        fn close_while_paused_reads_to_a_held_fin() {
+            let mut st = state(Writing::Open, Reading::Open);
+            st.readiness(true, true, false, false);
+            st.pause();
+            assert_eq!(st.next_action(LOW), Action::Wait, "paused: the FIN waits");
+            st.close(Reason::Local);
+            st.shut_write(1_001);
+            assert_eq!(st.reading, Reading::Discarding);
+            assert_eq!(st.next_action(LOW), Action::Read { deliver: false });
+        }
+
+        #[test]
+        fn resume_looks_for_input_that_raised_no_event() {
+            let mut st = state(Writing::Open, Reading::Open);
+            st.pause();
+            assert!(st.resume());
+            assert_eq!(st.next_action(LOW), Action::Read { deliver: true });
+            assert!(!st.resume(), "second resume changes nothing");
+        }
+
+        #[test]
+        fn a_short_read_with_the_fin_flag_takes_the_eof_without_a_read() {
+            let mut st = state(Writing::Open, Reading::Open);
+            st.readiness(true, true, false, false);
+            st.read_data(10, 64, 1_001);
+            assert_eq!(st.next_action(LOW), Action::Fin);
+            assert_eq!(st.read_fin(1_002), Some(false));
+            assert_eq!(st.reading, Reading::Eof);
+        }
+
+        #[test]
+        fn with_an_error_flag_the_eof_is_read_to_surface_the_error() {
+            let mut st = state(Writing::Open, Reading::Open);
+            st.readiness(true, true, false, true);
+            st.read_data(10, 64, 1_001);
+            assert_eq!(st.next_action(LOW), Action::CheckError);
+        }
+
+        #[test]
+        fn backpressure_is_released_at_the_low_water_mark() {
+            let mut st = state(Writing::Open, Reading::Open);
+            st.send_buffer_full();
+            assert!(st.enqueue(&[0; 100], 64));
+            st.readiness(false, false, true, false);
+            st.flushed(100, Ok(Flush::Drained), 1_001);
+            assert_eq!(st.next_action(LOW), Action::Drained { notify: true });
+            st.drained();
+            assert_eq!(st.next_action(LOW), Action::Wait);
+        }
+
+        #[test]
+        fn no_drain_notice_once_writes_are_refused() {
+            let mut st = state(Writing::Open, Reading::Open);
+            st.send_buffer_full();
+            st.enqueue(&[0; 100], 64);
+            st.shutdown_write();
+            st.readiness(false, false, true, false);
+            st.flushed(100, Ok(Flush::Drained), 1_001);
+            assert_eq!(st.next_action(LOW), Action::Drained { notify: false });
+        }
+
+        #[test]
+        fn idle_timeout_runs_from_the_last_activity_and_closes_gracefully() {
+            let mut st = state(Writing::Open, Reading::Open);
+            st.idle_ms = 50;
+            st.last_activity = 5_000;
+            assert_eq!(st.next_timeout(&cfg()), Some((5_050, Timeout::Idle)));
+            assert_eq!(st.expire(5_049, &cfg()), None);
+            assert_eq!(st.expire(5_050, &cfg()), Some(Timeout::Idle));
+            assert!(matches!(
+                st.end,
+                End::Graceful(Reason::TimedOut(Timeout::Idle))
+            ));
+            assert_eq!(st.writing, Writing::Closing);
+        }
+
+        #[test]
+        fn a_second_idle_timeout_while_closing_resets() {
+            let mut st = state(Writing::Open, Reading::Open);
+            st.idle_ms = 50;
+            st.send_buffer_full();
+            st.enqueue(b"stuck", 1024);
+            st.expire(1_050, &cfg());
+            assert_eq!(st.expire(1_100, &cfg()), Some(Timeout::Idle));
+            assert_eq!(
+                st.next_action(LOW),
+                Action::Finalize(Reason::TimedOut(Timeout::Idle), Teardown::Reset)
+            );
+        }
+    }
+
+    mod half_closed_in {
+        use super::*;
+
+        #[test]
+        fn peer_fin_first_means_peer_closed() {
+            let st = state(Writing::Open, Reading::Eof);
+            assert_eq!(st.classify(), Gauge::HalfClosedIn);
+            assert_eq!(st.graceful_reason(), Reason::PeerClosed);
+        }
+
+        #[test]
+        fn eof_close_finishes_without_a_shutdown_call() {
+            let mut st = state(Writing::Open, Reading::Open);
+            assert_eq!(st.read_fin(1_001), Some(false));
+            st.eof_decided(Eof::Close, false);
+            assert_eq!(
+                st.next_action(LOW),
+                Action::Finalize(Reason::PeerClosed, Teardown::Close)
+            );
+        }
+
+        #[test]
+        fn eof_half_close_keeps_writing() {
+            let mut st = state(Writing::Open, Reading::Open);
+            st.read_fin(1_001);
+            st.eof_decided(Eof::HalfClose, false);
+            assert_eq!(st.next_action(LOW), Action::Wait);
+            assert_eq!(st.write_refusal(), None);
+            st.shutdown_write();
+            assert_eq!(
+                st.next_action(LOW),
+                Action::Finalize(Reason::PeerClosed, Teardown::Close)
+            );
+        }
+
+        #[test]
+        fn a_close_made_inside_the_callback_outranks_half_close() {
+            let mut st = state(Writing::Open, Reading::Open);
+            st.read_fin(1_001);
+            st.close(Reason::Protocol(crate::ProtocolError::IncompleteFrame));
+            st.eof_decided(Eof::HalfClose, false);
+            assert_eq!(
+                st.next_action(LOW),
+                Action::Finalize(
+                    Reason::Protocol(crate::ProtocolError::IncompleteFrame),
+                    Teardown::Close
+                )
+            );
+        }
+
+        #[test]
+        fn peer_eof_timeout_is_restarted_by_progress() {
+            let mut st = state(Writing::Open, Reading::Eof);
+            assert_eq!(st.next_timeout(&cfg()), Some((1_500, Timeout::PeerEof)));
+            st.last_activity = 2_000;
+            assert_eq!(st.next_timeout(&cfg()), Some((2_500, Timeout::PeerEof)));
+        }
+
+        #[test]
+        fn close_keeps_the_read_half_at_eof() {
+            let mut st = state(Writing::Open, Reading::Eof);
+            st.close(Reason::PeerClosed);
+            assert_eq!((st.writing, st.reading), (Writing::Closing, Reading::Eof));
+        }
+
+        #[test]
+        fn a_reset_after_the_fin_is_asked_for() {
+            let mut st = state(Writing::Open, Reading::Eof);
+            st.readiness(true, true, false, true);
+            assert_eq!(st.next_action(LOW), Action::CheckError);
+            st.failed(io::ErrorKind::ConnectionReset.into());
+            assert_eq!(st.next_action(LOW), Action::ReportError);
+        }
+    }
+
+    mod half_closed_out {
+        use super::*;
+
+        #[test]
+        fn linger_after_shutdown_is_restarted_by_input() {
+            let mut st = state(Writing::Shut, Reading::Open);
+            assert_eq!(st.classify(), Gauge::HalfClosedOut);
+            st.since = 1_000;
+            st.last_activity = 1_100;
+            assert_eq!(st.next_timeout(&cfg()), Some((1_400, Timeout::Linger)));
+        }
+
+        #[test]
+        fn linger_after_close_runs_from_our_fin() {
+            let mut st = state(Writing::Shut, Reading::Discarding);
+            st.since = 1_000;
+            st.last_activity = 1_200;
+            assert_eq!(st.next_timeout(&cfg()), Some((1_300, Timeout::Linger)));
+        }
+
+        #[test]
+        fn linger_timeout_gives_up_and_keeps_a_first_timeout_reason() {
+            let mut st = state(Writing::Open, Reading::Open);
+            st.close(Reason::TimedOut(Timeout::Idle));
+            st.shut_write(1_000);
+            assert_eq!(st.expire(1_300, &cfg()), Some(Timeout::Linger));
+            assert_eq!(
+                st.next_action(LOW),
+                Action::Finalize(Reason::TimedOut(Timeout::Idle), Teardown::Close)
+            );
+        }
+
+        #[test]
+        fn the_peers_fin_completes_the_close() {
+            let mut st = state(Writing::Open, Reading::Open);
+            st.close(Reason::Local);
+            st.shut_write(1_000);
+            st.readiness(true, true, false, false);
+            assert_eq!(st.next_action(LOW), Action::Read { deliver: false });
+            assert_eq!(st.read_fin(1_001), None, "a lingering close tells no one");
+            assert_eq!(
+                st.next_action(LOW),
+                Action::Finalize(Reason::Local, Teardown::Close)
+            );
+        }
+
+        #[test]
+        fn shutdown_again_is_a_no_op() {
+            let mut st = state(Writing::Shut, Reading::Open);
+            st.shutdown_write();
+            assert_eq!(st.writing, Writing::Shut);
+        }
+
+        #[test]
+        fn enotconn_on_shutdown_is_a_reset() {
+            let mut st = state(Writing::Closing, Reading::Open);
+            st.shutdown_failed(io::ErrorKind::NotConnected.into());
+            assert_eq!(
+                st.error().map(io::Error::kind),
+                Some(io::ErrorKind::ConnectionReset)
+            );
+        }
+    }
+}
