@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use halfclose::{Eof, Reason};
 use mio::event::Event;
 use mio::{Events, Interest, Poll, Token};
-use socket2::{Domain, Socket, Type};
+use socket2::{Domain, SockRef, Socket, Type};
 use util::*;
 
 /// `EMFILE` on Linux (std has no stable `ErrorKind` for it).
@@ -75,34 +75,96 @@ fn wait_queued(s: &TcpStream, n: usize) {
     }
 }
 
-/// V1 (raw): `close(2)` with unread bytes in the receive queue sends RST,
-/// and the RST makes the peer lose what it had not received yet. The
-/// client sends a request plus bytes the server never reads; the server
-/// reads the request, writes a 4 MiB reply (the kernel takes as much as
-/// it can while the client is not reading) and closes. Only then does the
-/// client read: it gets fewer bytes than the server's kernel accepted,
-/// then `ECONNRESET`, not EOF.
+/// The request head the V1 closer reads, and how many bytes follow it that
+/// the closer never reads.
+const HEAD: &[u8] = b"REQ\n";
+const UNREAD: usize = 1000;
+
+/// A connected pair for V1, (client, server), with [`UNREAD`] bytes certainly
+/// left in the server's receive queue. The client, whose receive buffer is
+/// asked to be `client_rcvbuf` bytes before it connects (so the window scale
+/// fits it), sends [`HEAD`] and [`UNREAD`] more bytes. The server first waits
+/// with `MSG_PEEK` ([`wait_queued`], which consumes nothing) until all of
+/// them are in its receive queue, and only then reads the head, exactly
+/// `HEAD.len()` bytes: the rest is known to be queued, unread, with no
+/// sleep and no race with its arrival. Blocking calls on either socket give
+/// up after [`DEADLINE`].
+fn unread_input_pair(client_rcvbuf: usize) -> (TcpStream, TcpStream) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    client.set_recv_buffer_size(client_rcvbuf).unwrap();
+    client.connect(&l.local_addr().unwrap().into()).unwrap();
+    let mut client: TcpStream = client.into();
+    let (mut server, _) = l.accept().unwrap();
+    for s in [&client, &server] {
+        s.set_read_timeout(Some(DEADLINE)).unwrap();
+        s.set_write_timeout(Some(DEADLINE)).unwrap();
+    }
+
+    let mut request = HEAD.to_vec();
+    request.extend_from_slice(&[b'x'; UNREAD]);
+    client.write_all(&request).unwrap();
+    wait_queued(&server, request.len());
+    let mut head = [0u8; HEAD.len()];
+    server.read_exact(&mut head).unwrap();
+    assert_eq!(head, HEAD);
+    (client, server)
+}
+
+/// V1, the peer's side: a close with unread input sends RST instead of FIN,
+/// yet the peer loses nothing that had reached it. The server writes a
+/// 100,000-byte reply that fits in the client's receive buffer (1 MiB
+/// asked; `SO_RCVBUF`, read back with `getsockopt`, is the kernel's doubled
+/// figure, so the reply is cut to a quarter of it where the system caps
+/// the buffer lower) and waits until all of it is in the client's receive
+/// queue (peeked), then closes with [`UNREAD`] request bytes unread. Only
+/// then does the client read: the whole reply, byte for byte, and then
+/// `ECONNRESET` where a FIN would have given a clean EOF; after that, reads
+/// return 0 (V2).
+#[test]
+fn v1_reply_that_reached_the_peer_is_read_whole_then_reset() {
+    let (mut client, server) = unread_input_pair(MIB);
+    let rcvbuf = SockRef::from(&client).recv_buffer_size().unwrap();
+    let len = 100_000.min(rcvbuf / 4);
+    assert!(len >= 10_000, "SO_RCVBUF is only {rcvbuf} bytes");
+    let reply = pattern(len, 2);
+    (&server).write_all(&reply).unwrap();
+    wait_queued(&client, len);
+    drop(server); // UNREAD request bytes unread: RST
+
+    let (got, end) = read_to_end_or_error(&mut client);
+    assert_eq!(
+        end.map_err(|e| e.kind()),
+        Err(io::ErrorKind::ConnectionReset),
+        "a close with unread input must reset, not FIN"
+    );
+    assert_eq!(got.len(), len, "the reply had reached the peer's buffer");
+    assert!(got == reply, "the reply differs from what was sent");
+    let mut buf = [0u8; 16];
+    assert_eq!(client.read(&mut buf).map_err(|e| e.kind()), Ok(0));
+}
+
+/// V1, the closing side's loss: the client asks for a small receive
+/// buffer (64 KiB) and does not read until after the close, so of a 4 MiB
+/// reply written without blocking the server's kernel accepts much more
+/// than can reach the client: what fits the client's window sits in the
+/// client's receive queue, the rest waits in the server's send queue. The
+/// server then closes with [`UNREAD`] request bytes unread. The client
+/// reads a prefix of the reply, byte-identical as far as it goes, at least
+/// everything that was in its receive queue at the close but strictly less
+/// than the server's kernel accepted, then `ECONNRESET`, not EOF.
+///
+/// Why the cut falls where the server's unsent data began: `close(2)` with
+/// unread input makes the server's kernel send RST in place of FIN and
+/// free the socket, its send queue with it, so the bytes it had not sent
+/// yet are gone. The RST does not empty the client's receive queue: the
+/// client reads all that had arrived (V2), then meets `ECONNRESET`. The
+/// reply is lost from the first byte the closing side had not yet sent,
+/// not from the first byte the peer had not yet read.
 #[test]
 fn v1_close_with_unread_input_sends_rst_and_truncates_the_reply() {
     const REPLY: usize = 4 * MIB;
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    // A small receive window keeps most of the reply in the server's
-    // send queue, where the RST destroys it.
-    let client = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    client.set_recv_buffer_size(64 * KIB).unwrap();
-    client.connect(&l.local_addr().unwrap().into()).unwrap();
-    let mut client: TcpStream = client.into();
-    client.set_read_timeout(Some(DEADLINE)).unwrap();
-    let (mut server, _) = l.accept().unwrap();
-
-    let mut request = b"REQ\n".to_vec();
-    request.extend_from_slice(&[b'x'; 1000]);
-    client.write_all(&request).unwrap();
-    wait_queued(&server, request.len());
-    let mut head = [0u8; 4];
-    server.read_exact(&mut head).unwrap();
-    assert_eq!(&head, b"REQ\n");
-
+    let (mut client, mut server) = unread_input_pair(64 * KIB);
     let reply = pattern(REPLY, 1);
     server.set_nonblocking(true).unwrap();
     let mut accepted = 0;
@@ -113,8 +175,11 @@ fn v1_close_with_unread_input_sends_rst_and_truncates_the_reply() {
             Err(e) => panic!("server write: {e}"),
         }
     }
-    assert!(accepted > 0);
-    drop(server); // 1000 request bytes unread: RST
+    // What had reached the client when the server closed (a later segment
+    // still on its way may add to it, never take from it).
+    let queued = client.peek(&mut vec![0u8; accepted]).unwrap();
+    assert!(queued > 0);
+    drop(server); // UNREAD request bytes unread: RST
 
     let (got, end) = read_to_end_or_error(&mut client);
     assert_eq!(
@@ -123,14 +188,18 @@ fn v1_close_with_unread_input_sends_rst_and_truncates_the_reply() {
         "a close with unread input must reset, not FIN"
     );
     assert!(
-        got.len() < accepted,
-        "the reset should have destroyed part of the reply: got {} of {accepted}",
+        got.len() >= queued,
+        "the peer lost bytes it had received: read {} of {queued} queued",
         got.len()
     );
-    assert_eq!(
-        got,
-        reply[..got.len()],
-        "what arrived is a prefix of the reply"
+    assert!(
+        got.len() < accepted,
+        "the reset should have discarded the unsent part of the reply: got {} of {accepted}",
+        got.len()
+    );
+    assert!(
+        got == reply[..got.len()],
+        "what arrived is not a prefix of the reply"
     );
 }
 
