@@ -30,13 +30,14 @@
 //! # When does `close()` send RST instead of FIN?
 //!
 //! When bytes the application never read are still in the socket's receive
-//! queue. Linux then sends RST (RFC 2525, section 2.17), and the RST makes
-//! the peer's kernel throw away whatever it had received but its
-//! application had not read yet: the end of our own reply. A 4 MiB reply
-//! written and closed that way arrives truncated, followed by
-//! `ECONNRESET`. This is what the packet capture of Python's `http.client`
-//! shows: its `close()` sends RST when the response was not read to the
-//! end.
+//! queue. Linux then sends RST (RFC 2525, section 2.17) and discards
+//! whatever of our reply its send queue still held. The peer keeps what had
+//! already reached it: it reads all of that, and then, instead of end of
+//! file, `ECONNRESET`. A reply small enough to have reached the peer's
+//! buffers arrives whole, but the peer cannot tell it from a crash; a 4 MiB
+//! reply written and closed that way arrives cut where our unsent bytes
+//! began. This is what the packet capture of Python's `http.client` shows:
+//! its `close()` sends RST when the response was not read to the end.
 //!
 //! The cure is the *lingering close* (Apache's and nginx's name for it):
 //! send our FIN with `shutdown(SHUT_WR)`, then read and discard until the
@@ -45,8 +46,9 @@
 //! end of file. [`Conn::close`](crate::Conn::close) does exactly this;
 //! [`Conn::abort`](crate::Conn::abort) sends the RST on purpose.
 //!
-//! - `tests/linux_facts.rs`: `v1_close_with_unread_input_sends_rst_and_truncates_the_reply`
-//!   (the raw fact), `v1_lingering_close_delivers_the_whole_reply` (the cure).
+//! - `tests/linux_facts.rs`: `v1_reply_that_reached_the_peer_is_read_whole_then_reset`
+//!   and `v1_close_with_unread_input_sends_rst_and_truncates_the_reply`
+//!   (the raw facts), `v1_lingering_close_delivers_the_whole_reply` (the cure).
 //! - `tests/b_graceful.rs`: `b5_close_with_unread_input_is_lossless`;
 //!   `tests/x_http.rs`: `b5_malformed_request_gets_400_then_clean_eof_not_reset`
 //!   (an error reply to a client still uploading arrives whole).
