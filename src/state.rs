@@ -766,6 +766,9 @@ impl ConnState {
 }
 
 #[cfg(test)]
+mod model;
+
+#[cfg(test)]
 mod tests {
     //! The state machine, grouped by state, with small fixtures; no
     //! sockets.
