@@ -685,7 +685,7 @@ impl World {
                             && !matches!(sim.st.writing(), Writing::Connecting { .. });
                     if takes_input && !sim.model.failing() {
                         assert!(
-                            k.rx == 0 && !(k.rx_fin && !sim.model.peer_fin_read),
+                            k.rx == 0 && (!k.rx_fin || sim.model.peer_fin_read),
                             "input left in the kernel with no wakeup to come: {sim:?}"
                         );
                     }
