@@ -417,7 +417,11 @@ fn chunk_size(line: &[u8]) -> Result<u64, Error> {
     if digits > 16 {
         return Err(Error::BodyTooLarge);
     }
-    let from = if digits == 0 { zeros - 1 } else { zeros };
+    let from = if digits == 0 {
+        zeros.saturating_sub(1)
+    } else {
+        zeros
+    };
     match httparse::parse_chunk_size(&line[from..]) {
         // The line has one LF, at its end: `httparse` ends where it does.
         Ok(httparse::Status::Complete((n, size))) if from + n == line.len() => Ok(size),
