@@ -573,12 +573,69 @@ fn malformed_requests_get_400_then_clean_eof() {
             b"POST / HTTP/1.1\r\nHost: t\r\nExpect: magic\r\n\r\n",
             417,
         ),
+        ("HTTP/0.9", b"GET / HTTP/0.9\r\nHost: t\r\n\r\n", 505),
+        (
+            "target not ASCII",
+            b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: t\r\n\r\n",
+            400,
+        ),
+        (
+            "empty chunk size",
+            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n\r\n\r\n",
+            400,
+        ),
+        (
+            "chunk extension without a size",
+            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n;x\r\n\r\n",
+            400,
+        ),
+        (
+            "NUL in a chunk extension",
+            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5;\0\r\nhello\r\n0\r\n\r\n",
+            400,
+        ),
+        (
+            "chunk size over u64",
+            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\n",
+            413,
+        ),
     ];
     for (_name, req, status) in cases {
         assert_rejected(s.addr, req, *status);
     }
     // The server is still serving.
     Conn::open(s.addr).hello();
+}
+
+/// Chunked framing with a bare LF where CRLF belongs (after a chunk size,
+/// after chunk data, after the last chunk, after a trailer, as the blank
+/// line after the trailers), each followed by a request a front proxy that
+/// reads the LF otherwise would not see: 400 and a clean EOF, nothing
+/// after it answered (no request smuggling).
+#[test]
+fn bare_lf_in_chunked_framing_gets_400_then_clean_eof() {
+    let s = server(&[]);
+    let head = b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let smuggled = b"GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n";
+    let bodies: &[(&str, &[u8])] = &[
+        ("chunk-size line", b"5\nhello\r\n0\r\n\r\n"),
+        (
+            "chunk-size line with extension",
+            b"5;a=b\nhello\r\n0\r\n\r\n",
+        ),
+        ("chunk data", b"5\r\nhello\n0\r\n\r\n"),
+        ("last chunk", b"5\r\nhello\r\n0\n\r\n"),
+        ("trailer line", b"5\r\nhello\r\n0\r\nX: y\n\r\n"),
+        ("end of trailers", b"5\r\nhello\r\n0\r\n\n"),
+    ];
+    for (_name, body) in bodies {
+        assert_rejected(s.addr, &[&head[..], body, smuggled].concat(), 400);
+    }
+    // With CRLF throughout: both requests answered.
+    let mut c = Conn::open(s.addr);
+    c.send(&[&head[..], b"5\r\nhello\r\n0\r\nX: y\r\n\r\n", smuggled].concat());
+    assert_eq!(c.response().body, received(5));
+    assert_eq!(c.response().status, 404);
 }
 
 /// A header section over 8 KiB (the default limit) gets 431 and a clean

@@ -20,6 +20,12 @@
 //! request still gets the whole response. A FIN in the middle of a request
 //! leaves nothing to answer.
 //!
+//! `parse.rs` is the request parser: `httparse` reads the request line,
+//! header fields and chunk-size lines; the framing, the limits and the
+//! refusals beyond `httparse` are its own. Chunked bodies take CRLF line
+//! ends only: a bare LF there is a 400, since a proxy in front that reads
+//! it otherwise would frame the body differently (request smuggling).
+//!
 //! Memory per connection is bounded by the limits: the request head (and a
 //! chunk-size or trailer line) is buffered up to `--max-header-bytes`, a body
 //! is counted and never buffered, and when the client sends requests faster

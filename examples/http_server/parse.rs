@@ -1,8 +1,23 @@
 //! A sans-IO HTTP/1.x request parser: bytes in, events out.
 //!
+//! `httparse` reads the request line, the header fields, the trailer
+//! fields and each chunk-size line. This file frames them: it collects a
+//! head (or a chunk-size or trailer line) within its limit
+//! before handing it over, counts the body without buffering it, and
+//! refuses what `httparse` lets through but this server does not; each
+//! such check is marked "Beyond httparse" where it is made.
+//!
+//! Line ends: the head takes CRLF or a bare LF (RFC 9112 2.2). Chunked
+//! framing (chunk-size lines, the end of chunk data, trailer lines and the
+//! blank line that ends them) takes CRLF only: a front proxy that reads a
+//! bare LF otherwise would see another body end, and another request after
+//! it (request smuggling).
+//!
 //! The server in `main.rs` feeds it the bytes of each read.
 //! `tests/r_bad_input.rs` and the fuzz target `fuzz/fuzz_targets/http_parser.rs`
 //! include this same file to drive it with hostile input.
+
+use std::mem::MaybeUninit;
 
 /// What a client may make the parser buffer or accept.
 #[derive(Clone, Copy, Debug)]
@@ -88,7 +103,8 @@ enum State {
     ChunkData {
         left: u64,
     },
-    /// Collecting the line break after chunk data.
+    /// Checking the CRLF after chunk data; `Parser::section` is how much
+    /// of it arrived.
     ChunkEnd,
     /// Collecting trailer lines, up to the blank line.
     Trailers,
@@ -131,8 +147,8 @@ impl Parser {
     }
 
     /// Bytes held for the head, or the chunk-size or trailer line, being
-    /// collected. Only for `tests/r_bad_input.rs`, which includes this file
-    /// (the example is not built with `cfg(test)`).
+    /// collected. Only for `tests/r_bad_input.rs`, which includes
+    /// this file (the example is not built with `cfg(test)`).
     #[cfg(test)]
     pub fn buffered(&self) -> usize {
         self.buf.len()
@@ -187,7 +203,7 @@ impl Parser {
                         // against the limit.
                         self.buf.clear();
                     } else {
-                        let head = parse_head(&self.buf, &self.limits)?;
+                        let head = parse_head(&mut self.buf, &self.limits)?;
                         self.buf.clear();
                         self.line = 0;
                         self.section = 0;
@@ -217,7 +233,7 @@ impl Parser {
                     if !done {
                         continue;
                     }
-                    let size = chunk_size(trim_eol(&self.buf))?;
+                    let size = chunk_size(&self.buf)?;
                     self.buf.clear();
                     self.section = 0;
                     if size == 0 {
@@ -241,22 +257,14 @@ impl Parser {
                     };
                 }
                 State::ChunkEnd => {
-                    // Only "\r\n" (or a bare "\n") may follow chunk data.
-                    let missing = Error::BadRequest("chunk data not followed by a line break");
-                    let room = 2usize.saturating_sub(self.section);
-                    let (n, done) = match rest.iter().take(room).position(|&b| b == b'\n') {
-                        Some(i) => (i + 1, true),
-                        None if rest.len() < room => (rest.len(), false),
-                        None => return Err(missing),
-                    };
-                    self.buf.extend_from_slice(&rest[..n]);
-                    self.section += n;
-                    used += n;
-                    if done {
-                        if !trim_eol(&self.buf).is_empty() {
-                            return Err(missing);
-                        }
-                        self.buf.clear();
+                    // Exactly CRLF follows chunk data: a bare LF is refused
+                    // like any other byte (see the module docs).
+                    if rest[0] != b"\r\n"[self.section] {
+                        return Err(Error::BadRequest("chunk data not followed by CRLF"));
+                    }
+                    used += 1;
+                    self.section += 1;
+                    if self.section == 2 {
                         self.section = 0;
                         self.state = State::ChunkSize;
                     }
@@ -267,12 +275,11 @@ impl Parser {
                     if !done {
                         continue;
                     }
-                    let line = trim_eol(&self.buf);
-                    if line.is_empty() {
+                    if self.buf.as_slice() == b"\r\n" {
                         self.state = State::Complete;
                     } else {
                         // Trailer fields are checked and then ignored.
-                        field(line)?;
+                        trailer(&self.buf)?;
                     }
                     self.buf.clear();
                 }
@@ -331,32 +338,6 @@ fn has_ctl(s: &[u8]) -> bool {
     s.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
 }
 
-/// RFC 9110 `tchar`: what methods and header names are made of.
-fn is_token(s: &[u8]) -> bool {
-    !s.is_empty()
-        && s.iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-/// A header or trailer line split into name and trimmed value.
-fn field(line: &[u8]) -> Result<(&[u8], &[u8]), Error> {
-    if has_ctl(line) {
-        return Err(Error::BadRequest("control character in a header"));
-    }
-    if line.starts_with(b" ") || line.starts_with(b"\t") {
-        return Err(Error::BadRequest("obsolete line folding"));
-    }
-    let colon = line
-        .iter()
-        .position(|&b| b == b':')
-        .ok_or(Error::BadRequest("header line without a colon"))?;
-    let name = &line[..colon];
-    if !is_token(name) {
-        return Err(Error::BadRequest("invalid header name"));
-    }
-    Ok((name, trim_ows(&line[colon + 1..])))
-}
-
 /// Digits to a number, saturating: a value too large for `u64` is
 /// still larger than any limit.
 fn decimal(s: &[u8]) -> Option<u64> {
@@ -368,61 +349,169 @@ fn decimal(s: &[u8]) -> Option<u64> {
     }))
 }
 
-/// A chunk-size line: hex digits, optional whitespace, optional
-/// `;extensions` (tolerated and ignored).
+/// How `httparse` is asked to read heads and trailers: its defaults, which
+/// are the strict readings. Named here because framing depends on them:
+/// one SP between the parts of the request line (not several), no
+/// whitespace before the first header field, no header line skipped for
+/// being invalid. Whitespace between a field name and its colon, and
+/// obs-fold (a line starting with SP or HTAB), `httparse` never accepts in
+/// a request or in `parse_headers`: both are errors (`HeaderName`), which
+/// `tests/x_http.rs` pins.
+fn httparse_config() -> httparse::ParserConfig {
+    let mut config = httparse::ParserConfig::default();
+    config
+        .allow_multiple_spaces_in_request_line_delimiters(false)
+        .allow_space_before_first_header_name(false)
+        .ignore_invalid_headers_in_requests(false);
+    config
+}
+
+/// A header or trailer line `httparse` refused (or the end of the request
+/// line, after the version): why, for the log.
+fn field_error(e: httparse::Error) -> Error {
+    Error::BadRequest(match e {
+        httparse::Error::HeaderName => "invalid header name",
+        httparse::Error::HeaderValue => "invalid header value",
+        httparse::Error::NewLine => "invalid line break",
+        // Never: there is a slot for each line (see `INLINE_SLOTS`).
+        httparse::Error::TooManyHeaders => return Error::HeadTooLarge,
+        _ => "malformed head",
+    })
+}
+
+/// Header slots `parse_head` keeps on the stack: enough for a usual head.
+/// A head with more header lines gets a slot for each, allocated for that
+/// one call: at most `max_head / 2` of them (a line has two bytes at
+/// least), so `httparse` never runs out of slots.
+const INLINE_SLOTS: usize = 32;
+
+/// A chunk-size line, its line end included: hex digits, optional
+/// whitespace, optional `;extensions` (tolerated and ignored), CRLF.
 fn chunk_size(line: &[u8]) -> Result<u64, Error> {
-    let bad = Error::BadRequest("invalid chunk size");
-    if has_ctl(line) {
-        return Err(bad);
+    let invalid = Error::BadRequest("invalid chunk size");
+    // Beyond httparse: it refuses a bare LF after the size but takes one
+    // inside an extension as part of the extension; only CRLF ends the
+    // line here (see the module docs).
+    let Some(text) = line.strip_suffix(b"\r\n") else {
+        return Err(Error::BadRequest("chunk-size line not ended by CRLF"));
+    };
+    // Beyond httparse: it takes any byte in an extension; a control byte
+    // (NUL, a stray CR, DEL) is refused, as in the head.
+    if has_ctl(text) {
+        return Err(invalid);
     }
-    let end = line.iter().position(|&b| b == b';').unwrap_or(line.len());
-    let digits = trim_ows(&line[..end]);
-    if digits.is_empty() || line.first().map_or(true, |b| !b.is_ascii_hexdigit()) {
-        return Err(bad);
+    // Beyond httparse: it reads a line without digits ("", ";ext", " ")
+    // as size 0, the last chunk.
+    if !text.first().is_some_and(u8::is_ascii_hexdigit) {
+        return Err(invalid);
     }
-    let mut size = 0u64;
-    for &b in digits {
-        let d = (b as char).to_digit(16).ok_or(bad)?;
-        size = size
-            .checked_mul(16)
-            .and_then(|s| s.checked_add(u64::from(d)))
-            .ok_or(Error::BodyTooLarge)?;
+    // Beyond httparse: it refuses more than 16 hex digits, leading zeros
+    // included. Leading zeros are skipped (one is kept); more than 16
+    // digits after them is a size over `u64`, so over any body limit:
+    // 413, not a wrap to a small size nor a 400.
+    let zeros = text.iter().take_while(|&&b| b == b'0').count();
+    let digits = text[zeros..]
+        .iter()
+        .take_while(|b| b.is_ascii_hexdigit())
+        .count();
+    if digits > 16 {
+        return Err(Error::BodyTooLarge);
     }
-    Ok(size)
+    let from = if digits == 0 {
+        zeros.saturating_sub(1)
+    } else {
+        zeros
+    };
+    match httparse::parse_chunk_size(&line[from..]) {
+        // The line has one LF, at its end: `httparse` ends where it does.
+        Ok(httparse::Status::Complete((n, size))) if from + n == line.len() => Ok(size),
+        _ => Err(invalid),
+    }
+}
+
+/// A trailer line, its line end included: a valid field, which is then
+/// ignored.
+fn trailer(line: &[u8]) -> Result<(), Error> {
+    // Beyond httparse: only CRLF ends a line of chunked framing (see the
+    // module docs).
+    if !line.ends_with(b"\r\n") {
+        return Err(Error::BadRequest("trailer line not ended by CRLF"));
+    }
+    // A valid field line, alone, leaves `httparse` wanting the next line
+    // (`Partial`); an invalid one is an error. A blank line does not come
+    // here.
+    match httparse::parse_headers(line, &mut [httparse::EMPTY_HEADER; 1]) {
+        Ok(httparse::Status::Partial) => Ok(()),
+        // Never: the line is not blank.
+        Ok(httparse::Status::Complete(_)) => Err(Error::BadRequest("malformed trailer line")),
+        Err(e) => Err(field_error(e)),
+    }
 }
 
 /// The complete head (request line, header lines, blank line).
-fn parse_head(raw: &[u8], limits: &Limits) -> Result<Head, Error> {
-    let mut lines = raw
-        .split(|&b| b == b'\n')
-        .map(trim_eol)
-        .take_while(|l| !l.is_empty());
-    let request_line = lines.next().unwrap_or_default();
-    if has_ctl(request_line) {
-        return Err(Error::BadRequest("control character in the request line"));
+fn parse_head(raw: &mut [u8], limits: &Limits) -> Result<Head, Error> {
+    let line_end = raw
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(raw.len(), |i| i + 1);
+    let line_len = trim_eol(&raw[..line_end]).len();
+    // Beyond httparse: it reads only HTTP/1.0 and HTTP/1.1. A later 1.x
+    // is answered as 1.1 (RFC 9110 2.5), so its minor digit is made 1.
+    if let Some(v) = line_len.checked_sub(9) {
+        let version = &raw[v..line_len];
+        if version.starts_with(b" HTTP/1.") && matches!(version[8], b'2'..=b'9') {
+            raw[v + 8] = b'1';
+        }
     }
-    let mut parts = request_line.split(|&b| b == b' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(Error::BadRequest("malformed request line"));
+    let raw: &[u8] = raw;
+
+    let lines = raw.iter().filter(|&&b| b == b'\n').count();
+    let wanted = lines.saturating_sub(2);
+    let mut inline = [MaybeUninit::<httparse::Header<'_>>::uninit(); INLINE_SLOTS];
+    let mut heap = Vec::new();
+    let slots = if wanted <= INLINE_SLOTS {
+        &mut inline[..wanted]
+    } else {
+        heap.resize(wanted, MaybeUninit::uninit());
+        &mut heap[..]
     };
-    if !is_token(method) {
-        return Err(Error::BadRequest("invalid method"));
-    }
-    if target.is_empty() || !target.iter().all(|&b| b.is_ascii_graphic()) {
+    let mut req = httparse::Request::new(&mut []);
+    let parsed = httparse_config().parse_request_with_uninit_headers(&mut req, raw, slots);
+    // Beyond httparse: it takes obs-text (bytes over 0x7f forming UTF-8)
+    // in the target; a request target is ASCII (RFC 9112 3.2). Checked
+    // first, as the target comes before the version and the fields.
+    if req.path.is_some_and(|target| !target.is_ascii()) {
         return Err(Error::BadRequest("invalid request target"));
     }
-    let minor = match version {
-        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
-            if major.is_ascii_digit() && minor.is_ascii_digit() =>
-        {
-            if *major != b'1' {
-                return Err(Error::VersionNotSupported);
-            }
-            (minor - b'0').min(1)
+    match parsed {
+        Ok(httparse::Status::Complete(n)) if n == raw.len() => {}
+        // Never: every line ends in LF and the last one is blank.
+        Ok(_) => return Err(Error::BadRequest("malformed head")),
+        Err(e) => {
+            return Err(match (e, req.method, req.path) {
+                (httparse::Error::Version, Some(method), Some(target)) => {
+                    let start = method.len() + target.len() + 2;
+                    let version = raw.get(start..line_len).unwrap_or_default();
+                    match version {
+                        // Beyond httparse: a version it does not read is a
+                        // 505 when it is well formed (HTTP/2.0, HTTP/0.9),
+                        // a 400 otherwise.
+                        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+                            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+                        {
+                            Error::VersionNotSupported
+                        }
+                        _ => Error::BadRequest("invalid HTTP version"),
+                    }
+                }
+                (_, None, _) => Error::BadRequest("invalid method"),
+                (_, _, None) => Error::BadRequest("invalid request target"),
+                _ => field_error(e),
+            });
         }
-        _ => return Err(Error::BadRequest("invalid HTTP version")),
+    }
+    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+        return Err(Error::BadRequest("malformed head"));
     };
 
     let mut length: Option<u64> = None;
@@ -430,8 +519,8 @@ fn parse_head(raw: &[u8], limits: &Limits) -> Result<Head, Error> {
     let mut chunked_seen = false;
     let (mut close, mut keep_alive, mut hosts) = (false, false, 0);
     let (mut expect_continue, mut expect_other) = (false, false);
-    for line in lines {
-        let (name, value) = field(line)?;
+    for field in req.headers.iter() {
+        let (name, value) = (field.name.as_bytes(), field.value);
         let list = || {
             value
                 .split(|&b| b == b',')
@@ -498,8 +587,8 @@ fn parse_head(raw: &[u8], limits: &Limits) -> Result<Head, Error> {
         return Err(Error::ExpectationFailed);
     }
     Ok(Head {
-        method: String::from_utf8_lossy(method).into_owned(),
-        target: String::from_utf8_lossy(target).into_owned(),
+        method: method.to_string(),
+        target: target.to_string(),
         minor,
         keep_alive: if minor == 1 {
             !close

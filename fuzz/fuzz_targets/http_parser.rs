@@ -3,7 +3,10 @@
 //! order within the limits, and the same outcome whole, byte at a time and
 //! in reads of the sizes the input picks.
 //!
-//! RUSTC_BOOTSTRAP=1 cargo fuzz run http_parser --sanitizer none -- -max_total_time=60
+//! The parser reads heads, chunk-size lines and trailer lines with
+//! `httparse` (a dependency of this crate for that reason).
+//!
+//! RUSTC_BOOTSTRAP=1 cargo fuzz run http_parser --sanitizer none -- -max_total_time=60 -dict=http.dict
 #![no_main]
 
 #[allow(dead_code)]
