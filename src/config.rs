@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::error::Error;
+
 /// Settings of a [`Reactor`](crate::Reactor); every field has a default.
 ///
 /// ```
@@ -88,6 +90,37 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// Check that the settings make sense together: nothing is clamped
+    /// silently. [`Reactor::with_config`](crate::Reactor::with_config)
+    /// calls it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] naming the first setting that is wrong: a
+    /// low-water mark above the high-water mark, or a zero read buffer,
+    /// read budget, accept batch or event capacity.
+    pub fn validate(&self) -> Result<(), Error> {
+        let wrong = |why: &'static str| Err(Error::InvalidConfig(why));
+        if self.write_low_water > self.write_high_water {
+            return wrong("write_low_water is above write_high_water");
+        }
+        if self.read_buffer_size == 0 {
+            return wrong("read_buffer_size is 0");
+        }
+        if self.read_budget == 0 {
+            return wrong("read_budget is 0: no connection could ever read");
+        }
+        if self.accept_batch == 0 {
+            return wrong("accept_batch is 0: no connection could ever be accepted");
+        }
+        if self.events_capacity == 0 {
+            return wrong("events_capacity is 0");
+        }
+        Ok(())
+    }
+}
+
 /// Milliseconds, rounded up, saturating at `u32::MAX`.
 pub(crate) fn millis_u32(d: Duration) -> u32 {
     let ms = d.as_nanos().div_ceil(1_000_000);
@@ -97,4 +130,37 @@ pub(crate) fn millis_u32(d: Duration) -> u32 {
 /// Milliseconds, rounded up.
 pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
+    fn contradictions_and_zero_sizes_are_refused_by_name() {
+        let cases: [(fn(&mut Config), &str); 5] = [
+            (
+                |c| c.write_low_water = c.write_high_water + 1,
+                "write_low_water",
+            ),
+            (|c| c.read_buffer_size = 0, "read_buffer_size"),
+            (|c| c.read_budget = 0, "read_budget"),
+            (|c| c.accept_batch = 0, "accept_batch"),
+            (|c| c.events_capacity = 0, "events_capacity"),
+        ];
+        for (spoil, name) in cases {
+            let mut c = Config::default();
+            spoil(&mut c);
+            let err = c.validate().expect_err(name);
+            assert!(err.to_string().contains(name), "{err}");
+            let io = crate::Reactor::with_config(c).expect_err(name);
+            assert_eq!(io.kind(), std::io::ErrorKind::InvalidInput);
+            assert!(io.to_string().contains(name), "{io}");
+        }
+    }
 }

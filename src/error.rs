@@ -19,6 +19,9 @@ pub enum Error {
     /// The connection has failed, was aborted, or is being torn down; the
     /// bytes were refused.
     Closed,
+    /// A [`Config`](crate::Config) setting is out of range or contradicts
+    /// another; says which.
+    InvalidConfig(&'static str),
     /// Queuing these bytes would take the output queue past
     /// [`Config::max_pending`](crate::Config::max_pending); nothing was queued.
     QueueFull {
@@ -41,6 +44,7 @@ impl fmt::Display for Error {
                 f.write_str("write after shutdown: our FIN is already queued")
             }
             Error::Closed => f.write_str("connection is closed or closing"),
+            Error::InvalidConfig(why) => write!(f, "invalid configuration: {why}"),
             Error::QueueFull { limit } => {
                 write!(f, "output queue would exceed its limit of {limit} bytes")
             }
@@ -72,6 +76,7 @@ impl From<Error> for io::Error {
             Error::Io(e) => e,
             Error::WriteAfterShutdown => io::Error::new(io::ErrorKind::BrokenPipe, e),
             Error::Closed => io::Error::new(io::ErrorKind::NotConnected, e),
+            Error::InvalidConfig(_) => io::Error::new(io::ErrorKind::InvalidInput, e),
             Error::QueueFull { .. } => io::Error::new(io::ErrorKind::OutOfMemory, e),
             Error::FrameTooLarge { .. } => io::Error::new(io::ErrorKind::InvalidData, e),
         }

@@ -99,7 +99,7 @@ impl Listener {
         reserve: &mut Reserve,
         accepted: &mut Vec<ConnId>,
     ) -> Round {
-        for _ in 0..core.config.accept_batch.max(1) {
+        for _ in 0..core.config.accept_batch {
             match self.socket.accept() {
                 Ok((stream, peer)) => {
                     if core

@@ -146,14 +146,19 @@ impl Reactor {
     ///
     /// # Errors
     ///
-    /// Creating the epoll instance or its eventfd failed.
+    /// `InvalidInput` with an [`Error::InvalidConfig`](crate::Error::InvalidConfig)
+    /// inside when `config` does not pass [`Config::validate`]; creating the
+    /// epoll instance or its eventfd failed.
     pub fn with_config(config: Config) -> io::Result<Self> {
+        config
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let poll = Poll::new()?;
         let waker = Waker::new(poll.registry(), token::WAKER)?;
         let registry = poll.registry().try_clone()?;
         Ok(Reactor {
-            events: Events::with_capacity(config.events_capacity.max(16)),
-            buf: vec![0; config.read_buffer_size.max(1)],
+            events: Events::with_capacity(config.events_capacity),
+            buf: vec![0; config.read_buffer_size],
             core: Core::new(registry, config),
             poll,
             listeners: Slab::new(),
