@@ -143,7 +143,8 @@ mod tests {
 
     #[test]
     fn contradictions_and_zero_sizes_are_refused_by_name() {
-        let cases: [(fn(&mut Config), &str); 5] = [
+        type Spoil = fn(&mut Config);
+        let cases: [(Spoil, &str); 5] = [
             (
                 |c| c.write_low_water = c.write_high_water + 1,
                 "write_low_water",
