@@ -63,10 +63,12 @@ fn timers(c: &mut Criterion) {
     // The same with 10,000 other timers pending, deadlines spread over an
     // hour: the heap is deep, as on a server holding that many connections.
     {
-        let mut conn = reactor.conn(id).expect("open");
-        let pending: Vec<TimerId> = (0..10_000u64)
-            .map(|i| conn.set_timer(Duration::from_millis(60_000 + (i * 7919) % 3_600_000)))
-            .collect();
+        let pending: Vec<TimerId> = {
+            let mut conn = reactor.conn(id).expect("open");
+            (0..10_000u64)
+                .map(|i| conn.set_timer(Duration::from_millis(60_000 + (i * 7919) % 3_600_000)))
+                .collect()
+        };
         g.bench_function("set_then_cancel_10k_pending", |b| {
             b.iter(|| {
                 let mut conn = reactor.conn(id).expect("open");

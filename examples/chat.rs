@@ -62,7 +62,7 @@ impl Room {
                 conn.close();
                 continue;
             }
-            let _ = conn.write(msg.as_bytes());
+            conn.write(msg.as_bytes());
         }
     }
 }
@@ -82,7 +82,7 @@ fn valid_nick(nick: &str) -> bool {
 
 fn say(conn: &mut Conn<'_>, msg: &str) {
     // Refused only once we are closing; nothing to do then.
-    let _ = conn.write(msg.as_bytes());
+    conn.write(msg.as_bytes());
 }
 
 impl Session {

@@ -14,7 +14,7 @@ struct Echo;
 
 impl Handler for Echo {
     fn handle_read(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
-        if conn.write(data).is_ok() && conn.is_write_blocked() {
+        if conn.try_write(data).is_ok() && conn.is_write_blocked() {
             // The peer sends faster than it reads: stop reading until our
             // queue drains, so memory stays bounded.
             conn.pause_reading();

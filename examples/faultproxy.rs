@@ -268,7 +268,7 @@ struct Silent {
 
 impl Handler for Silent {
     fn handle_connect(&mut self, conn: &mut Conn<'_>) {
-        let _ = conn.write(&self.send);
+        conn.write(&self.send);
         self.hold_timer = Some(conn.set_timer(self.hold));
         let mut t = self.tally.borrow_mut();
         t.connected += 1;

@@ -419,7 +419,7 @@ impl HoldEcho {
         let request = std::mem::take(&mut self.request);
         // A write refused here means the connection already failed; its
         // handle_error and handle_close follow.
-        let _ = conn.write(&request);
+        conn.write(&request);
         conn.close();
     }
 }
@@ -931,7 +931,7 @@ impl Handler for Exchange {
         let reset = {
             let l = self.load.borrow();
             // The bytes go straight to the kernel; nothing is queued.
-            let _ = conn.write(l.request(self.idx));
+            conn.write(l.request(self.idx));
             l.reset_every > 0 && self.idx % l.reset_every == l.reset_every - 1
         };
         conn.shutdown_write();

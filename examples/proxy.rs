@@ -65,7 +65,7 @@ fn forward(conn: &mut Conn<'_>, other: Option<ConnId>, data: &[u8]) {
         log::debug!("{me}: {} bytes with nowhere to go, dropped", data.len());
         return;
     };
-    let blocked = match to.write(data) {
+    let blocked = match to.try_write(data) {
         Ok(()) => to.is_write_blocked(),
         Err(e) => {
             log::debug!("{me}: cannot forward to {}: {e}", to.id());

@@ -105,8 +105,8 @@ impl Handler for Request {
                     conn.id()
                 );
                 let request = &self.data[..end];
-                let _ = conn.write(request);
-                let _ = conn.write(request);
+                conn.write(request);
+                conn.write(request);
                 // Lossless: the reply is flushed, then our FIN; whatever the
                 // client still sends is read and discarded until its FIN.
                 conn.close();
@@ -118,7 +118,7 @@ impl Handler for Request {
                     conn.id(),
                     self.data.len()
                 );
-                let _ = conn.write(b"ERROR:too long!");
+                conn.write(b"ERROR:too long!");
                 conn.close_with(ProtocolError::FrameTooLarge);
                 self.data = Vec::new();
             }
@@ -134,7 +134,7 @@ impl Handler for Request {
                     "{}: FIN before the marker; replying ERROR:no end!",
                     conn.id()
                 );
-                let _ = conn.write(b"ERROR:no end!");
+                conn.write(b"ERROR:no end!");
                 conn.shutdown_write();
                 Eof::HalfClose
             }

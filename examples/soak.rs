@@ -331,7 +331,7 @@ impl Handler for Echo {
         if self.k.is_none() || !self.stream.check(data) {
             self.intact = false;
         }
-        if conn.write(data).is_ok() && conn.is_write_blocked() {
+        if conn.try_write(data).is_ok() && conn.is_write_blocked() {
             conn.pause_reading();
         }
     }
@@ -448,7 +448,7 @@ impl Client {
             for b in &mut chunk[..n] {
                 *b = self.out.next();
             }
-            if conn.write(&chunk[..n]).is_err() {
+            if conn.try_write(&chunk[..n]).is_err() {
                 return; // closing (an early FIN) or failed: handle_close says
             }
             self.sent += n;

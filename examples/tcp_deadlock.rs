@@ -82,7 +82,7 @@ impl Handler for Upper {
     fn handle_read(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
         self.processed += data.len() as u64;
         log::debug!("{}: {} bytes processed so far", conn.id(), self.processed);
-        if conn.write(&data.to_ascii_uppercase()).is_ok() && conn.is_write_blocked() {
+        if conn.try_write(&data.to_ascii_uppercase()).is_ok() && conn.is_write_blocked() {
             // The client sends faster than it reads: stop reading until our
             // queue drains. If it never reads, this is the deadlock.
             log::debug!(

@@ -45,7 +45,7 @@
 //!     fn found_frame(&mut self, conn: &mut Conn<'_>, frame: &[u8], terminator: &mut Terminator) {
 //!         if let Terminator::Len(n) = *terminator {
 //!             // The body.
-//!             let _ = conn.write(format!("got {n} bytes\n").as_bytes());
+//!             conn.write(format!("got {n} bytes\n").as_bytes());
 //!             *terminator = Terminator::LF;
 //!             return;
 //!         }
@@ -53,14 +53,14 @@
 //!         match header.strip_prefix("PUT ").and_then(|n| n.trim().parse().ok()) {
 //!             Some(n) if n <= 1 << 20 => *terminator = Terminator::Len(n),
 //!             _ => {
-//!                 let _ = conn.write(b"ERROR: expected PUT <n> (n <= 1048576)\n");
+//!                 conn.write(b"ERROR: expected PUT <n> (n <= 1048576)\n");
 //!                 conn.close_with(ProtocolError::Malformed);
 //!             }
 //!         }
 //!     }
 //!
 //!     fn frame_too_large(&mut self, conn: &mut Conn<'_>, _limit: usize) {
-//!         let _ = conn.write(b"ERROR: header line too long\n");
+//!         conn.write(b"ERROR: header line too long\n");
 //!     }
 //! }
 //!
@@ -775,10 +775,10 @@ pub trait FrameHandler {
 /// impl FrameHandler for Count {
 ///     fn found_frame(&mut self, conn: &mut Conn<'_>, line: &[u8], _: &mut Terminator) {
 ///         if line == b"quit" {
-///             let _ = conn.write(b"bye\r\n");
+///             conn.write(b"bye\r\n");
 ///             conn.close();
 ///         } else {
-///             let _ = conn.write(format!("{}\r\n", line.len()).as_bytes());
+///             conn.write(format!("{}\r\n", line.len()).as_bytes());
 ///         }
 ///     }
 /// }

@@ -146,17 +146,37 @@ impl<'a> Conn<'a> {
     /// here: it reaches [`Handler::handle_error`] once the callback returns,
     /// and the bytes are counted in [`Closed::dropped`](crate::Closed::dropped).
     ///
+    /// # Notes
+    ///
+    /// A write is refused, and never reaches the wire, after our own
+    /// [`shutdown_write`](Conn::shutdown_write) or [`close`](Conn::close),
+    /// after an abort or a socket error, and when it would pass
+    /// [`Config::max_pending`](crate::Config::max_pending). `write` logs a
+    /// refusal at debug level and returns nothing, because a handler rarely
+    /// has anything better to do: it decided the close itself, or
+    /// [`Handler::handle_error`] and [`Handler::handle_close`] tell it about
+    /// the failure. A handler that needs to know uses
+    /// [`try_write`](Conn::try_write).
+    pub fn write(&mut self, data: &[u8]) {
+        if let Err(e) = self.try_write(data) {
+            log::debug!("{}: write of {} B refused: {e}", self.id(), data.len());
+        }
+    }
+
+    /// [`write`](Conn::write), telling whether the bytes were taken.
+    ///
     /// # Errors
     ///
+    /// Nothing was written or queued:
     /// - [`Error::WriteAfterShutdown`](crate::Error::WriteAfterShutdown)
     ///   after our own [`shutdown_write`](Conn::shutdown_write) or
-    ///   [`close`](Conn::close): nothing reaches the wire.
+    ///   [`close`](Conn::close);
     /// - [`Error::Closed`](crate::Error::Closed) after an abort or a socket
-    ///   error.
+    ///   error;
     /// - [`Error::QueueFull`](crate::Error::QueueFull) when
     ///   [`Config::max_pending`](crate::Config::max_pending) would be
-    ///   passed; nothing is queued.
-    pub fn write(&mut self, data: &[u8]) -> Result<()> {
+    ///   passed.
+    pub fn try_write(&mut self, data: &[u8]) -> Result<()> {
         self.core.write(self.key, data)
     }
 
@@ -375,5 +395,69 @@ impl<'a> Ctx<'a> {
     /// Whether `id` names an open connection.
     pub fn is_open(&self, id: ConnId) -> bool {
         self.core.live(id).is_some()
+    }
+}
+
+/// A [`Conn`] or [`Ctx`] handed to code outside any callback
+/// ([`Reactor::conn`](crate::Reactor::conn), [`Reactor::ctx`](crate::Reactor::ctx)):
+/// it dereferences to the one inside, and when it is dropped the requests
+/// made through it are carried out at once (a write queued, a FIN, a close,
+/// an abort, a connect), instead of at the reactor's next event.
+#[derive(Debug)]
+pub struct Outside<T: Applies>(T);
+
+/// What [`Outside`] can hold.
+pub trait Applies: sealed::Sealed {}
+
+impl Applies for Conn<'_> {}
+impl Applies for Ctx<'_> {}
+
+mod sealed {
+    pub trait Sealed {
+        /// Carry out the requests recorded so far.
+        fn apply(&mut self);
+    }
+    impl Sealed for super::Conn<'_> {
+        fn apply(&mut self) {
+            self.core.apply_dirty();
+        }
+    }
+    impl Sealed for super::Ctx<'_> {
+        fn apply(&mut self) {
+            self.core.apply_dirty();
+        }
+    }
+}
+
+impl<T: Applies> Outside<T> {
+    pub(crate) fn new(inner: T) -> Self {
+        Outside(inner)
+    }
+}
+
+impl<T: Applies> std::ops::Deref for Outside<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: Applies> std::ops::DerefMut for Outside<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+}
+
+impl<T: Applies + AsFd> AsFd for Outside<T> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+impl<T: Applies> Drop for Outside<T> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            sealed::Sealed::apply(&mut self.0);
+        }
     }
 }

@@ -74,6 +74,10 @@ pub(crate) struct Core {
     pub(crate) timers: TimerQueue<TimerTarget>,
     /// Connections whose recorded requests the reactor still has to apply.
     pub(crate) dirty: Vec<ConnId>,
+    /// Connections that spent their read budget with input left.
+    pub(crate) requeue: Vec<ConnId>,
+    /// The one read buffer of every connection.
+    buf: Vec<u8>,
     registry: Registry,
     pub(crate) config: Config,
     pub(crate) stats: Stats,
@@ -106,12 +110,14 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
 }
 
 impl Core {
-    pub(crate) fn new(registry: Registry, config: Config) -> Self {
+    pub(crate) fn new(registry: Registry, config: Config, reactor: u32) -> Self {
         Core {
             conns: Slab::new(),
-            gens: Generations::default(),
+            gens: Generations::new(reactor),
             timers: TimerQueue::new(),
             dirty: Vec::new(),
+            requeue: Vec::new(),
+            buf: vec![0; config.read_buffer_size],
             registry,
             config,
             stats: Stats::default(),
@@ -157,6 +163,11 @@ impl Core {
     pub(crate) fn live(&self, id: ConnId) -> Option<usize> {
         let key = id.index as usize;
         (self.gens.is_current(id) && self.conns.contains(key)).then_some(key)
+    }
+
+    /// This reactor's number in the process.
+    pub(crate) fn reactor_id(&self) -> u32 {
+        self.gens.id(0, 0).reactor()
     }
 
     pub(crate) fn id_of(&self, key: usize) -> ConnId {
@@ -273,6 +284,13 @@ impl Core {
         }
     }
 
+    /// A listener accepted `id`: tell its handler.
+    pub(crate) fn greet(&mut self, id: ConnId) {
+        if let Some(key) = self.live(id) {
+            self.call(key, |h, c| h.handle_connect(c));
+        }
+    }
+
     // ------------------------------------------------------------ writing
 
     /// `Conn::write`: straight to the socket when nothing is queued (no
@@ -337,12 +355,34 @@ impl Core {
 
     // ------------------------------------------------------------ the driver
 
+    /// Advance every connection with recorded requests, until none is left.
+    pub(crate) fn apply_dirty(&mut self) {
+        while let Some(id) = self.dirty.pop() {
+            self.advance(id);
+        }
+    }
+
+    /// Advance the connections that spent their read budget last time, once.
+    pub(crate) fn apply_requeued(&mut self) {
+        for id in std::mem::take(&mut self.requeue) {
+            self.advance(id);
+            self.apply_dirty();
+        }
+    }
+
+    /// The id an event's token names in this reactor.
+    pub(crate) fn id_from_token(&self, index: u32, generation: u32) -> ConnId {
+        self.gens.id(index, generation)
+    }
+
     /// Carry out everything connection `id` can do now, then account for
     /// its new state. Safe to call for any id, any number of times. Reads
     /// are bounded by the read budget; a connection that spends it with
-    /// input left is pushed to `requeue`.
-    pub(crate) fn advance(&mut self, id: ConnId, buf: &mut [u8], requeue: &mut Vec<ConnId>) {
+    /// input left is re-queued.
+    pub(crate) fn advance(&mut self, id: ConnId) {
         let Some(key) = self.live(id) else { return };
+        // Lent out while callbacks run: `handle_read` borrows it.
+        let mut buf = std::mem::take(&mut self.buf);
         let mut budget = self.config.read_budget;
         loop {
             let action = self.conns[key]
@@ -351,7 +391,10 @@ impl Core {
             log::trace!("{id}: {action:?}");
             match action {
                 Action::Wait => break,
-                Action::Finalize(reason, how) => return self.finalize(key, reason, how),
+                Action::Finalize(reason, how) => {
+                    self.buf = buf;
+                    return self.finalize(key, reason, how);
+                }
                 Action::ReportError => {
                     let err = self.conns[key].state.error().map(clone_error);
                     if let Some(err) = err {
@@ -396,11 +439,11 @@ impl Core {
                 Action::Fin => self.on_fin(key),
                 Action::Read { deliver } => {
                     if budget == 0 {
-                        requeue.push(id);
+                        self.requeue.push(id);
                         break;
                     }
                     budget -= 1;
-                    self.read(key, buf, deliver);
+                    self.read(key, &mut buf, deliver);
                 }
                 Action::CheckError => {
                     let slot = &mut self.conns[key];
@@ -411,6 +454,7 @@ impl Core {
                 }
             }
         }
+        self.buf = buf;
         self.settle(key);
     }
 
@@ -533,6 +577,9 @@ impl Core {
 
     /// Call `handle_timer` once, after `after`.
     pub(crate) fn set_timer(&mut self, key: usize, after: Duration) -> TimerId {
+        // The clock is read once per iteration, and an iteration can be
+        // long: a timer counted from a stale tick would fire early.
+        self.update_clock();
         let at = self.now.saturating_add(millis(after));
         let id = self.id_of(key);
         let k = self

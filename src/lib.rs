@@ -10,12 +10,12 @@
 //!
 //! impl Handler for Upper {
 //!     fn handle_read(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
-//!         let _ = conn.write(&data.to_ascii_uppercase());
+//!         conn.write(&data.to_ascii_uppercase());
 //!     }
 //!
 //!     fn handle_readable_eof(&mut self, conn: &mut Conn<'_>) -> Eof {
 //!         // The client only stopped sending: a last word, then our FIN.
-//!         let _ = conn.write(b"-- done\n");
+//!         conn.write(b"-- done\n");
 //!         conn.close();
 //!         Eof::HalfClose
 //!     }
@@ -139,12 +139,14 @@ compile_error!(
      EPOLLRDHUP, edge-triggered readiness) are Linux's, and its tests pin them there"
 );
 
+mod alarm;
 pub mod chat;
 mod closed;
 mod config;
 mod conn;
 mod core;
 mod error;
+mod group;
 pub mod guide;
 mod handler;
 mod listener;
@@ -157,8 +159,9 @@ mod token;
 
 pub use closed::{Closed, ProtocolError, Reason, Timeout};
 pub use config::Config;
-pub use conn::{Conn, Connect, Ctx};
+pub use conn::{Applies, Conn, Connect, Ctx, Outside};
 pub use error::{Error, Result};
+pub use group::Group;
 pub use handler::{Eof, Handler};
 pub use reactor::{Handle, Reactor};
 pub use stats::Stats;

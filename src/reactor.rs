@@ -1,21 +1,25 @@
-//! The reactor: the poll loop, event dispatch, timers, the cross-thread
-//! handle, stop and the graceful drain.
+//! The reactor: the poll loop, event dispatch, timers firing, the
+//! cross-thread handle, stop, the graceful drain, and embedding in another
+//! loop.
 
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use mio::event::Event;
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Waker};
 use slab::Slab;
 
+use crate::alarm::Alarm;
 use crate::closed::Reason;
 use crate::config::Config;
-use crate::conn::{Conn, Connect, Ctx};
+use crate::conn::{Conn, Connect, Ctx, Outside};
 use crate::core::{panic_message, Control, Core, TimerTarget};
 use crate::handler::Handler;
 use crate::listener::{self, Listener, Reserve, Round};
@@ -24,13 +28,34 @@ use crate::token::{self, ConnId, ListenerId, Target, TimerId};
 
 type Task = Box<dyn FnOnce(&mut Reactor) + Send>;
 
+/// What other threads share with the reactor.
 struct Remote {
     waker: Waker,
-    tasks: Mutex<Vec<Task>>,
+    /// Posted tasks; `None` once the reactor is gone.
+    tasks: Mutex<Option<Vec<Task>>>,
 }
+
+impl Remote {
+    fn tasks(&self) -> MutexGuard<'_, Option<Vec<Task>>> {
+        // A task that panicked while the lock was held cannot have left the
+        // list half-changed: push and take are single operations.
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn gone() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "the reactor is gone")
+}
+
+/// Ids of the reactors of this process, for [`ConnId::reactor`].
+static NEXT_REACTOR: AtomicU32 = AtomicU32::new(0);
 
 /// A single-threaded event loop that drives TCP connections through their
 /// [`Handler`]s.
+///
+/// A `Reactor` is not `Send`: build it on the thread that runs it. To use
+/// several cores, run one reactor per thread on a shared port
+/// ([`Group`](crate::Group)).
 ///
 /// # Examples
 ///
@@ -40,7 +65,7 @@ struct Remote {
 /// struct Echo;
 /// impl Handler for Echo {
 ///     fn handle_read(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
-///         let _ = conn.write(data);
+///         conn.write(data);
 ///     }
 /// }
 ///
@@ -49,21 +74,39 @@ struct Remote {
 /// reactor.run()?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// # Embedding
+///
+/// The reactor's epoll descriptor ([`AsRawFd`], [`AsFd`]) is readable
+/// whenever [`run_once`](Reactor::run_once) has work: I/O, a due timer (a
+/// `timerfd` in the epoll set, armed to the earliest deadline), or work the
+/// reactor holds itself (a connection that spent its read budget, accept
+/// batches left, tasks posted through a [`Handle`]). A host loop therefore
+/// needs one rule: when the descriptor is readable, call
+/// `run_once(Some(Duration::ZERO))`. The examples `embed_tokio` (an
+/// `AsyncFd`) and `embed_calloop` (a `Generic` source) do exactly that.
+/// Hosts that prepare, wait and dispatch (sd-event, libuv's prepare/poll
+/// handles) can ask [`next_timeout`](Reactor::next_timeout) instead.
+///
+/// Requests made from host code through [`Reactor::conn`] or
+/// [`Reactor::ctx`] are carried out when the returned `Conn` or `Ctx` is
+/// dropped, not at the next event.
 pub struct Reactor {
     poll: Poll,
     events: Events,
     core: Core,
-    buf: Vec<u8>,
     listeners: Slab<Listener>,
     reserve: Reserve,
     remote: Arc<Remote>,
-    /// Connections that spent their read budget and still have input.
-    requeue: Vec<ConnId>,
+    alarm: Alarm,
     /// Listeners with connections to accept this iteration: readiness
     /// events, and listeners that hit their batch limit last time. One batch
     /// each per iteration.
     accept_again: Vec<ListenerId>,
     accepted: Vec<ConnId>,
+    /// The last poll filled the event buffer: more events may be ready, and
+    /// no new edge will announce them to a host loop.
+    saturated: bool,
 }
 
 impl fmt::Debug for Reactor {
@@ -94,12 +137,13 @@ impl Handle {
     ///
     /// # Errors
     ///
-    /// Waking the reactor failed.
+    /// `NotConnected` once the reactor was dropped (the task is dropped
+    /// too, never run); waking the reactor failed.
     pub fn post(&self, task: impl FnOnce(&mut Reactor) + Send + 'static) -> io::Result<()> {
         self.remote
-            .tasks
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .tasks()
+            .as_mut()
+            .ok_or_else(gone)?
             .push(Box::new(task));
         self.remote.waker.wake()
     }
@@ -108,8 +152,12 @@ impl Handle {
     ///
     /// # Errors
     ///
-    /// Writing to the reactor's eventfd failed.
+    /// `NotConnected` once the reactor was dropped; writing to its eventfd
+    /// failed.
     pub fn wake(&self) -> io::Result<()> {
+        if self.remote.tasks().is_none() {
+            return Err(gone());
+        }
         self.remote.waker.wake()
     }
 
@@ -137,7 +185,7 @@ impl Reactor {
     ///
     /// # Errors
     ///
-    /// Creating the epoll instance or its eventfd failed.
+    /// Creating the epoll instance, its eventfd or its timerfd failed.
     pub fn new() -> io::Result<Self> {
         Self::with_config(Config::default())
     }
@@ -148,29 +196,42 @@ impl Reactor {
     ///
     /// `InvalidInput` with an [`Error::InvalidConfig`](crate::Error::InvalidConfig)
     /// inside when `config` does not pass [`Config::validate`]; creating the
-    /// epoll instance or its eventfd failed.
+    /// epoll instance, its eventfd or its timerfd failed.
     pub fn with_config(config: Config) -> io::Result<Self> {
         config
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let poll = Poll::new()?;
         let waker = Waker::new(poll.registry(), token::WAKER)?;
+        let alarm = Alarm::new()?;
+        poll.registry().register(
+            &mut SourceFd(&alarm.as_raw_fd()),
+            token::ALARM,
+            Interest::READABLE,
+        )?;
         let registry = poll.registry().try_clone()?;
+        let id = NEXT_REACTOR.fetch_add(1, Ordering::Relaxed);
         Ok(Reactor {
             events: Events::with_capacity(config.events_capacity),
-            buf: vec![0; config.read_buffer_size],
-            core: Core::new(registry, config),
+            core: Core::new(registry, config, id),
             poll,
             listeners: Slab::new(),
             reserve: Reserve::new(),
             remote: Arc::new(Remote {
                 waker,
-                tasks: Mutex::new(Vec::new()),
+                tasks: Mutex::new(Some(Vec::new())),
             }),
-            requeue: Vec::new(),
+            alarm,
             accept_again: Vec::new(),
             accepted: Vec::new(),
+            saturated: false,
         })
+    }
+
+    /// This reactor's number in the process, as [`ConnId::reactor`] names
+    /// it: 0 for the first one made, then 1, 2, ...
+    pub fn id(&self) -> u32 {
+        self.core.reactor_id()
     }
 
     /// The configuration in force.
@@ -222,8 +283,10 @@ impl Reactor {
             .map(|l| l.local_addr)
     }
 
-    /// Close a listener: new connections to it are refused; the ones it
-    /// accepted go on.
+    /// Close a listener at once: new connections to it are refused, and so
+    /// are those whose handshake completed but that were not accepted yet
+    /// (the kernel resets them). The ones it accepted go on. A
+    /// [`drain`](Reactor::drain) accepts the waiting ones first.
     pub fn close_listener(&mut self, listener: ListenerId) -> bool {
         let key = listener.0 as usize;
         if !self.listeners.contains(key) {
@@ -246,21 +309,23 @@ impl Reactor {
         to: impl Into<Connect>,
         handler: H,
     ) -> io::Result<ConnId> {
-        self.core.update_clock();
-        self.core.connect(to.into(), Box::new(handler))
+        self.ctx().connect(to, handler)
     }
 
-    /// An open connection, to act on it from outside any callback (from a
-    /// task posted with [`Handle::post`], say). Requests take effect at the
-    /// next loop iteration.
-    pub fn conn(&mut self, id: ConnId) -> Option<Conn<'_>> {
-        self.core.conn(id)
+    /// An open connection, to act on it from outside any callback (host
+    /// code, or a task posted with [`Handle::post`]). What is requested
+    /// through it is carried out when it is dropped: a `close()` sends its
+    /// FIN then, not at the next event.
+    pub fn conn(&mut self, id: ConnId) -> Option<Outside<Conn<'_>>> {
+        self.core.update_clock();
+        self.core.conn(id).map(Outside::new)
     }
 
-    /// The reactor as callbacks see it.
-    pub fn ctx(&mut self) -> Ctx<'_> {
+    /// The reactor as callbacks see it, for host code; what is requested
+    /// through it is carried out when it is dropped.
+    pub fn ctx(&mut self) -> Outside<Ctx<'_>> {
         self.core.update_clock();
-        Ctx::new(&mut self.core)
+        Outside::new(Ctx::new(&mut self.core))
     }
 
     /// Counters and gauges.
@@ -275,11 +340,23 @@ impl Reactor {
         self.core.control = Control::Stopping;
     }
 
-    /// Drain gracefully: close every listener now (new connections are
-    /// refused), tell each open connection ([`Handler::handle_drain`]), let
-    /// them finish, and abort
+    /// Drain gracefully: accept the connections already waiting in each
+    /// listener's queue (their handshake completed: closing the listener
+    /// would reset them), then close every listener, tell each open
+    /// connection ([`Handler::handle_drain`]), let them finish, and abort
     /// whatever is still open after `timeout` (reason [`Reason::Stopped`]).
     /// [`run`](Reactor::run) returns once no connection is left.
+    ///
+    /// # Notes
+    ///
+    /// A client whose handshake completes between the last `accept` and
+    /// the listener's `close` (microseconds) is reset by the kernel, and a
+    /// SYN that arrives after it is refused; both are correct for a server
+    /// that stops listening. With `SO_REUSEPORT`, Linux moves such requests
+    /// to another listener of the group instead when
+    /// `net.ipv4.tcp_migrate_req` is 1 (it is 0 by default); a
+    /// [`Group`](crate::Group) drains all its reactors together, so there
+    /// is no other listener to move them to.
     pub fn drain(&mut self, timeout: Duration) {
         self.core.update_clock();
         let ids: Vec<ListenerId> = self
@@ -287,7 +364,9 @@ impl Reactor {
             .iter()
             .map(|(k, _)| ListenerId(k as u32))
             .collect();
+        let mut waiting = 0;
         for id in ids {
+            waiting += self.accept_waiting(id);
             self.close_listener(id);
         }
         if self.core.control != Control::Draining {
@@ -295,12 +374,30 @@ impl Reactor {
             let at = self.core.deadline_after(timeout);
             self.core.timers.insert(at, TimerTarget::Drain);
             log::info!(
-                "draining: listeners closed, {} connection(s) to finish within {timeout:?}",
+                "draining: {waiting} waiting connection(s) accepted, listeners closed, \
+                 {} connection(s) to finish within {timeout:?}",
                 self.core.open()
             );
             self.core.announce_drain();
-            self.apply_dirty();
+            self.core.apply_dirty();
         }
+    }
+
+    /// Accept everything in a listener's queue, bounded by the queue's
+    /// size. Returns how many.
+    fn accept_waiting(&mut self, id: ListenerId) -> usize {
+        let batch = self.core.config.accept_batch;
+        let rounds = (self.core.config.backlog.max(1) as usize).div_ceil(batch) + 1;
+        let before = self.core.stats.accepted;
+        if let Some(l) = self.listeners.get_mut(id.0 as usize) {
+            l.resting = None;
+        }
+        for _ in 0..rounds {
+            if self.accept(id) != Round::More {
+                break;
+            }
+        }
+        (self.core.stats.accepted - before) as usize
     }
 
     /// Whether a drain is under way.
@@ -314,7 +411,7 @@ impl Reactor {
         self.listeners.is_empty()
             && self.core.open() == 0
             && Arc::strong_count(&self.remote) == 1
-            && self.remote.tasks.lock().map_or(true, |t| t.is_empty())
+            && self.remote.tasks().as_ref().map_or(true, Vec::is_empty)
     }
 
     /// Run until [`stop`](Reactor::stop), the end of a
@@ -335,28 +432,61 @@ impl Reactor {
                 _ if self.is_idle() => return Ok(()),
                 _ => {}
             }
-            self.run_once(None)?;
+            self.turn(None, false)?;
         }
     }
 
     /// One iteration: wait for events up to `timeout` (`None`: until the
     /// next timer, or forever), dispatch them, fire due timers, run posted
-    /// tasks. Returns the number of events and timers handled. For
-    /// embedding in another loop that watches [`as_raw_fd`](AsRawFd::as_raw_fd),
-    /// call it with `Some(Duration::ZERO)` when that fd is readable.
+    /// tasks. Returns the number of events and timers handled.
+    ///
+    /// To embed the reactor in another loop, call it with
+    /// `Some(Duration::ZERO)` whenever the reactor's descriptor is readable
+    /// (see [Embedding](Reactor#embedding)): if work is left at the end of
+    /// the iteration, the descriptor is made readable again.
     ///
     /// # Errors
     ///
     /// `epoll_wait` failed.
     pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
+        self.turn(timeout, true)
+    }
+
+    /// How long a host loop may wait before calling
+    /// [`run_once`](Reactor::run_once) even if the descriptor stays quiet:
+    /// `Some(Duration::ZERO)` when work is held now, the time to the
+    /// earliest timer, or `None` when nothing is scheduled (wait for the
+    /// descriptor).
+    pub fn next_timeout(&mut self) -> Option<Duration> {
+        if self.holds_work() {
+            return Some(Duration::ZERO);
+        }
         self.core.update_clock();
-        self.apply_dirty();
+        let at = self.core.timers.next_deadline()?;
+        Some(self.core.until(at))
+    }
+
+    /// Work kept in user space that no event will announce.
+    fn holds_work(&self) -> bool {
+        self.saturated
+            || !self.core.requeue.is_empty()
+            || !self.accept_again.is_empty()
+            || !self.core.dirty.is_empty()
+            || self.remote.tasks().as_ref().is_some_and(|t| !t.is_empty())
+            || self.core.drain_request.is_some()
+    }
+
+    /// One iteration; `embedded`: make the descriptor readable again if
+    /// work is left for the next one.
+    fn turn(&mut self, timeout: Option<Duration>, embedded: bool) -> io::Result<usize> {
+        self.core.update_clock();
+        self.core.apply_dirty();
         let mut timeout = timeout;
         if let Some(at) = self.core.timers.next_deadline() {
             let until = self.core.until(at);
             timeout = Some(timeout.map_or(until, |t| t.min(until)));
         }
-        if !self.requeue.is_empty() || !self.accept_again.is_empty() {
+        if self.saturated || !self.core.requeue.is_empty() || !self.accept_again.is_empty() {
             timeout = Some(Duration::ZERO);
         }
         let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
@@ -375,31 +505,45 @@ impl Reactor {
         for event in events.iter() {
             handled += 1;
             match token::decode(event.token()) {
-                Target::Conn(id) => self.dispatch(id, event),
+                Target::Conn(index, generation) => {
+                    let id = self.core.id_from_token(index, generation);
+                    self.dispatch(id, event);
+                }
                 Target::Listener(id) => {
                     if !to_accept.contains(&id) {
                         to_accept.push(id);
                     }
                 }
+                Target::Alarm => self.alarm.rang(),
                 Target::Waker => {}
             }
         }
+        self.saturated = handled == events.capacity();
         self.events = events;
         for id in to_accept {
             self.accept(id);
         }
-
-        for id in std::mem::take(&mut self.requeue) {
-            self.core.advance(id, &mut self.buf, &mut self.requeue);
-            self.apply_dirty();
-        }
+        self.core.apply_requeued();
         handled += self.fire_timers();
         self.run_tasks();
-        self.apply_dirty();
+        self.core.apply_dirty();
         if let Some(timeout) = self.core.drain_request.take() {
             self.drain(timeout);
         }
+        self.settle(embedded)?;
         Ok(handled)
+    }
+
+    /// Arm the alarm for the earliest timer and, for a host loop, wake the
+    /// descriptor if work is held.
+    fn settle(&mut self, embedded: bool) -> io::Result<()> {
+        if let Some(at) = self.core.timers.next_deadline() {
+            self.alarm.ensure(at, self.core.until(at))?;
+        }
+        if embedded && self.holds_work() {
+            self.remote.waker.wake()?;
+        }
+        Ok(())
     }
 
     fn dispatch(&mut self, id: ConnId, event: &Event) {
@@ -412,16 +556,16 @@ impl Reactor {
             event.is_writable() || event.is_write_closed(),
             event.is_error(),
         );
-        self.core.advance(id, &mut self.buf, &mut self.requeue);
-        self.apply_dirty();
+        self.core.advance(id);
+        self.core.apply_dirty();
     }
 
-    fn accept(&mut self, id: ListenerId) {
+    fn accept(&mut self, id: ListenerId) -> Round {
         let Some(l) = self.listeners.get_mut(id.0 as usize) else {
-            return;
+            return Round::Drained;
         };
         if l.resting.is_some() {
-            return;
+            return Round::Rest;
         }
         let mut accepted = std::mem::take(&mut self.accepted);
         let round = l.accept(&mut self.core, &mut self.reserve, &mut accepted);
@@ -434,13 +578,12 @@ impl Reactor {
             }
         }
         for conn in accepted.drain(..) {
-            if let Some(key) = self.core.live(conn) {
-                self.core.call(key, |h, c| h.handle_connect(c));
-            }
-            self.core.advance(conn, &mut self.buf, &mut self.requeue);
-            self.apply_dirty();
+            self.core.greet(conn);
+            self.core.advance(conn);
+            self.core.apply_dirty();
         }
         self.accepted = accepted;
+        round
     }
 
     fn fire_timers(&mut self) -> usize {
@@ -453,7 +596,7 @@ impl Reactor {
             match target {
                 TimerTarget::Conn(id, which) => {
                     self.core.on_conn_timer(id, which, TimerId(key.to_bits()));
-                    self.apply_dirty();
+                    self.core.apply_dirty();
                 }
                 TimerTarget::Listener(id) => {
                     if let Some(l) = self.listeners.get_mut(id.0 as usize) {
@@ -468,27 +611,24 @@ impl Reactor {
     }
 
     fn run_tasks(&mut self) {
-        let tasks =
-            std::mem::take(&mut *self.remote.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        let tasks = self
+            .remote
+            .tasks()
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
         for task in tasks {
             if let Err(payload) = catch_unwind(AssertUnwindSafe(|| task(self))) {
                 log::error!("posted task panicked: {}", panic_message(&*payload));
                 self.core.stats.panics += 1;
             }
-            self.apply_dirty();
-        }
-    }
-
-    /// Apply the requests recorded by callbacks, until none is left.
-    fn apply_dirty(&mut self) {
-        while let Some(id) = self.core.dirty.pop() {
-            self.core.advance(id, &mut self.buf, &mut self.requeue);
+            self.core.apply_dirty();
         }
     }
 
     fn abort_all(&mut self, reason: Reason) {
         self.core.abort_all(reason);
-        self.apply_dirty();
+        self.core.apply_dirty();
     }
 }
 
@@ -496,7 +636,9 @@ impl Drop for Reactor {
     /// Every connection still open is aborted (RST, queued output dropped
     /// and counted) and its handler gets `handle_close` with
     /// [`Reason::Stopped`]. Use [`Reactor::drain`] first for a graceful end.
+    /// Handles fail from now on; tasks posted and not run are dropped.
     fn drop(&mut self) {
+        self.remote.tasks().take();
         self.listeners.clear();
         self.abort_all(Reason::Stopped);
     }

@@ -99,3 +99,40 @@ impl Stats {
         }
     }
 }
+
+impl std::ops::AddAssign for Stats {
+    /// Add another reactor's figures, for a [`Group`](crate::Group): counters
+    /// and gauges add up; each peak becomes the sum of the peaks, an upper
+    /// bound of the group's true peak (the reactors need not have peaked at
+    /// the same moment).
+    fn add_assign(&mut self, o: Stats) {
+        self.open += o.open;
+        self.connecting += o.connecting;
+        self.established += o.established;
+        self.half_closed_in += o.half_closed_in;
+        self.half_closed_out += o.half_closed_out;
+        self.lingering += o.lingering;
+        self.peak_open += o.peak_open;
+        self.peak_half_closed_in += o.peak_half_closed_in;
+        self.accepted += o.accepted;
+        self.connected += o.connected;
+        self.closed += o.closed;
+        self.resets += o.resets;
+        self.timeouts += o.timeouts;
+        self.panics += o.panics;
+        self.aborts += o.aborts;
+        self.errors += o.errors;
+        self.refused += o.refused;
+        self.fd_exhausted += o.fd_exhausted;
+        self.bytes_in += o.bytes_in;
+        self.bytes_out += o.bytes_out;
+    }
+}
+
+impl std::ops::Add for Stats {
+    type Output = Stats;
+    fn add(mut self, o: Stats) -> Stats {
+        self += o;
+        self
+    }
+}

@@ -10,34 +10,57 @@ use std::fmt;
 
 use mio::Token;
 
-/// Identifies one connection for its whole life.
+/// Identifies one connection for its whole life, and the reactor it
+/// belongs to.
 ///
 /// Ids are not reused while the reactor lives (a slot's generation wraps
 /// only after 2^30 reuses): once the connection closes, looking it up
 /// through an old id finds nothing, even when another connection occupies
-/// the same slot.
+/// the same slot. An id used with another reactor than its own finds
+/// nothing either.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId {
     pub(crate) index: u32,
     pub(crate) generation: u32,
+    pub(crate) reactor: u32,
 }
 
 impl fmt::Debug for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ConnId({}v{})", self.index, self.generation)
+        write!(
+            f,
+            "ConnId(r{}:{}v{})",
+            self.reactor, self.index, self.generation
+        )
     }
 }
 
 impl fmt::Display for ConnId {
+    /// `#3.0` for slot 3, generation 0; `#3.0@2` when it belongs to reactor
+    /// 2 (the first reactor of a process is 0).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}.{}", self.index, self.generation)
+        write!(f, "#{}.{}", self.index, self.generation)?;
+        if self.reactor != 0 {
+            write!(f, "@{}", self.reactor)?;
+        }
+        Ok(())
     }
 }
 
 impl ConnId {
     #[cfg(test)]
     pub(crate) fn new_for_test(index: u32, generation: u32) -> ConnId {
-        ConnId { index, generation }
+        ConnId {
+            index,
+            generation,
+            reactor: 0,
+        }
+    }
+
+    /// The reactor this connection belongs to; see
+    /// [`Reactor::id`](crate::Reactor::id).
+    pub fn reactor(&self) -> u32 {
+        self.reactor
     }
 }
 
@@ -69,12 +92,18 @@ const KIND_LISTENER: u64 = 1;
 /// The token of the reactor's waker; never produced by [`encode_conn`].
 pub(crate) const WAKER: Token = Token(usize::MAX);
 
+/// The token of the reactor's timer descriptor; never produced by
+/// [`encode_conn`].
+pub(crate) const ALARM: Token = Token(usize::MAX - 1);
+
 /// What an event's token refers to.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Target {
-    Conn(ConnId),
+    /// A connection's slot index and generation.
+    Conn(u32, u32),
     Listener(ListenerId),
     Waker,
+    Alarm,
 }
 
 pub(crate) fn encode_conn(id: ConnId) -> Token {
@@ -87,50 +116,61 @@ pub(crate) fn encode_listener(id: ListenerId) -> Token {
 }
 
 pub(crate) fn decode(token: Token) -> Target {
-    if token == WAKER {
-        return Target::Waker;
+    match token {
+        WAKER => return Target::Waker,
+        ALARM => return Target::Alarm,
+        _ => {}
     }
     let raw = token.0 as u64;
     let index = raw as u32;
     match raw >> KIND_SHIFT {
         KIND_LISTENER => Target::Listener(ListenerId(index)),
-        _ => Target::Conn(ConnId {
-            index,
-            generation: ((raw >> 32) & GEN_MASK) as u32,
-        }),
+        _ => Target::Conn(index, ((raw >> 32) & GEN_MASK) as u32),
     }
 }
 
-/// The generation of every slot index ever used.
+/// The generation of every slot index ever used, for one reactor.
 #[derive(Debug, Default)]
 pub(crate) struct Generations {
     gens: Vec<u32>,
+    reactor: u32,
 }
 
 impl Generations {
+    pub(crate) fn new(reactor: u32) -> Self {
+        Generations {
+            gens: Vec::new(),
+            reactor,
+        }
+    }
+
     /// The id that a connection inserted at `index` gets.
     pub(crate) fn id_for(&mut self, index: usize) -> ConnId {
         if index >= self.gens.len() {
             self.gens.resize(index + 1, 0);
         }
-        ConnId {
-            index: index as u32,
-            generation: self.gens[index],
-        }
+        self.current(index)
     }
 
     /// The id of the connection in slot `index` (which must have been
     /// handed out by [`id_for`](Generations::id_for)).
     pub(crate) fn current(&self, index: usize) -> ConnId {
+        self.id(index as u32, self.gens[index])
+    }
+
+    /// The id a token's slot and generation make in this reactor.
+    pub(crate) fn id(&self, index: u32, generation: u32) -> ConnId {
         ConnId {
-            index: index as u32,
-            generation: self.gens[index],
+            index,
+            generation,
+            reactor: self.reactor,
         }
     }
 
-    /// Whether `id` names the connection that currently holds its slot.
+    /// Whether `id` names the connection that currently holds its slot in
+    /// this reactor.
     pub(crate) fn is_current(&self, id: ConnId) -> bool {
-        self.gens.get(id.index as usize) == Some(&id.generation)
+        id.reactor == self.reactor && self.gens.get(id.index as usize) == Some(&id.generation)
     }
 
     /// Retire the generation of a freed slot.
@@ -147,21 +187,32 @@ mod tests {
     #[test]
     fn conn_token_round_trips() {
         for (index, generation) in [(0, 0), (1, 7), (u32::MAX - 1, GEN_MASK as u32)] {
-            let id = ConnId { index, generation };
-            assert_eq!(decode(encode_conn(id)), Target::Conn(id));
+            let id = ConnId::new_for_test(index, generation);
+            assert_eq!(decode(encode_conn(id)), Target::Conn(index, generation));
         }
     }
 
     #[test]
-    fn listener_and_waker_tokens_are_distinct_from_conns() {
+    fn listener_waker_and_alarm_tokens_are_distinct_from_conns() {
         let l = ListenerId(3);
         assert_eq!(decode(encode_listener(l)), Target::Listener(l));
         assert_eq!(decode(WAKER), Target::Waker);
-        let c = ConnId {
-            index: 3,
-            generation: 0,
-        };
+        assert_eq!(decode(ALARM), Target::Alarm);
+        let c = ConnId::new_for_test(3, 0);
         assert_ne!(encode_conn(c), encode_listener(l));
+    }
+
+    #[test]
+    fn an_id_of_another_reactor_is_never_current() {
+        let mut mine = Generations::new(1);
+        let theirs = Generations::new(2);
+        let id = mine.id_for(0);
+        assert!(mine.is_current(id));
+        let foreign = theirs.id(0, 0);
+        assert!(
+            !mine.is_current(foreign),
+            "same slot and generation, other reactor"
+        );
     }
 
     #[test]
@@ -184,6 +235,9 @@ mod tests {
         g.retire(0);
         let id = g.id_for(0);
         assert_eq!(id.generation, 0);
-        assert_eq!(decode(encode_conn(id)), Target::Conn(id));
+        assert_eq!(
+            decode(encode_conn(id)),
+            Target::Conn(id.index, id.generation)
+        );
     }
 }

@@ -40,7 +40,7 @@ fn b1_write_then_close_delivers_everything() {
         Recorder::new(&l2).on_read(move |c, _| {
             if c.may_send() {
                 small_send_buffer(c);
-                c.write(&reply).unwrap();
+                c.write(&reply);
                 c.close();
                 q.set(c.pending());
             }
@@ -83,7 +83,7 @@ struct BulkWriter {
 
 impl Handler for BulkWriter {
     fn handle_connect(&mut self, conn: &mut Conn<'_>) {
-        conn.write(&self.data).unwrap();
+        conn.write(&self.data);
         conn.shutdown_write();
         self.st.borrow_mut().queued_at_shutdown = conn.pending();
     }
@@ -123,7 +123,7 @@ struct Echo(Rc<RefCell<Echoed>>);
 impl Handler for Echo {
     fn handle_read(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
         self.0.borrow_mut().received += data.len();
-        conn.write(data).unwrap();
+        conn.write(data);
         if conn.is_write_blocked() {
             conn.pause_reading();
         }
@@ -219,7 +219,7 @@ fn b2_reason_is_local_when_our_fin_came_first() {
                 .on_read(move |c, _| {
                     if c.may_send() {
                         small_send_buffer(c);
-                        c.write(&reply).unwrap();
+                        c.write(&reply);
                         c.shutdown_write();
                     }
                 })
@@ -274,10 +274,12 @@ fn b4_interleaved_writes_arrive_in_order() {
     let mut queued_writes = 0; // a write appended behind queued output
     for round in 0..6 {
         for &n in &SIZES {
-            let mut conn = r.conn(id).expect("server connection");
-            let before = conn.pending();
-            conn.write(&stream[offset..offset + n]).unwrap();
-            let after = conn.pending();
+            let (before, after) = {
+                let mut conn = r.conn(id).expect("server connection");
+                let before = conn.pending();
+                conn.write(&stream[offset..offset + n]);
+                (before, conn.pending())
+            };
             if before == 0 && after > 0 {
                 partial_writes += 1;
             }
@@ -336,7 +338,7 @@ fn b5_close_with_unread_input_is_lossless() {
         Recorder::new(&l2).on_read(move |c, _| {
             if c.may_send() {
                 small_send_buffer(c);
-                c.write(&reply).unwrap();
+                c.write(&reply);
                 c.close();
             }
         })
@@ -379,7 +381,7 @@ impl Handler for Replier {
         if self.id.get().is_none() {
             self.id.set(Some(conn.id()));
             small_send_buffer(conn);
-            conn.write(&self.reply).unwrap();
+            conn.write(&self.reply);
         }
     }
     fn handle_close(&mut self, _ctx: &mut Ctx<'_>, closed: &Closed) {
@@ -443,7 +445,7 @@ fn b8_close_twice_and_abort_after_close() {
     let addr = listen(&mut r, move || {
         Recorder::new(&la)
             .on_read(|c, _| {
-                c.write(b"bye").unwrap();
+                c.write(b"bye");
                 c.close();
                 c.close();
                 c.set_timer(std::time::Duration::from_millis(1));

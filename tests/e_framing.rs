@@ -46,7 +46,7 @@ impl FrameHandler for Probe {
     }
     fn frame_too_large(&mut self, conn: &mut Conn<'_>, limit: usize) {
         self.log.borrow_mut().push(Fev::TooLarge(limit));
-        conn.write(b"ERROR: frame too large\n").unwrap();
+        conn.write(b"ERROR: frame too large\n");
     }
     fn incomplete_frame(&mut self, conn: &mut Conn<'_>, partial: &[u8]) {
         self.log
@@ -54,7 +54,7 @@ impl FrameHandler for Probe {
             .push(Fev::Incomplete(partial.to_vec()));
         // The "ERROR:no end!" server: the client only half-closed, so it
         // can still be told its request was cut short.
-        conn.write(b"ERROR: no end!\n").unwrap();
+        conn.write(b"ERROR: no end!\n");
     }
     fn handle_eof(&mut self, _conn: &mut Conn<'_>) -> Eof {
         self.log.borrow_mut().push(Fev::Eof);
@@ -102,7 +102,7 @@ fn e5_close_when_done_flushes_everything_before_the_fin() {
         let (p, c) = (p2.clone(), c2.clone());
         let h = probe(&l2, move |conn, frame, _| {
             if frame == b"get" {
-                conn.write(&p).unwrap();
+                conn.write(&p);
                 c.set(conn.pending());
                 conn.close();
             }
@@ -142,8 +142,8 @@ fn e6_frame_too_large_closes_with_its_reason_after_the_error_reply() {
     let addr = listen(&mut r, move || {
         let log = logs.borrow_mut().remove(0);
         let h = probe(&log, |conn, frame, _| {
-            conn.write(frame).unwrap();
-            conn.write(b"\n").unwrap();
+            conn.write(frame);
+            conn.write(b"\n");
         });
         Framed::new(h, Terminator::LF, MAX)
     });
@@ -229,8 +229,7 @@ fn e3_eof_terminator_frame_arrives_at_the_fin() {
     let l2 = log.clone();
     let addr = listen(&mut r, move || {
         let h = probe(&l2, |conn, frame, _| {
-            conn.write(format!("{} bytes\n", frame.len()).as_bytes())
-                .unwrap();
+            conn.write(format!("{} bytes\n", frame.len()).as_bytes());
         });
         Framed::new(h, Terminator::Eof, 1 << 20)
     });

@@ -232,7 +232,7 @@ impl Feed {
         while self.sent.get() < self.data.len() && !c.is_write_blocked() {
             let from = self.sent.get();
             let to = (from + self.chunk).min(self.data.len());
-            c.write(&self.data[from..to]).unwrap();
+            c.write(&self.data[from..to]);
             self.sent.set(to);
             self.max_pending
                 .set(self.max_pending.get().max(c.pending()));
@@ -479,7 +479,7 @@ fn bye_then(end: fn(&mut Conn<'_>)) -> (Reactor, SocketAddr, Log) {
     let l2 = log.clone();
     let addr = listen(&mut r, move || {
         Recorder::new(&l2).on_connect(move |c| {
-            c.write(b"bye").unwrap();
+            c.write(b"bye");
             end(c);
         })
     });

@@ -220,7 +220,7 @@ fn v1_lingering_close_delivers_the_whole_reply() {
         let reply = r2.clone();
         Recorder::new(&l2).on_read(move |c, data| {
             if data.starts_with(b"REQ\n") && c.may_send() {
-                c.write(&reply).unwrap();
+                c.write(&reply);
                 c.close();
             }
         })

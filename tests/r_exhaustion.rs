@@ -582,7 +582,7 @@ impl Producer {
         while st.sent.get() < self.total && !conn.is_write_blocked() {
             let n = CHUNK.min((self.total - st.sent.get()) as usize);
             make_chunk(&self.block, self.next, &mut self.buf);
-            conn.write(&self.buf[..n]).expect("producer write");
+            conn.write(&self.buf[..n]);
             self.next += 1;
             st.sent.set(st.sent.get() + n as u64);
             st.max_pending.set(st.max_pending.get().max(conn.pending()));
@@ -852,7 +852,7 @@ impl Handler for Http {
     fn handle_read(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
         self.buf.extend_from_slice(data);
         while let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            conn.write(RESPONSE).expect("response");
+            conn.write(RESPONSE);
             self.buf.drain(..end + 4);
         }
         if self.buf == PARTIAL {

@@ -213,7 +213,7 @@ fn baseline(p: &Proc) -> Baseline {
 #[track_caller]
 fn assert_settled(p: &Proc, base: Baseline) {
     assert_eq!(p.fds(), base.fds, "{}: descriptors leaked", p.name());
-    let stuck = half_closed_sockets(p.addr.port());
+    let stuck = half_closed_sockets(p.addr);
     assert!(
         stuck.is_empty(),
         "{}: sockets in CLOSE_WAIT/FIN_WAIT_2:\n{}",
@@ -459,7 +459,7 @@ impl Rig {
             self.proxy_fds,
             "faultproxy: descriptors leaked"
         );
-        let stuck = half_closed_sockets(self.proxy.addr.port());
+        let stuck = half_closed_sockets(self.proxy.addr);
         assert!(
             stuck.is_empty(),
             "faultproxy: stuck sockets:\n{}",

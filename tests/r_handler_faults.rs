@@ -96,7 +96,7 @@ impl Handler for Faulty {
                 socket2::SockRef::from(&*conn)
                     .set_send_buffer_size(8 * 1024)
                     .expect("SO_SNDBUF");
-                conn.write(&pattern(BULK, 5)).expect("bulk write");
+                conn.write(&pattern(BULK, 5));
                 self.seen.blocked.set(conn.is_write_blocked());
             }
             _ => {}
@@ -105,7 +105,7 @@ impl Handler for Faulty {
     fn handle_read(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
         self.seen.push("read");
         self.maybe_panic(Cb::Read);
-        conn.write(data).expect("echo");
+        conn.write(data);
     }
     fn handle_readable_eof(&mut self, _conn: &mut Conn<'_>) -> Eof {
         self.seen.push("eof");

@@ -639,7 +639,7 @@ fn pump(p: &mut Pair, d: usize, to: &mut Conn<'_>, counts: &mut Counts) -> Pump 
         }
         let front = f.buf.as_slices().0;
         let n = n.min(front.len());
-        if let Err(e) = to.write(&front[..n]) {
+        if let Err(e) = to.try_write(&front[..n]) {
             // The receiver is failing or closing; its handle_close ends the pair.
             log::debug!("pair {k}: {dir}: cannot forward: {e}");
             counts.discarded += f.buf.len() as u64;

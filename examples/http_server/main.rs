@@ -136,7 +136,7 @@ impl Http {
 
     /// Hand the batched replies to the connection.
     fn flush(&mut self, conn: &mut Conn<'_>) {
-        if !self.out.is_empty() && conn.write(&self.out).is_err() {
+        if !self.out.is_empty() && conn.try_write(&self.out).is_err() {
             // The connection failed; it is closing and says why.
             self.mode = Mode::Closing;
         }

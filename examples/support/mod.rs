@@ -187,7 +187,7 @@ impl Sender {
         while self.sent < total && !conn.is_write_blocked() {
             let at = (self.sent % pattern.len() as u64) as usize;
             let n = (total - self.sent).min((pattern.len() - at) as u64) as usize;
-            if conn.write(&pattern[at..at + n]).is_err() {
+            if conn.try_write(&pattern[at..at + n]).is_err() {
                 return;
             }
             self.sent += n as u64;

@@ -226,7 +226,7 @@ pub struct Echo;
 
 impl Handler for Echo {
     fn handle_read(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
-        conn.write(data).expect("echo write");
+        conn.write(data);
     }
 }
 

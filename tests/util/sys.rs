@@ -126,12 +126,16 @@ pub fn process_fds(pid: u32) -> usize {
         .count()
 }
 
-/// Sockets whose local port is `port` in CLOSE_WAIT or FIN_WAIT_2, one
-/// line each. Asked of `ss`, which filters in the kernel (`/proc/net/tcp`
-/// lists every socket of the host, hundreds of thousands under a soak);
-/// from [`tcp_states`] (states 08, 05) without it.
-pub fn half_closed_sockets(port: u16) -> Vec<String> {
-    let sport = format!("sport = :{port}");
+/// Sockets whose local address is `addr` (a server's listening address:
+/// its accepted sockets share it) in CLOSE_WAIT or FIN_WAIT_2, one line
+/// each. The whole address, not only the port: another process's client
+/// socket may use the same port number from another loopback address.
+/// Asked of `ss`, which filters in the kernel (`/proc/net/tcp` lists every
+/// socket of the host, hundreds of thousands under a soak); from
+/// [`tcp_states`] (states 08, 05, by port) without it.
+pub fn half_closed_sockets(addr: std::net::SocketAddr) -> Vec<String> {
+    let port = addr.port();
+    let sport = format!("src = {addr}");
     let ss = std::process::Command::new("ss")
         .args([
             "-H",
