@@ -161,7 +161,9 @@ pub fn memory(pid: u32) -> io::Result<Memory> {
 
 /// Descriptors open in this process (not counting the one that lists them).
 pub fn open_fds() -> io::Result<usize> {
-    Ok(std::fs::read_dir("/proc/self/fd")?.count().saturating_sub(1))
+    Ok(std::fs::read_dir("/proc/self/fd")?
+        .count()
+        .saturating_sub(1))
 }
 
 /// Descriptors open in process `pid`, another process (listing its

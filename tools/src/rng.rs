@@ -93,7 +93,8 @@ impl ByteStream {
     /// Whether `data` is what comes next (the stream moves past it either
     /// way).
     pub fn check(&mut self, data: &[u8]) -> bool {
-        data.iter().fold(true, |ok, &b| ok & (b == self.next_byte()))
+        data.iter()
+            .fold(true, |ok, &b| ok & (b == self.next_byte()))
     }
 }
 

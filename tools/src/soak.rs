@@ -501,7 +501,7 @@ impl Handler for Client {
 /// Exit status 0 only if no byte was lost or altered, no outcome was
 /// unexpected, nothing leaked, and the run finished within --timeout.
 #[derive(Parser, Debug)]
-#[command(name = "soak")]
+#[command(name = "soak", verbatim_doc_comment)]
 pub struct Args {
     /// Connection lifecycles to run
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]

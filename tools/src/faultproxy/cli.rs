@@ -67,7 +67,8 @@ use halfclose::{Closed, Config, Conn, Ctx, Eof, Handler, Reactor, Reason, TimerI
 use super::plan::{parse_duration, parse_spec, plan_for, Choice, Ranges};
 use super::proxy::Shared;
 
-const USAGE: &str = "faultproxy --upstream ADDR --fault SPEC [--listen ADDR] [--seed N] [--idle-timeout SECS]
+const USAGE: &str =
+    "faultproxy --upstream ADDR --fault SPEC [--listen ADDR] [--seed N] [--idle-timeout SECS]
        faultproxy --slowloris N --upstream ADDR [--send TEXT] [--hold DUR]
        faultproxy --print-plans N --fault SPEC [--seed N]";
 
@@ -115,12 +116,17 @@ impl FromStr for Spec {
 /// Proxy mode forwards each client connection to --upstream and applies the
 /// plan that --fault gives it. SIGINT or SIGTERM drains it (5 s deadline).
 #[derive(Parser, Debug)]
-#[command(name = "faultproxy", override_usage = USAGE, after_help = SPEC_HELP)]
+#[command(
+    name = "faultproxy",
+    override_usage = USAGE,
+    after_help = SPEC_HELP,
+    verbatim_doc_comment
+)]
 pub struct Args {
     /// Address to listen on (proxy mode)
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9000")]
     pub listen: SocketAddr,
-    /// The server to forward to (proxy mode), or to open silent connections to (--slowloris)
+    /// The server to forward to, or to open silent connections to
     #[arg(long, value_name = "ADDR")]
     pub upstream: Option<SocketAddr>,
     /// The faults: PLAN[,PLAN...], see below
@@ -135,7 +141,7 @@ pub struct Args {
     /// Open N connections to --upstream, send --send TEXT, go silent; print
     /// 'slowloris: N connected', then a summary once the server closed them
     /// all or --hold passed
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", verbatim_doc_comment)]
     pub slowloris: Option<usize>,
     /// What each slowloris connection sends before it goes silent
     #[arg(long, value_name = "TEXT", default_value = "")]

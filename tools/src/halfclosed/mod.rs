@@ -74,7 +74,7 @@ const RESET_AFTER: Duration = Duration::from_millis(50);
 /// and a summary is printed. Exit status: 0 when every exchange completed,
 /// 1 when any failed, 2 for bad arguments.
 #[derive(Parser, Clone, Debug)]
-#[command(name = "halfclosed")]
+#[command(name = "halfclosed", verbatim_doc_comment)]
 pub struct Args {
     /// Serve; print `listening on IP:PORT` first; stop on SIGINT/SIGTERM
     #[arg(long = "server-only", conflicts_with = "client_only")]
@@ -100,9 +100,14 @@ pub struct Args {
     #[arg(long = "request-bytes", value_name = "B", default_value_t = 64,
           value_parser = clap::value_parser!(u64).range(1..=MAX_REQUEST as u64))]
     pub request_bytes: u64,
-    /// Server keeps each half-closed connection H ms before replying; a
-    /// --client-only run takes it to stretch its own timeouts
-    #[arg(long = "hold-ms", value_name = "H", default_value_t = 0)]
+    /// Server keeps each half-closed connection H ms before replying;
+    /// a --client-only run takes it to stretch its own timeouts
+    #[arg(
+        long = "hold-ms",
+        value_name = "H",
+        default_value_t = 0,
+        verbatim_doc_comment
+    )]
     pub hold_ms: u64,
     /// Server reactors, one per thread, sharing the port
     #[arg(long, value_name = "N", default_value_t = 1,
@@ -328,7 +333,6 @@ fn setup_rows(o: &Opts, fd: &Limit) -> Vec<(String, String)> {
     rows.push(("descriptor limit".into(), fd.to_string()));
     rows
 }
-
 
 // ---------------------------------------------------------------------------
 // The three modes
@@ -568,7 +572,10 @@ mod tests {
         assert_eq!(s[7], IpAddr::V4(Ipv4Addr::new(127, 0, 0, 8)));
         assert_eq!(parse_sources("127.0.0.2").unwrap().0.len(), 1);
         assert!(parse_sources("127.0.0.8-127.0.0.1").is_err());
-        assert_eq!(args("--sources 127.0.0.1-127.0.0.3").unwrap().sources.len(), 3);
+        assert_eq!(
+            args("--sources 127.0.0.1-127.0.0.3").unwrap().sources.len(),
+            3
+        );
     }
 
     /// The keys `benches/compare.py` reads, in the order they were written
