@@ -55,9 +55,13 @@ impl Cpu {
             sys: self.sys.saturating_sub(earlier.sys),
         }
     }
+}
 
-    /// Both together (threads added up).
-    pub fn add(self, other: Cpu) -> Cpu {
+/// Both together (threads added up).
+impl std::ops::Add for Cpu {
+    type Output = Cpu;
+
+    fn add(self, other: Cpu) -> Cpu {
         Cpu {
             total: self.total + other.total,
             user: self.user + other.user,

@@ -331,7 +331,7 @@ impl ServerSummary {
             s.aborts += st.aborts;
             s.errors += st.errors;
             s.panics += st.panics;
-            s.cpu = s.cpu.add(r.cpu);
+            s.cpu = s.cpu + r.cpu;
             s.reset_while_held += r.reset_while_held;
             s.reset_held_max_ms = s.reset_held_max_ms.max(r.reset_held_max_ms);
         }
