@@ -132,6 +132,9 @@ mod tests {
     #[test]
     fn stream_pieces_agree_with_the_whole() {
         let whole = bytes(1000, 42);
+        let distinct: std::collections::BTreeSet<u8> = whole.iter().copied().collect();
+        assert!(distinct.len() > 200, "{} distinct bytes", distinct.len());
+        assert_ne!(whole, bytes(1000, 43));
         let mut s = ByteStream::new(42);
         let mut at = 0;
         for n in [1, 7, 8, 13, 500, 471] {
