@@ -1,6 +1,6 @@
-//! Faults injected from outside the process: the fault proxy
-//! (`examples/faultproxy.rs`) between real std-socket clients and the
-//! example servers, each a separate process.
+//! Faults injected from outside the process: the fault proxy (the
+//! `faultproxy` binary of `halfclose-tools`) between real std-socket
+//! clients and the example servers, each a separate process.
 //!
 //! For every fault, either every byte the well-behaved peer sent arrives
 //! and is verified, or the failure reaches the server as a named reason

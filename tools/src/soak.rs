@@ -7,7 +7,7 @@
 //!
 //! Three reactors run in this process, one per thread: an echo server that
 //! checks every byte it receives, the fault proxy (the handlers of
-//! `examples/faultproxy.rs`, from `examples/faultproxy/proxy.rs`), and the
+//! [`crate::faultproxy`], as the `faultproxy` binary runs them), and the
 //! clients. Lifecycle k connects to the proxy from its own loopback
 //! address, 127.1.0.0 + k, and the proxy connects upstream from the same
 //! address; so the proxy and the server both know k from the peer address,

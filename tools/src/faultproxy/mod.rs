@@ -32,9 +32,9 @@
 //!
 //! Each accepted client connection gets a [`Side`] handler; in
 //! `handle_connect` it picks the connection's plan and connects upstream
-//! with another `Side`. The two sides share a [`Pair`] (two flows, one
-//! per direction, and the two [`ConnId`](halfclose::ConnId)s); each reaches the other through
-//! [`Conn::other`](halfclose::Conn::other). A flow holds the bytes read from its sender that its
+//! with another `Side`. The two sides share a [`Pair`] (two flows, one per
+//! direction, and the two [`ConnId`]s); each reaches the other through
+//! [`Conn::other`]. A flow holds the bytes read from its sender that its
 //! receiver has not taken yet, at most [`BUF_CAP`]; past that, or while the
 //! receiver is write-blocked, the sender's reading is paused
 //! (backpressure), and the receiver's `handle_write` resumes it. Shaped
@@ -42,10 +42,14 @@
 //! receiver's connection; TCP_NODELAY is set on both sides so segments
 //! leave as separate packets. A sender's FIN is passed on as
 //! `shutdown_write` on the receiver after the flow drained, and the
-//! sender's side returns [`Eof::HalfClose`](halfclose::Eof::HalfClose): each direction closes on its
+//! sender's side returns [`Eof::HalfClose`]: each direction closes on its
 //! own, as in a faithful proxy. A side that ends gracefully ends the other
 //! gracefully after what is still in flight; a side that ends badly (reset,
 //! error, aborted, stopped) resets the other.
+//!
+//! [`ConnId`]: halfclose::ConnId
+//! [`Conn::other`]: halfclose::Conn::other
+//! [`Eof::HalfClose`]: halfclose::Eof::HalfClose
 
 pub mod cli;
 pub mod plan;
