@@ -30,8 +30,9 @@ JSON), server peak RSS (VmHWM) and RSS per held connection above the idle
 baseline (VmRSS after a warm-up, before the load), the peak number of
 half-closed server sockets (CLOSE_WAIT on the server port, sampled with
 ss), and syscalls per connection (strace -c). The halfclose server is
-examples/halfclosed.rs --server-only (examples/echo.rs for echo); the
-peers are in benches/peers/. Scenario C's load is echo_load from
+halfclosed --server-only (tools/src/halfclosed, the binary of
+`cargo build --release -p halfclose-tools --bin halfclosed`; examples/echo.rs
+for echo); the peers are in benches/peers/. Scenario C's load is echo_load from
 benches/peers/rust, as the halfclosed client has no persistent mode. Results: DIR/compare.json,
 DIR/compare.md (the table) and DIR/compare.svg (the plot).
 """
@@ -52,7 +53,7 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HC = os.path.join(ROOT, "target/release/examples/halfclosed")
+HC = os.path.join(ROOT, "target/release/halfclosed")
 ECHO = os.path.join(ROOT, "target/release/examples/echo")
 PEERS = os.path.join(ROOT, "benches/peers")
 RUST_BIN = os.path.join(PEERS, "rust/target/release")

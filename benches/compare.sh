@@ -29,7 +29,8 @@ if ! need strace; then
 fi
 
 echo "compare.sh: building (release)" >&2
-timeout 1200 cargo build --release --quiet --example halfclosed --example echo
+timeout 1200 cargo build --release --quiet -p halfclose-tools --bin halfclosed
+timeout 1200 cargo build --release --quiet -p halfclose --example echo
 timeout 1200 cargo build --release --quiet --manifest-path benches/peers/rust/Cargo.toml
 
 # A burst of connects larger than the accept queue costs 1 s SYN retransmits.

@@ -10,7 +10,7 @@
 //! connections, at most 1,000 at once); `hold_all_1000` keeps all 1,000
 //! half-closed at once before it releases them with a timer each. One
 //! iteration is 1,000 lifecycles, both sides' work included; the server
-//! alone is measured by the `halfclosed` example.
+//! alone is measured by `halfclosed` (`cargo run --release --example halfclosed`).
 //!
 //! Needs about 2,000 descriptors (raise `ulimit -n` if the soft limit is
 //! 1,024).
@@ -162,15 +162,9 @@ impl Pair {
     }
 }
 
-/// The soft limit on open files, from /proc (no libc needed).
-fn nofile_soft() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = s.lines().find_map(|l| l.strip_prefix("Max open files"))?;
-    line.split_whitespace().next()?.parse().ok()
-}
-
 fn lifecycle(c: &mut Criterion) {
-    if nofile_soft().is_some_and(|n| n < 2 * N as u64 + 64) {
+    let soft = halfclose_tools::fdlimit::nofile().map_or(None, |(soft, _)| soft);
+    if soft.is_some_and(|n| n < 2 * N as u64 + 64) {
         eprintln!(
             "lifecycle: skipped: needs about {} descriptors; raise ulimit -n",
             2 * N + 64

@@ -29,9 +29,19 @@ use std::rc::Rc;
 use halfclose::chat::{FrameHandler, Framed, Terminator};
 use halfclose::{Closed, Conn, ConnId, Ctx, Eof, Reactor};
 
-mod support;
+use halfclose_tools::support;
 
-const USAGE: &str = "usage: chat [--listen ADDR] [--max-line N]   (defaults 127.0.0.1:7001, 1024)";
+/// chat: a line-based chat room on halfclose's framing layer
+#[derive(clap::Parser)]
+#[command(name = "chat")]
+struct Args {
+    /// Address to listen on
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7001")]
+    listen: String,
+    /// The longest line, `\r` included
+    #[arg(long = "max-line", value_name = "N", default_value = "1024")]
+    max_line: std::num::NonZeroUsize,
+}
 
 /// The members who chose a nick, in order of arrival.
 #[derive(Default)]
@@ -219,23 +229,8 @@ impl FrameHandler for Session {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     env_logger::init();
-    let mut listen = "127.0.0.1:7001".to_string();
-    let mut max_line: usize = 1024;
-    let mut args = support::Args::new("chat", USAGE);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--listen" => listen = args.value("--listen"),
-            "--max-line" => match args.value("--max-line") {
-                0 => args.usage(),
-                n => max_line = n,
-            },
-            "-h" | "--help" => {
-                println!("chat: a line-based chat room on halfclose's framing layer\n\n{USAGE}");
-                return Ok(());
-            }
-            _ => args.usage(),
-        }
-    }
+    let Args { listen, max_line } = clap::Parser::parse();
+    let max_line = max_line.get();
     let mut reactor = Reactor::new()?;
     let room = Rc::new(RefCell::new(Room::default()));
     let listener = reactor.listen(listen.parse()?, move || {

@@ -6,9 +6,11 @@
 //! Prints `listening on IP:PORT` as its first line; SIGINT or SIGTERM
 //! drains it gracefully (5 s deadline).
 
-use halfclose::{Conn, Handler, Reactor};
+use std::net::SocketAddr;
 
-mod support;
+use clap::Parser;
+use halfclose::{Conn, Handler, Reactor};
+use halfclose_tools::support;
 
 struct Echo;
 
@@ -26,23 +28,19 @@ impl Handler for Echo {
     }
 }
 
-const USAGE: &str = "usage: echo [--listen ADDR]   (default 127.0.0.1:7000)";
+/// echo: a TCP echo server on halfclose
+#[derive(Parser)]
+#[command(name = "echo")]
+struct Args {
+    /// Address to listen on
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7000")]
+    listen: SocketAddr,
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     env_logger::init();
-    let mut listen = "127.0.0.1:7000".to_string();
-    let mut args = support::Args::new("echo", USAGE);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--listen" => listen = args.value("--listen"),
-            "-h" | "--help" => {
-                println!("echo: a TCP echo server on halfclose\n\n{USAGE}");
-                return Ok(());
-            }
-            _ => args.usage(),
-        }
-    }
+    let args = Args::parse();
     let mut reactor = Reactor::new()?;
-    let listener = reactor.listen(listen.parse()?, || Echo)?;
+    let listener = reactor.listen(args.listen, || Echo)?;
     support::serve(&mut reactor, listener)
 }

@@ -45,17 +45,29 @@ use std::io;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use clap::Parser;
 use halfclose::{Closed, Conn, ConnId, Ctx, Eof, Handler, Reactor, Reason, Timeout};
+use halfclose_tools::support;
 
-mod support;
-
-const USAGE: &str = "usage: proxy --upstream ADDR [--listen ADDR]   (default 127.0.0.1:8000)";
-
-const HELP: &str = "proxy: a TCP proxy that forwards each direction's FIN separately
-
-Forwards bytes both ways between each client and a new connection to
---upstream, with backpressure. A FIN from either side is passed on as a
-half-close; a reset or error on either side resets the other.";
+/// proxy: a TCP proxy that forwards each direction's FIN separately
+///
+/// Forwards bytes both ways between each client and a new connection to
+/// --upstream, with backpressure. A FIN from either side is passed on as a
+/// half-close; a reset or error on either side resets the other.
+#[derive(Parser)]
+#[command(
+    name = "proxy",
+    override_usage = "proxy --upstream ADDR [--listen ADDR]",
+    verbatim_doc_comment
+)]
+struct Args {
+    /// The server to forward to
+    #[arg(long, value_name = "ADDR")]
+    upstream: SocketAddr,
+    /// Address to listen on
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8000")]
+    listen: SocketAddr,
+}
 
 /// Forward `data` read on `conn` to `other`; stop reading `conn` while
 /// `other` is write-blocked.
@@ -220,40 +232,18 @@ impl Handler for Upstream {
 
 fn main() -> ExitCode {
     env_logger::init();
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("proxy: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let args = Args::parse();
+    support::exit_code("proxy", run(args))
 }
 
-fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let mut listen: SocketAddr = "127.0.0.1:8000".parse()?;
-    let mut upstream: Option<SocketAddr> = None;
-    let mut args = support::Args::new("proxy", USAGE);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--listen" => listen = args.value("--listen"),
-            "--upstream" => upstream = Some(args.value("--upstream")),
-            "-h" | "--help" => {
-                println!("{HELP}\n\n{USAGE}");
-                return Ok(());
-            }
-            _ => args.usage(),
-        }
-    }
-    let Some(upstream_addr) = upstream else {
-        args.usage()
-    };
-
+fn run(args: Args) -> support::ModeResult {
+    let upstream_addr = args.upstream;
     let mut reactor = Reactor::new()?;
-    let listener = reactor.listen(listen, move || Downstream {
+    let listener = reactor.listen(args.listen, move || Downstream {
         upstream_addr,
         upstream: None,
     })?;
     log::info!("forwarding to {upstream_addr}");
     support::serve(&mut reactor, listener)?;
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

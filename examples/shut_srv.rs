@@ -37,36 +37,76 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::rc::Rc;
 
+use clap::builder::NonEmptyStringValueParser;
+use clap::{Parser, Subcommand, ValueEnum};
 use halfclose::{Closed, Config, Conn, Ctx, Eof, Handler, ProtocolError, Reactor};
+use halfclose_tools::support::{self, ModeResult};
 
-mod support;
+const USAGE: &str = "\
+shut_srv server [--listen ADDR] [--marker TEXT] [--on-eof half-close|close]
+                       [--recv-size N] [--max-len N]     (default 127.0.0.1:4444, END)
+       shut_srv client DATA [--connect ADDR] [--marker TEXT]";
 
-use support::{Args, ModeResult};
+/// shut_srv: a request ends with a marker; the client half-closes after it
+#[derive(Parser)]
+#[command(name = "shut_srv", override_usage = USAGE)]
+struct Args {
+    #[command(subcommand)]
+    mode: Mode,
+}
 
-const USAGE: &str = "usage:
-  shut_srv server [--listen ADDR] [--marker TEXT] [--on-eof half-close|close]
-                  [--recv-size N] [--max-len N]     (default 127.0.0.1:4444, END)
-  shut_srv client DATA [--connect ADDR] [--marker TEXT]";
+#[derive(Subcommand)]
+enum Mode {
+    /// Collect bytes up to the marker; reply with them twice, then close
+    Server(ServerArgs),
+    /// Send DATA and the marker, half-close, print the reply to EOF
+    Client(ClientArgs),
+}
 
-const HELP: &str = "shut_srv: a request ends with a marker; the client half-closes after it
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// Address to listen on
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4444")]
+    listen: SocketAddr,
+    /// What ends a request
+    #[arg(long, value_name = "TEXT", default_value = "END", value_parser = NonEmptyStringValueParser::new())]
+    marker: String,
+    /// What a FIN before the marker means
+    #[arg(long = "on-eof", value_enum, default_value_t = OnEof::HalfClose)]
+    on_eof: OnEof,
+    /// Read N bytes at a time
+    #[arg(long = "recv-size", value_name = "N", default_value_t = 64 * 1024)]
+    recv_size: usize,
+    /// The longest request
+    #[arg(long = "max-len", value_name = "N", default_value_t = 1 << 20)]
+    max_len: usize,
+}
 
-server: collects bytes until the marker; replies with the data before it,
-        twice, then closes. If the client's FIN comes first: with
-        --on-eof half-close (default) replies 'ERROR:no end!' and closes;
-        with --on-eof close (asyncore) closes without replying.
-        --recv-size N reads N bytes at a time (default 65536);
-        --max-len N caps a request (default 1048576).
-client: sends DATA and the marker, shutdown(SHUT_WR), reads the reply to EOF
-        and prints it as received.";
+#[derive(clap::Args)]
+struct ClientArgs {
+    /// The request, sent before the marker
+    data: String,
+    /// The server
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4444")]
+    connect: SocketAddr,
+    /// What ends the request
+    #[arg(long, value_name = "TEXT", default_value = "END")]
+    marker: String,
+}
 
 fn main() -> ExitCode {
-    support::server_or_client("shut_srv", USAGE, HELP, server, client)
+    env_logger::init();
+    let result = match Args::parse().mode {
+        Mode::Server(args) => server(args),
+        Mode::Client(args) => client(args),
+    };
+    support::exit_code("shut_srv", result)
 }
 
 // ---------------------------------------------------------------- server
 
 /// What the server does with a FIN that comes before the marker.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
 enum OnEof {
     /// Reply `ERROR:no end!` on the still-open write half.
     HalfClose,
@@ -163,32 +203,16 @@ impl Handler for Request {
     }
 }
 
-fn server(mut args: Args) -> ModeResult {
-    let mut listen: SocketAddr = "127.0.0.1:4444".parse()?;
-    let mut marker = "END".to_string();
-    let mut on_eof = OnEof::HalfClose;
+fn server(args: ServerArgs) -> ModeResult {
+    let ServerArgs {
+        listen,
+        marker,
+        on_eof,
+        recv_size,
+        max_len,
+    } = args;
     let mut config = Config::default();
-    let mut max_len: usize = 1 << 20;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--listen" => listen = args.value("--listen"),
-            "--marker" => marker = args.value("--marker"),
-            "--on-eof" => {
-                on_eof = match args.next().as_deref() {
-                    Some("half-close") => OnEof::HalfClose,
-                    Some("close") => OnEof::Close,
-                    _ => args.usage(),
-                }
-            }
-            "--recv-size" => config.read_buffer_size = args.value::<usize>("--recv-size").max(1),
-            "--max-len" => max_len = args.value("--max-len"),
-            _ => args.usage(),
-        }
-    }
-    if marker.is_empty() {
-        eprintln!("shut_srv: the marker must not be empty");
-        args.usage();
-    }
+    config.read_buffer_size = recv_size.max(1);
     let marker: Rc<[u8]> = marker.into_bytes().into();
     let mut reactor = Reactor::with_config(config)?;
     let listener = reactor.listen(listen, move || Request {
@@ -204,19 +228,12 @@ fn server(mut args: Args) -> ModeResult {
 
 // ---------------------------------------------------------------- client
 
-fn client(mut args: Args) -> ModeResult {
-    let mut connect: SocketAddr = "127.0.0.1:4444".parse()?;
-    let mut marker = "END".to_string();
-    let mut data: Option<String> = None;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--connect" => connect = args.value("--connect"),
-            "--marker" => marker = args.value("--marker"),
-            d if data.is_none() && !d.starts_with("--") => data = Some(d.to_string()),
-            _ => args.usage(),
-        }
-    }
-    let Some(data) = data else { args.usage() };
+fn client(args: ClientArgs) -> ModeResult {
+    let ClientArgs {
+        data,
+        connect,
+        marker,
+    } = args;
     let mut request = data.into_bytes();
     request.extend_from_slice(marker.as_bytes());
     log::info!("sending {:?}", String::from_utf8_lossy(&request));

@@ -32,37 +32,84 @@ use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::Duration;
 
+use clap::{Parser, Subcommand};
 use halfclose::{Closed, Config, Conn, Ctx, Eof, Handler, Reactor};
-
-mod support;
-
-use support::{Args, ModeResult, Request};
+use halfclose_tools::support::{self, ModeResult, Request};
 
 /// The 16-byte message the client repeats.
 const MESSAGE: &[u8; 16] = b"capitalize this!";
 
-const USAGE: &str = "usage:
-  tcp_deadlock server [--listen ADDR]          (default 127.0.0.1:1060)
-  tcp_deadlock client BYTES [--connect ADDR] [--no-shutdown] [--timeout SECS]
-                                               (default 127.0.0.1:1060, 3 s)";
+const USAGE: &str = "\
+tcp_deadlock server [--listen ADDR]          (default 127.0.0.1:1060)
+       tcp_deadlock client BYTES [--connect ADDR] [--no-shutdown] [--timeout SECS]
+                                                   (default 127.0.0.1:1060, 3 s)";
 
-const HELP: &str =
-    "tcp_deadlock: the half-close demonstration of Foundations of Python Network Programming
+/// tcp_deadlock: the half-close demonstration of Foundations of Python
+/// Network Programming
+///
+/// The server sends back every byte it receives, uppercased, and closes
+/// after the client's FIN. The client sends BYTES (rounded up to a multiple
+/// of 16) of 'capitalize this!', half-closes with shutdown(SHUT_WR), reads
+/// the reply to EOF and prints 'received N bytes'; it exits 0 only if the
+/// reply is the uppercased text, in full.
+#[derive(Parser)]
+#[command(
+    name = "tcp_deadlock",
+    override_usage = USAGE,
+    verbatim_doc_comment,
+    after_help = "exit codes: 0 ok, 1 wrong reply or connection failure, 2 usage, 3 timed out"
+)]
+struct Args {
+    #[command(subcommand)]
+    mode: Mode,
+}
 
-The server sends back every byte it receives, uppercased, and closes after
-the client's FIN. The client sends BYTES (rounded up to a multiple of 16) of
-'capitalize this!', half-closes with shutdown(SHUT_WR), reads the reply to
-EOF and prints 'received N bytes'; it exits 0 only if the reply is the
-uppercased text, in full.
+#[derive(Subcommand)]
+enum Mode {
+    /// Send back every byte uppercased; close after the client's FIN
+    Server {
+        /// Address to listen on
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:1060")]
+        listen: SocketAddr,
+    },
+    /// Send BYTES of text, half-close, read the reply to EOF
+    Client {
+        /// How many bytes to send (rounded up to a multiple of 16)
+        bytes: u64,
+        /// The server
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:1060")]
+        connect: SocketAddr,
+        /// Never half-close: the server never sees EOF and waits for more
+        /// data forever; the client gives up after --timeout seconds
+        /// without progress (exit 3)
+        #[arg(long = "no-shutdown", verbatim_doc_comment)]
+        no_shutdown: bool,
+        /// Give up after this many seconds without progress
+        #[arg(long, value_name = "SECS", default_value = "3", value_parser = seconds)]
+        timeout: Duration,
+    },
+}
 
---no-shutdown  never half-close: the server never sees EOF and waits for more
-               data forever; the client gives up after --timeout seconds
-               without progress (exit 3).
-
-exit codes: 0 ok, 1 wrong reply or connection failure, 2 usage, 3 timed out";
+/// A positive, finite number of seconds.
+fn seconds(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs.is_finite() => Ok(Duration::from_secs_f64(secs)),
+        _ => Err(format!("not a positive number of seconds: {s}")),
+    }
+}
 
 fn main() -> ExitCode {
-    support::server_or_client("tcp_deadlock", USAGE, HELP, server, client)
+    env_logger::init();
+    let result = match Args::parse().mode {
+        Mode::Server { listen } => server(listen),
+        Mode::Client {
+            bytes,
+            connect,
+            no_shutdown,
+            timeout,
+        } => client(bytes, connect, !no_shutdown, timeout),
+    };
+    support::exit_code("tcp_deadlock", result)
 }
 
 // ---------------------------------------------------------------- server
@@ -124,14 +171,7 @@ impl Handler for Upper {
     }
 }
 
-fn server(mut args: Args) -> ModeResult {
-    let mut listen: SocketAddr = "127.0.0.1:1060".parse()?;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--listen" => listen = args.value("--listen"),
-            _ => args.usage(),
-        }
-    }
+fn server(listen: SocketAddr) -> ModeResult {
     let mut reactor = Reactor::new()?;
     let listener = reactor.listen(listen, || Upper {
         peer: None,
@@ -143,26 +183,7 @@ fn server(mut args: Args) -> ModeResult {
 
 // ---------------------------------------------------------------- client
 
-fn client(mut args: Args) -> ModeResult {
-    let mut connect: SocketAddr = "127.0.0.1:1060".parse()?;
-    let mut bytes: Option<u64> = None;
-    let mut half_close = true;
-    let mut timeout = Duration::from_secs(3);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--connect" => connect = args.value("--connect"),
-            "--no-shutdown" => half_close = false,
-            "--timeout" => match args.value::<f64>("--timeout") {
-                secs if secs > 0.0 && secs.is_finite() => timeout = Duration::from_secs_f64(secs),
-                _ => args.usage(),
-            },
-            n if bytes.is_none() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
-                bytes = Some(n.parse().unwrap_or_else(|_| args.usage()));
-            }
-            _ => args.usage(),
-        }
-    }
-    let Some(bytes) = bytes else { args.usage() };
+fn client(bytes: u64, connect: SocketAddr, half_close: bool, timeout: Duration) -> ModeResult {
     // Round up to a multiple of 16, as the original does.
     let total = bytes.div_ceil(16) * 16;
     println!(

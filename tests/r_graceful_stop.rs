@@ -18,16 +18,13 @@
 
 mod util;
 
-#[path = "../examples/support/mod.rs"]
-mod support;
-
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use support::DRAIN_DEADLINE;
+use halfclose_tools::support::DRAIN_DEADLINE;
 use util::{blocking_connect, pattern, LineClient, Server, DEADLINE, KIB, MIB};
 
 /// What the reactor logs (at debug) when the drain deadline aborts a
@@ -500,8 +497,7 @@ fn r7_http_server_sigterm_finishes_requests_in_progress_closes_idle() {
     http_case(Sig::Term);
 }
 
-/// `http_server`, SIGINT: the same (`http_server` installs its own signal
-/// handler rather than the one in `examples/support`).
+/// `http_server`, SIGINT: the same.
 #[test]
 fn r7_http_server_sigint_finishes_requests_in_progress_closes_idle() {
     http_case(Sig::Int);

@@ -288,8 +288,9 @@ fn proxy_help_and_usage() {
     let bin = example_bin("proxy");
     let out = run(Command::new(&bin).arg("--help"));
     assert!(out.status.success());
-    assert!(text(&out.stdout).contains("usage: proxy --upstream ADDR"));
+    assert!(text(&out.stdout).contains("Usage: proxy --upstream ADDR"));
     let out = run(Command::new(&bin).args(["--listen", "127.0.0.1:0"]));
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("usage:"));
+    assert!(text(&out.stderr).contains("--upstream <ADDR>"));
+    assert!(text(&out.stderr).contains("Usage:"));
 }

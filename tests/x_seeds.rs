@@ -140,7 +140,7 @@ fn seeds_print_help() {
         assert!(out.status.success());
         let help = text(&out.stdout);
         assert!(
-            help.contains("usage:") && help.contains(&format!("{name} server")),
+            help.contains("Usage:") && help.contains(&format!("{name} server")),
             "{help}"
         );
     }

@@ -41,8 +41,8 @@ use std::time::Duration;
 use halfclose::{Closed, Config, Conn, Ctx, Eof, Handler, ProtocolError, Reactor};
 
 mod parse;
-#[path = "../support/mod.rs"]
-mod support;
+
+use halfclose_tools::support;
 
 use parse::{Event, Head, Limits, Parser};
 
@@ -272,37 +272,32 @@ impl Handler for Http {
     }
 }
 
-const USAGE: &str =
-    "usage: http_server [--listen ADDR] [--max-header-bytes N] [--max-body-bytes N] [--idle-timeout SECS]
-  --listen ADDR          address to listen on (default 127.0.0.1:8080)
-  --max-header-bytes N   largest request head; beyond it 431 (default 8192)
-  --max-body-bytes N     largest request body; beyond it 413 (default 1048576)
-  --idle-timeout SECS    close a connection idle this long; 0 never (default 60)";
+/// http_server: HTTP/1.1 on halfclose
+#[derive(clap::Parser)]
+#[command(name = "http_server")]
+struct Args {
+    /// Address to listen on
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Largest request head; beyond it 431
+    #[arg(long = "max-header-bytes", value_name = "N", default_value_t = 8 * 1024)]
+    max_header_bytes: usize,
+    /// Largest request body; beyond it 413
+    #[arg(long = "max-body-bytes", value_name = "N", default_value_t = 1024 * 1024)]
+    max_body_bytes: u64,
+    /// Close a connection idle this long; 0 never
+    #[arg(long = "idle-timeout", value_name = "SECS", default_value_t = 60)]
+    idle_timeout: u64,
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     env_logger::init();
-    let mut listen = "127.0.0.1:8080".to_string();
-    let mut limits = Limits {
-        max_head: 8 * 1024,
-        max_body: 1024 * 1024,
+    let args: Args = clap::Parser::parse();
+    let (listen, idle) = (args.listen, args.idle_timeout);
+    let limits = Limits {
+        max_head: args.max_header_bytes,
+        max_body: args.max_body_bytes,
     };
-    let mut idle = 60;
-    let mut args = support::Args::new("http_server", USAGE);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--listen" => listen = args.value("--listen"),
-            "--max-header-bytes" => {
-                limits.max_head = usize::try_from(args.value::<u64>("--max-header-bytes"))?
-            }
-            "--max-body-bytes" => limits.max_body = args.value("--max-body-bytes"),
-            "--idle-timeout" => idle = args.value("--idle-timeout"),
-            "-h" | "--help" => {
-                println!("http_server: HTTP/1.1 on halfclose\n\n{USAGE}");
-                return Ok(());
-            }
-            _ => args.usage(),
-        }
-    }
     let mut config = Config::default();
     config.idle_timeout = (idle > 0).then(|| Duration::from_secs(idle));
     let mut reactor = Reactor::with_config(config)?;

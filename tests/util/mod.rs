@@ -385,17 +385,10 @@ impl Client {
     }
 }
 
-/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+/// Deterministic pseudo-random bytes, so failures reproduce: the tools'
+/// one seeded generator ([`halfclose_tools::rng::bytes`]).
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    halfclose_tools::rng::bytes(len, seed)
 }
 
 /// Send `data` on `client` and drive the reactor until it comes back.

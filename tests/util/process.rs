@@ -138,28 +138,57 @@ pub fn node(script: &str, args: &[&str]) -> Command {
 // Example servers
 // ---------------------------------------------------------------------------
 
-/// The path of an example binary, built on first use (`cargo test` builds
-/// examples too; the explicit build makes a single `--test` run work).
+/// The programs of the `halfclose-tools` package; every other name is an
+/// example of this crate.
+const TOOLS: &[&str] = &["faultproxy", "halfclosed", "soak"];
+
+/// The path of an example binary (or of a `halfclose-tools` binary, see
+/// [`TOOLS`]), built on first use into the target directory and profile
+/// of this test binary (`cargo test` builds examples too; the explicit
+/// build makes a single `--test` run work, and catches a stale binary).
 pub fn example_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> -> target/<profile>/examples/<name>
-    let dir = exe
+    // <target-dir>/<profile>/deps/<test>
+    let profile_dir = exe
         .parent()
-        .and_then(|d| d.parent())
-        .expect("target dir")
-        .join("examples");
-    let path = dir.join(name);
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile> directory");
+    let target_dir = profile_dir.parent().expect("target directory");
+    let profile = profile_dir
+        .file_name()
+        .and_then(|p| p.to_str())
+        .expect("profile directory name");
+    let tool = TOOLS.contains(&name);
+    let path = if tool {
+        profile_dir.join(name)
+    } else {
+        profile_dir.join("examples").join(name)
+    };
     static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
     if built.iter().any(|b| b == name) {
         return path;
     }
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--example", name])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "cargo build --example {name} failed");
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["build", "--quiet", "--target-dir"])
+        .arg(target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    match profile {
+        "debug" => {}
+        "release" => {
+            cmd.arg("--release");
+        }
+        other => {
+            cmd.args(["--profile", other]);
+        }
+    }
+    if tool {
+        cmd.args(["-p", "halfclose-tools", "--bin", name]);
+    } else {
+        cmd.args(["-p", "halfclose", "--example", name]);
+    }
+    let status = cmd.status().expect("run cargo build");
+    assert!(status.success(), "{cmd:?} failed");
     assert!(path.exists(), "{} not found", path.display());
     built.push(name.to_string());
     path

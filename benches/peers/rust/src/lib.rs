@@ -14,56 +14,38 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use clap::{CommandFactory, FromArgMatches, Parser};
+
 /// The listen backlog of every peer (the kernel caps it at `net.core.somaxconn`).
 pub const BACKLOG: i32 = 4096;
 
-/// Parsed options.
-#[derive(Clone, Debug)]
+/// A peer server of `benches/compare.sh`: the half-close echo (reply after
+/// the client's FIN, then close), or with --echo a plain echo.
+#[derive(Parser, Clone, Debug)]
 pub struct Args {
-    /// Address to bind.
+    /// Address to bind; `listening on IP:PORT` is printed first
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
-    /// Hold after the client's FIN, before the reply.
+    /// After the client's FIN, wait H ms before replying
+    #[arg(long = "hold-ms", value_name = "H", default_value = "0", value_parser = millis)]
     pub hold: Duration,
-    /// Set `SO_REUSEPORT` on the listener.
+    /// Set SO_REUSEPORT, so several processes can share the port
+    #[arg(long)]
     pub reuseport: bool,
-    /// Echo mode instead of the half-close echo.
+    /// Echo mode: echo every byte as it arrives, close after the client's FIN
+    #[arg(long)]
     pub echo: bool,
 }
 
-impl Args {
-    /// Parses `std::env::args()`, exiting with status 2 and a usage line on error.
-    pub fn from_env(name: &str) -> Args {
-        match Args::parse(std::env::args().skip(1)) {
-            Ok(a) => a,
-            Err(e) => {
-                eprintln!("{name}: {e}\nusage: {name} [--listen ADDR] [--hold-ms H] [--reuseport] [--echo]");
-                std::process::exit(2)
-            }
-        }
-    }
+fn millis(s: &str) -> Result<Duration, std::num::ParseIntError> {
+    s.parse().map(Duration::from_millis)
+}
 
-    fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
-        let mut a = Args {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            hold: Duration::ZERO,
-            reuseport: false,
-            echo: false,
-        };
-        let mut it = args.into_iter();
-        while let Some(arg) = it.next() {
-            let mut value = || it.next().ok_or_else(|| format!("{arg} needs a value"));
-            match arg.as_str() {
-                "--listen" => a.listen = value()?.parse().map_err(|e| format!("--listen: {e}"))?,
-                "--hold-ms" => {
-                    a.hold = Duration::from_millis(
-                        value()?.parse().map_err(|e| format!("--hold-ms: {e}"))?,
-                    )
-                }
-                "--reuseport" => a.reuseport = true,
-                "--echo" => a.echo = true,
-                _ => return Err(format!("unknown argument: {arg}")),
-            }
-        }
-        Ok(a)
+impl Args {
+    /// Parses `std::env::args()` for the peer `name`; `--help` prints the
+    /// options, a bad argument exits with status 2 and the usage.
+    pub fn from_env(name: &'static str) -> Args {
+        let matches = Args::command().name(name).get_matches();
+        Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
     }
 }

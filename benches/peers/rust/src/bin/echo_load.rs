@@ -10,62 +10,54 @@
 //! connection half-closes and waits for the server's FIN. With
 //! `--server-pid`, the server's CPU time (utime + stime of
 //! `/proc/PID/stat`) is read at the start and the end of the message phase.
-//! Exit status 0 when every message came back intact.
+//! Exit status 0 when every message came back intact, 2 for bad arguments.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+use serde::Serialize;
 
-const USAGE: &str =
-    "usage: echo_load --connect ADDR [--connections N] [--messages M] [--message-bytes B] \
-[--timeout SECS] [--server-pid PID] [--json]";
-
+/// echo_load: small messages echoed over many persistent connections
+#[derive(Parser)]
+#[command(name = "echo_load")]
 struct Opts {
+    /// The server
+    #[arg(long, value_name = "ADDR")]
     connect: SocketAddr,
+    /// Connections, all opened first
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = at_least_one)]
     connections: usize,
+    /// Messages echoed in all
+    #[arg(long, value_name = "M", default_value_t = 200_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
     messages: u64,
+    /// Bytes per message
+    #[arg(long = "message-bytes", value_name = "B", default_value_t = 64, value_parser = at_least_one)]
     message_bytes: usize,
+    /// Give up after this long
+    #[arg(long, value_name = "SECS", default_value = "120", value_parser = seconds)]
     timeout: Duration,
+    /// Read this process's CPU time at the start and the end of the message phase
+    #[arg(long = "server-pid", value_name = "PID")]
     server_pid: Option<u32>,
+    /// Print one JSON object
+    #[arg(long)]
     json: bool,
 }
 
-fn parse() -> Result<Opts, String> {
-    let mut o = Opts {
-        connect: SocketAddr::from(([127, 0, 0, 1], 7000)),
-        connections: 1000,
-        messages: 200_000,
-        message_bytes: 64,
-        timeout: Duration::from_secs(120),
-        server_pid: None,
-        json: false,
-    };
-    let mut connect = None;
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{arg} needs a value"));
-        fn num<T: std::str::FromStr>(v: String) -> Result<T, String> {
-            v.parse().map_err(|_| format!("not a number: {v}"))
-        }
-        match arg.as_str() {
-            "--connect" => connect = Some(value()?.parse().map_err(|e| format!("--connect: {e}"))?),
-            "--connections" => o.connections = num(value()?)?,
-            "--messages" => o.messages = num(value()?)?,
-            "--message-bytes" => o.message_bytes = num(value()?)?,
-            "--timeout" => o.timeout = Duration::from_secs(num(value()?)?),
-            "--server-pid" => o.server_pid = Some(num(value()?)?),
-            "--json" => o.json = true,
-            _ => return Err(format!("unknown argument: {arg}")),
-        }
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse() {
+        Ok(0) | Err(_) => Err(format!("not a number of at least 1: {s}")),
+        Ok(n) => Ok(n),
     }
-    o.connect = connect.ok_or("--connect ADDR is required")?;
-    if o.connections == 0 || o.message_bytes == 0 || o.messages == 0 {
-        return Err("--connections, --messages and --message-bytes must be at least 1".into());
-    }
-    Ok(o)
+}
+
+fn seconds(s: &str) -> Result<Duration, std::num::ParseIntError> {
+    s.parse().map(Duration::from_secs)
 }
 
 enum Phase {
@@ -99,12 +91,8 @@ fn fill(msg: &mut [u8], conn: usize, seq: u64) {
 
 /// utime + stime of a process, seconds.
 fn cpu_of(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // Fields 14 and 15 of stat(5); `rest` starts at field 3.
-    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    Some(ticks as f64 / 100.0) // USER_HZ is 100 on Linux
+    let cpu = halfclose_tools::procfs::process_cpu(pid).ok()?;
+    Some((cpu.user + cpu.sys).as_secs_f64())
 }
 
 struct Outcome {
@@ -279,14 +267,31 @@ fn run(o: &Opts) -> io::Result<Outcome> {
     })
 }
 
+/// The `--json` line (`benches/compare.py` reads it).
+#[derive(Serialize)]
+struct Report {
+    connections: usize,
+    messages: u64,
+    completed: u64,
+    errors: u64,
+    wall_s: f64,
+    msg_per_s: f64,
+    latency_us_p50: Option<u32>,
+    latency_us_p99: Option<u32>,
+    latency_us_p999: Option<u32>,
+    latency_us_max: Option<u32>,
+    server_cpu_s: Option<f64>,
+    server_cpu_us_per_msg: Option<f64>,
+}
+
+/// `v` rounded to `digits` decimals.
+fn round(v: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (v * scale).round() / scale
+}
+
 fn main() -> std::process::ExitCode {
-    let o = match parse() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("echo_load: {e}\n{USAGE}");
-            return std::process::ExitCode::from(2);
-        }
-    };
+    let o = Opts::parse();
     let out = match run(&o) {
         Ok(out) => out,
         Err(e) => {
@@ -294,49 +299,48 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let q = |p: f64| -> String {
-        if out.latencies.is_empty() {
-            return "null".into();
-        }
+    let q = |p: f64| -> Option<u32> {
         let n = out.latencies.len();
-        let rank = ((p * n as f64).ceil() as usize).clamp(1, n);
-        out.latencies[rank - 1].to_string()
+        let rank = ((p * n as f64).ceil() as usize).clamp(1, n.max(1));
+        out.latencies.get(rank - 1).copied()
     };
     let rate = out.completed as f64 / out.wall.as_secs_f64().max(1e-9);
-    let cpu = out.server_cpu.map_or("null".into(), |s| format!("{s:.3}"));
-    let per_msg = out.server_cpu.map_or("null".into(), |s| {
-        format!("{:.3}", s * 1e6 / out.completed.max(1) as f64)
-    });
+    let per_msg = out
+        .server_cpu
+        .map(|s| s * 1e6 / out.completed.max(1) as f64);
     if o.json {
-        println!(
-            "{{\"connections\":{},\"messages\":{},\"completed\":{},\"errors\":{},\"wall_s\":{:.3},\"msg_per_s\":{:.1},\
-\"latency_us_p50\":{},\"latency_us_p99\":{},\"latency_us_p999\":{},\"latency_us_max\":{},\"server_cpu_s\":{},\"server_cpu_us_per_msg\":{}}}",
-            o.connections,
-            o.messages,
-            out.completed,
-            out.errors,
-            out.wall.as_secs_f64(),
-            rate,
-            q(0.5),
-            q(0.99),
-            q(0.999),
-            q(1.0),
-            cpu,
-            per_msg
-        );
+        let report = Report {
+            connections: o.connections,
+            messages: o.messages,
+            completed: out.completed,
+            errors: out.errors,
+            wall_s: round(out.wall.as_secs_f64(), 3),
+            msg_per_s: round(rate, 1),
+            latency_us_p50: q(0.5),
+            latency_us_p99: q(0.99),
+            latency_us_p999: q(0.999),
+            latency_us_max: q(1.0),
+            server_cpu_s: out.server_cpu.map(|s| round(s, 3)),
+            server_cpu_us_per_msg: per_msg.map(|v| round(v, 3)),
+        };
+        println!("{}", serde_json::to_string(&report).expect("JSON"));
     } else {
+        let show = |v: Option<u32>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
+        let show_f = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.3}"));
         println!(
             "echo_load: {} of {} messages over {} connections in {:.3} s ({rate:.0}/s), {} errors; \
-latency p50/p99/p999/max {}/{}/{}/{} µs; server CPU {cpu} s, {per_msg} µs per message",
+latency p50/p99/p999/max {}/{}/{}/{} µs; server CPU {} s, {} µs per message",
             out.completed,
             o.messages,
             o.connections,
             out.wall.as_secs_f64(),
             out.errors,
-            q(0.5),
-            q(0.99),
-            q(0.999),
-            q(1.0)
+            show(q(0.5)),
+            show(q(0.99)),
+            show(q(0.999)),
+            show(q(1.0)),
+            show_f(out.server_cpu),
+            show_f(per_msg)
         );
     }
     if out.errors == 0 && out.completed == o.messages {

@@ -1,11 +1,13 @@
 //! Soak: a million connection lifecycles through the fault proxy, with
 //! random faults, every byte verified.
 //!
-//! cargo run --release --example soak -- --lifecycles 1000000 --seed 1 --timeout 1800
+//! ```text
+//! cargo run --release -p halfclose-tools --bin soak -- --lifecycles 1000000 --seed 1 --timeout 1800
+//! ```
 //!
 //! Three reactors run in this process, one per thread: an echo server that
 //! checks every byte it receives, the fault proxy (the handlers of
-//! `examples/faultproxy.rs`, from `examples/faultproxy/proxy.rs`), and the
+//! [`crate::faultproxy`], as the `faultproxy` binary runs them), and the
 //! clients. Lifecycle k connects to the proxy from its own loopback
 //! address, 127.1.0.0 + k, and the proxy connects upstream from the same
 //! address; so the proxy and the server both know k from the peer address,
@@ -30,10 +32,6 @@
 //! only if no byte was lost or altered, no outcome was unexpected, nothing
 //! leaked, and the run finished within `--timeout`.
 
-#[path = "faultproxy/proxy.rs"]
-#[allow(dead_code)]
-mod proxy;
-
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -42,16 +40,12 @@ use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use halfclose::{Closed, Config, Conn, Ctx, Eof, Handle, Handler, Reactor, Reason, Stats, Timeout};
-use proxy::{conn_seed, Cut, Plan, Rng, Seg, C2S, S2C};
 
-const USAGE: &str =
-    "usage: soak [--lifecycles N] [--seed N] [--timeout SECS] [--concurrency N] [--start K]
-  --lifecycles N   connection lifecycles to run (default 1000000)
-  --start K        number the lifecycles from K (to replay one: --start K --lifecycles 1)
-  --seed N         seed of every payload, fault and client behaviour (default 1)
-  --timeout SECS   give up (and fail) after this long (default 1800)
-  --concurrency N  lifecycles in flight at once (default 256; silent clients extra)";
+use crate::faultproxy::{self, Cut, Plan, Seg, C2S, S2C};
+use crate::procfs;
+use crate::rng::{item_seed, ByteStream, Rng};
 
 /// The first lifecycle's client address; lifecycle k uses this + k.
 const BASE_IP: u32 = 0x7F01_0000; // 127.1.0.0
@@ -88,7 +82,7 @@ struct Life {
 
 /// Lifecycle k under `seed`: the same in all three threads.
 fn life(seed: u64, k: u64) -> Life {
-    let mut rng = Rng::new(conn_seed(seed, k));
+    let mut rng = Rng::new(item_seed(seed, k));
     let mut plan = Plan::default();
     let dir = rng.range(0, 1) as usize;
     // Percent of lifecycles per fault, and the largest payload each gets
@@ -168,29 +162,10 @@ fn k_of(addr: SocketAddr) -> Option<u64> {
     }
 }
 
-/// The payload of lifecycle k: an endless xorshift stream, so that sender
+/// The payload of lifecycle k: an endless [`ByteStream`], so that sender
 /// and checker each walk it without holding it.
-#[derive(Clone, Copy, Debug)]
-struct Stream(u64);
-
-impl Stream {
-    fn new(seed: u64, k: u64) -> Stream {
-        Stream(conn_seed(seed ^ 0x5EED, k) | 1)
-    }
-
-    fn next(&mut self) -> u8 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        (x >> 24) as u8
-    }
-
-    /// Whether `data` is what comes next.
-    fn check(&mut self, data: &[u8]) -> bool {
-        data.iter().all(|&b| b == self.next())
-    }
+fn payload(seed: u64, k: u64) -> ByteStream {
+    ByteStream::new(item_seed(seed ^ 0x5EED, k))
 }
 
 /// What the plan predicts for the exchange as a whole.
@@ -312,7 +287,7 @@ struct Echo {
     seed: u64,
     tally: Rc<RefCell<Tally>>,
     k: Option<u64>,
-    stream: Stream,
+    stream: ByteStream,
     intact: bool,
 }
 
@@ -323,7 +298,7 @@ impl Handler for Echo {
         // A connection reset before it was accepted has no peer address.
         self.k = conn.peer_addr().ok().and_then(k_of);
         if let Some(k) = self.k {
-            self.stream = Stream::new(self.seed, k);
+            self.stream = payload(self.seed, k);
         }
     }
 
@@ -411,8 +386,8 @@ struct Client {
     /// Bytes to send: the payload, or the prefix before an abort or silence.
     target: usize,
     sent: usize,
-    out: Stream,
-    check: Stream,
+    out: ByteStream,
+    check: ByteStream,
     received: usize,
     intact: bool,
     eof: bool,
@@ -431,8 +406,8 @@ impl Client {
             run: Rc::clone(run),
             target,
             sent: 0,
-            out: Stream::new(seed, k),
-            check: Stream::new(seed, k),
+            out: payload(seed, k),
+            check: payload(seed, k),
             received: 0,
             intact: true,
             eof: false,
@@ -445,9 +420,7 @@ impl Client {
         let mut chunk = [0u8; 16 * 1024];
         while self.sent < self.target && !conn.is_write_blocked() {
             let n = (self.target - self.sent).min(chunk.len());
-            for b in &mut chunk[..n] {
-                *b = self.out.next();
-            }
+            self.out.fill(&mut chunk[..n]);
             if conn.try_write(&chunk[..n]).is_err() {
                 return; // closing (an early FIN) or failed: handle_close says
             }
@@ -523,73 +496,41 @@ impl Handler for Client {
 
 // ------------------------------------------------------------------ the run
 
-struct Opts {
-    lifecycles: u64,
-    start: u64,
-    seed: u64,
-    timeout: Duration,
-    concurrency: u64,
+/// soak: connection lifecycles through the fault proxy, every byte verified
+///
+/// Exit status 0 only if no byte was lost or altered, no outcome was
+/// unexpected, nothing leaked, and the run finished within --timeout.
+#[derive(Parser, Debug)]
+#[command(name = "soak", verbatim_doc_comment)]
+pub struct Args {
+    /// Connection lifecycles to run
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    pub lifecycles: u64,
+    /// Number the lifecycles from K (to replay one: --start K --lifecycles 1)
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub start: u64,
+    /// Seed of every payload, fault and client behaviour
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub seed: u64,
+    /// Give up (and fail) after this long
+    #[arg(long, value_name = "SECS", default_value_t = 1800)]
+    pub timeout: u64,
+    /// Lifecycles in flight at once (silent clients extra)
+    #[arg(long, value_name = "N", default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub concurrency: u64,
 }
 
-fn parse_args() -> Result<Opts, String> {
-    let mut o = Opts {
-        lifecycles: 1_000_000,
-        start: 0,
-        seed: 1,
-        timeout: Duration::from_secs(1800),
-        concurrency: 256,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut num = || -> Result<u64, String> {
-            let v = it.next().ok_or_else(|| format!("{arg} needs a value"))?;
-            v.parse().map_err(|_| format!("{arg}: not a number: {v}"))
-        };
-        match arg.as_str() {
-            "--lifecycles" => o.lifecycles = num()?,
-            "--seed" => o.seed = num()?,
-            "--start" => o.start = num()?,
-            "--timeout" => o.timeout = Duration::from_secs(num()?),
-            "--concurrency" => o.concurrency = num()?.max(1),
-            "-h" | "--help" => {
-                println!("soak: connection lifecycles through the fault proxy, every byte verified\n\n{USAGE}");
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    if o.start.saturating_add(o.lifecycles) > MAX_LIFECYCLES {
-        return Err(format!(
-            "at most {MAX_LIFECYCLES} lifecycles (one loopback address each)"
-        ));
-    }
-    Ok(o)
-}
-
-fn fd_count() -> usize {
-    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
-}
-
-fn vm_kib(key: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(key)?
-                .trim()
-                .strip_suffix("kB")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
+/// `field` of this process's `status`, in KiB (0 if unreadable).
+fn vm_kib(field: &str) -> u64 {
+    procfs::status_kib(std::process::id(), field).unwrap_or(0)
 }
 
 /// What a server or proxy thread hands back when its reactor returns.
 struct Report {
     stats: Stats,
     tally: Tally,
-    counts: Option<proxy::Counts>,
+    counts: Option<faultproxy::Counts>,
 }
 
 /// Run a reactor on its own thread; `setup` listens and returns what the
@@ -619,17 +560,27 @@ where
     (addr, handle, thread)
 }
 
-fn main() -> ExitCode {
+/// The `main` of `soak`.
+pub fn main() -> ExitCode {
     env_logger::init();
-    let o = match parse_args() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("soak: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let o = Args::parse();
+    if o.start.saturating_add(o.lifecycles) > MAX_LIFECYCLES {
+        use clap::CommandFactory;
+        Args::command()
+            .error(
+                clap::error::ErrorKind::ValueValidation,
+                format!("at most {MAX_LIFECYCLES} lifecycles (one loopback address each)"),
+            )
+            .exit();
+    }
+    run(&o)
+}
+
+/// Run the soak `o` describes; its exit code.
+pub fn run(o: &Args) -> ExitCode {
     let seed = o.seed;
-    let fds_before = fd_count();
+    let timeout = Duration::from_secs(o.timeout);
+    let fds_before = procfs::open_fds().unwrap_or(0);
     let started = Instant::now();
 
     // The server: echo with checks; its idle timeout ends silent clients.
@@ -646,7 +597,7 @@ fn main() -> ExitCode {
                 seed,
                 tally: Rc::clone(&t),
                 k: None,
-                stream: Stream(1),
+                stream: ByteStream::new(0),
                 intact: true,
             })
             .expect("listen");
@@ -668,11 +619,11 @@ fn main() -> ExitCode {
     config.peer_eof_timeout = Some(Duration::from_secs(10));
     config.backlog = 4096;
     let (proxy_addr, proxy, proxy_thread) = spawn_reactor("proxy", config, move |r| {
-        let chooser: proxy::Chooser = Box::new(move |_, peer| match peer.and_then(k_of) {
-            Some(k) => (life(seed, k).plan, conn_seed(seed ^ 0xFA17, k)),
+        let chooser: faultproxy::Chooser = Box::new(move |_, peer| match peer.and_then(k_of) {
+            Some(k) => (life(seed, k).plan, item_seed(seed ^ 0xFA17, k)),
             None => (Plan::default(), 0),
         });
-        let shared = proxy::Shared::new(server_addr, true, chooser);
+        let shared = faultproxy::Shared::new(server_addr, true, chooser);
         let s = Rc::clone(&shared);
         let id = r
             .listen("127.0.0.1:0".parse().unwrap(), move || s.accept())
@@ -700,7 +651,7 @@ fn main() -> ExitCode {
     let mut connect_errors = 0u64;
     let mut rss_early = 0;
     while run.borrow().done < o.lifecycles {
-        if started.elapsed() > o.timeout {
+        if started.elapsed() > timeout {
             timed_out = true;
             break;
         }
@@ -738,7 +689,7 @@ fn main() -> ExitCode {
             next_report += Duration::from_secs(10);
             let r = run.borrow();
             if rss_early == 0 {
-                rss_early = vm_kib("VmRSS:");
+                rss_early = vm_kib("VmRSS");
             }
             eprintln!(
                 "soak: {:>7.1} s  {} of {} done, {} in flight, {} unexpected",
@@ -768,9 +719,9 @@ fn main() -> ExitCode {
     let _ = clients.run();
     let client_stats = clients.stats();
     drop(clients);
-    let rss_end = vm_kib("VmRSS:");
-    let hwm = vm_kib("VmHWM:");
-    let fds_after = fd_count();
+    let rss_end = vm_kib("VmRSS");
+    let hwm = vm_kib("VmHWM");
+    let fds_after = procfs::open_fds().unwrap_or(0);
     let elapsed = started.elapsed();
 
     let run = run.take();
@@ -778,7 +729,7 @@ fn main() -> ExitCode {
     let (ss, ps, cs) = (server_report.stats, proxy_report.stats, client_stats);
     let mut problems: Vec<String> = Vec::new();
     if timed_out {
-        problems.push(format!("timed out after {:?}", o.timeout));
+        problems.push(format!("timed out after {timeout:?}"));
     }
     if run.done != o.lifecycles {
         problems.push(format!(

@@ -4,9 +4,11 @@
 //! at byte N, sends a FIN early, or never reads; and, as a client, it opens
 //! connections that go silent (slowloris).
 //!
-//! cargo run --example faultproxy -- --listen 127.0.0.1:0 --upstream 127.0.0.1:7000 --fault split:1
-//! cargo run --example faultproxy -- --upstream 127.0.0.1:7000 --fault random --seed 7
-//! cargo run --example faultproxy -- --slowloris 100 --upstream 127.0.0.1:8080 --hold 10s
+//! ```text
+//! cargo run -p halfclose-tools --bin faultproxy -- --listen 127.0.0.1:0 --upstream 127.0.0.1:7000 --fault split:1
+//! cargo run -p halfclose-tools --bin faultproxy -- --upstream 127.0.0.1:7000 --fault random --seed 7
+//! cargo run -p halfclose-tools --bin faultproxy -- --slowloris 100 --upstream 127.0.0.1:8080 --hold 10s
+//! ```
 //!
 //! # Faults
 //!
@@ -50,30 +52,27 @@
 //! SIGTERM drains it gracefully (5 s deadline). `RUST_LOG=info` logs each
 //! connection's plan and every fault injected.
 
-#[path = "faultproxy/proxy.rs"]
-#[allow(dead_code)]
-mod proxy;
-
 use std::cell::RefCell;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::rc::Rc;
+use std::str::FromStr;
 use std::time::Duration;
 
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
 use halfclose::{Closed, Config, Conn, Ctx, Eof, Handler, Reactor, Reason, TimerId};
-use signal_hook::consts::{SIGINT, SIGTERM};
 
-const USAGE: &str = "usage:
-  faultproxy --upstream ADDR --fault SPEC [--listen ADDR] [--seed N] [--idle-timeout SECS]
-  faultproxy --slowloris N --upstream ADDR [--send TEXT] [--hold DUR]
-  faultproxy --print-plans N --fault SPEC [--seed N]";
+use super::plan::{parse_duration, parse_spec, plan_for, Choice, Ranges};
+use super::proxy::Shared;
 
-const HELP: &str = "faultproxy: a TCP proxy that injects faults, on halfclose
+const USAGE: &str =
+    "faultproxy --upstream ADDR --fault SPEC [--listen ADDR] [--seed N] [--idle-timeout SECS]
+       faultproxy --slowloris N --upstream ADDR [--send TEXT] [--hold DUR]
+       faultproxy --print-plans N --fault SPEC [--seed N]";
 
-Proxy mode forwards each client connection to --upstream (default listen
-address 127.0.0.1:9000) and applies the plan that --fault gives it.
-
+const SPEC_HELP: &str = "\
 SPEC     := PLAN[,PLAN...]     connection k (accept order) gets PLAN k mod count
 PLAN     := none | random | FAULT[+FAULT...]
 FAULT    := split:N[:DIR]        segments of N bytes, one per loop turn
@@ -90,145 +89,126 @@ random picks one fault (or none) per connection with parameters drawn from
 --seed (default 1): stall 50-500ms, delay 1-20ms, noread 100-1000ms, byte
 positions 0-4096. Without a fault the proxy passes each FIN on separately
 and applies backpressure. Examples: split:1   split:random+delay:5ms
-stall:c2s:500ms@100   rst:s2c:1000   fin:c2s:10,none   noread:s2c:1s
+stall:c2s:500ms@100   rst:s2c:1000   fin:c2s:10,none   noread:s2c:1s";
 
---slowloris N  open N connections to --upstream, send --send TEXT (default
-               nothing), go silent; print 'slowloris: N connected', then a
-               summary once the server closed them all or --hold (10s) passed.
---print-plans N  print the plans of connections 0..N under --fault and --seed.
---idle-timeout SECS  close a proxied side idle this long (default 60).";
-
-fn usage() -> ! {
-    eprintln!("{USAGE}");
-    std::process::exit(2)
+/// A `--fault` list, parsed.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    /// As given.
+    pub text: String,
+    /// Its entries: connection k gets entry k modulo their count.
+    pub choices: Vec<Choice>,
 }
 
-fn main() -> ExitCode {
+impl FromStr for Spec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Spec, String> {
+        Ok(Spec {
+            text: s.to_string(),
+            choices: parse_spec(s)?,
+        })
+    }
+}
+
+/// faultproxy: a TCP proxy that injects faults, on halfclose
+///
+/// Proxy mode forwards each client connection to --upstream and applies the
+/// plan that --fault gives it. SIGINT or SIGTERM drains it (5 s deadline).
+#[derive(Parser, Debug)]
+#[command(
+    name = "faultproxy",
+    override_usage = USAGE,
+    after_help = SPEC_HELP,
+    verbatim_doc_comment
+)]
+pub struct Args {
+    /// Address to listen on (proxy mode)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9000")]
+    pub listen: SocketAddr,
+    /// The server to forward to, or to open silent connections to
+    #[arg(long, value_name = "ADDR")]
+    pub upstream: Option<SocketAddr>,
+    /// The faults: PLAN[,PLAN...], see below
+    #[arg(long, value_name = "SPEC")]
+    pub fault: Option<Spec>,
+    /// Seed of every random draw: connection k always gets the same faults
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub seed: u64,
+    /// Close a proxied side idle this long; 0 never
+    #[arg(long = "idle-timeout", value_name = "SECS", default_value_t = 60)]
+    pub idle_timeout: u64,
+    /// Open N connections to --upstream, send --send TEXT, go silent; print
+    /// 'slowloris: N connected', then a summary once the server closed them
+    /// all or --hold passed
+    #[arg(long, value_name = "N", verbatim_doc_comment)]
+    pub slowloris: Option<usize>,
+    /// What each slowloris connection sends before it goes silent
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub send: String,
+    /// How long slowloris keeps its connections (then closes them itself)
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
+    pub hold: Duration,
+    /// Print the plans of connections 0..N under --fault and --seed, and exit
+    #[arg(long = "print-plans", value_name = "N")]
+    pub print_plans: Option<u64>,
+}
+
+/// A usage error: the message and the usage on stderr, exit status 2.
+fn usage_error(msg: &str) -> ! {
+    Args::command()
+        .error(ErrorKind::MissingRequiredArgument, msg)
+        .exit()
+}
+
+/// The `main` of `faultproxy`.
+pub fn main() -> ExitCode {
     env_logger::init();
-    match run() {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("faultproxy: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let args = Args::parse();
+    crate::support::exit_code("faultproxy", run(args))
 }
 
-#[derive(Default)]
-struct Args {
-    listen: Option<SocketAddr>,
-    upstream: Option<SocketAddr>,
-    fault: Option<String>,
-    seed: u64,
-    idle: u64,
-    slowloris: Option<usize>,
-    send: String,
-    hold: Option<Duration>,
-    print_plans: Option<u64>,
-}
-
-fn parse_args() -> Result<Option<Args>, String> {
-    let mut a = Args {
-        seed: 1,
-        idle: 60,
-        ..Args::default()
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--listen" => a.listen = Some(value()?.parse().map_err(|e| format!("--listen: {e}"))?),
-            "--upstream" => {
-                a.upstream = Some(value()?.parse().map_err(|e| format!("--upstream: {e}"))?)
-            }
-            "--fault" => a.fault = Some(value()?),
-            "--seed" => a.seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
-            "--idle-timeout" => {
-                a.idle = value()?
-                    .parse()
-                    .map_err(|e| format!("--idle-timeout: {e}"))?
-            }
-            "--slowloris" => {
-                a.slowloris = Some(value()?.parse().map_err(|e| format!("--slowloris: {e}"))?)
-            }
-            "--send" => a.send = value()?,
-            "--hold" => a.hold = Some(proxy::parse_duration(&value()?)?),
-            "--print-plans" => {
-                a.print_plans = Some(
-                    value()?
-                        .parse()
-                        .map_err(|e| format!("--print-plans: {e}"))?,
-                )
-            }
-            "-h" | "--help" => return Ok(None),
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    Ok(Some(a))
-}
-
-fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let args = match parse_args() {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            println!("{HELP}\n\n{USAGE}");
-            return Ok(ExitCode::SUCCESS);
-        }
-        Err(e) => {
-            eprintln!("faultproxy: {e}");
-            usage();
-        }
-    };
+/// Run the mode `args` ask for.
+pub fn run(args: Args) -> crate::support::ModeResult {
     if let Some(n) = args.slowloris {
-        let Some(target) = args.upstream else { usage() };
-        return slowloris(
-            target,
-            n,
-            args.send.as_bytes(),
-            args.hold.unwrap_or(Duration::from_secs(10)),
-        );
+        let Some(target) = args.upstream else {
+            usage_error("--slowloris needs --upstream ADDR")
+        };
+        return slowloris(target, n, args.send.as_bytes(), args.hold);
     }
-    let Some(spec) = &args.fault else { usage() };
-    let choices = proxy::parse_spec(spec).map_err(|e| format!("--fault: {e}"))?;
+    let Some(spec) = args.fault else {
+        usage_error("--fault SPEC is required (or --slowloris N)")
+    };
     if let Some(n) = args.print_plans {
-        let ranges = proxy::Ranges::default();
+        let ranges = Ranges::default();
         for k in 0..n {
-            let (plan, _) = proxy::plan_for(&choices, args.seed, k, &ranges);
+            let (plan, _) = plan_for(&spec.choices, args.seed, k, &ranges);
             println!("{k}: {plan}");
         }
         return Ok(ExitCode::SUCCESS);
     }
     let Some(upstream) = args.upstream else {
-        usage()
+        usage_error("--upstream ADDR is required")
     };
-    let listen = args
-        .listen
-        .unwrap_or_else(|| "127.0.0.1:9000".parse().expect("address"));
 
     let mut config = Config::default();
-    config.idle_timeout = (args.idle > 0).then(|| Duration::from_secs(args.idle));
+    config.idle_timeout = (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout));
     let mut reactor = Reactor::with_config(config)?;
-    let chooser = proxy::Shared::spec_chooser(choices, args.seed, proxy::Ranges::default());
-    let shared = proxy::Shared::new(upstream, false, chooser);
+    let chooser = Shared::spec_chooser(spec.choices, args.seed, Ranges::default());
+    let shared = Shared::new(upstream, false, chooser);
     let factory = Rc::clone(&shared);
-    let listener = reactor.listen(listen, move || factory.accept())?;
+    let listener = reactor.listen(args.listen, move || factory.accept())?;
     let addr = reactor.local_addr(listener).expect("listener is open");
     // Every descriptor the proxy keeps (the signal pipe too) exists before
     // the first line, so a test can take its descriptor count as baseline.
-    let handle = reactor.handle();
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    crate::signals::drain_on_stop(&reactor, Duration::from_secs(5))?;
     println!("listening on {addr}");
     io::stdout().flush()?;
     log::info!(
-        "forwarding to {upstream} with faults {spec:?}, seed {}",
+        "forwarding to {upstream} with faults {:?}, seed {}",
+        spec.text,
         args.seed
     );
-    std::thread::spawn(move || {
-        if let Some(sig) = signals.forever().next() {
-            log::info!("signal {sig}: draining");
-            let _ = handle.drain(Duration::from_secs(5));
-        }
-    });
     reactor.run()?;
     let c = *shared.counts.borrow();
     log::info!(

@@ -1,20 +1,15 @@
-//! What the examples share: a server announces its address, drains on
-//! SIGINT/SIGTERM, runs and reports ([`serve`]); a command line is read
-//! flag by flag ([`Args`]); a client sends a request, half-closes and
-//! reads the reply to EOF ([`exchange`]). Included by each example with
-//! `mod support;` (a directory without `main.rs` is not an example of its
-//! own).
-#![allow(dead_code)]
+//! What the example servers and clients share: a server announces its
+//! address, drains on SIGINT/SIGTERM, runs and reports ([`serve`]); a
+//! client sends a request, half-closes and reads the reply to EOF
+//! ([`exchange`]); a `main` prints its error and exits ([`exit_code`]).
 
 use std::cell::RefCell;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use halfclose::{Closed, Config, Conn, Ctx, Eof, Handler, ListenerId, Reactor, TimerId};
-use signal_hook::consts::{SIGINT, SIGTERM};
 
 /// How long a graceful drain may take before what is left is aborted.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
@@ -26,9 +21,10 @@ pub fn serve(
     listener: ListenerId,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let addr = reactor.local_addr(listener).expect("listener is open");
+    // Installed first: a signal sent as soon as the line is read finds it.
+    drain_on_signals(reactor)?;
     println!("listening on {addr}");
     std::io::stdout().flush()?;
-    drain_on_signals(reactor)?;
     reactor.run()?;
     let stats = reactor.stats();
     log::info!(
@@ -40,102 +36,18 @@ pub fn serve(
     Ok(())
 }
 
-/// Start a graceful drain of `reactor` on the first SIGINT or SIGTERM.
+/// Start a graceful drain of `reactor` (bounded by [`DRAIN_DEADLINE`]) on
+/// the first SIGINT or SIGTERM.
 pub fn drain_on_signals(reactor: &Reactor) -> std::io::Result<()> {
-    let handle = reactor.handle();
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
-    std::thread::spawn(move || {
-        if let Some(sig) = signals.forever().next() {
-            log::info!("signal {sig}: draining");
-            let _ = handle.drain(DRAIN_DEADLINE);
-        }
-    });
-    Ok(())
+    crate::signals::drain_on_stop(reactor, DRAIN_DEADLINE)
 }
 
-// ---------------------------------------------------------------- command lines
-
-/// A command line, read argument by argument (it is an iterator): the
-/// example matches on each, takes a flag's value with [`Args::value`], and
-/// calls [`Args::usage`] on anything it does not know.
-pub struct Args {
-    prog: &'static str,
-    usage: &'static str,
-    args: std::vec::IntoIter<String>,
-}
-
-impl Args {
-    /// The arguments of this process, after the program name; `prog` and
-    /// `usage` are for the messages.
-    pub fn new(prog: &'static str, usage: &'static str) -> Args {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        Args {
-            prog,
-            usage,
-            args: args.into_iter(),
-        }
-    }
-
-    /// Whether `-h` or `--help` is among the arguments left.
-    pub fn wants_help(&self) -> bool {
-        self.args
-            .as_slice()
-            .iter()
-            .any(|a| a == "-h" || a == "--help")
-    }
-
-    /// The value after `flag`, parsed. A missing or invalid value is a
-    /// usage error.
-    pub fn value<T: FromStr>(&mut self, flag: &str) -> T {
-        let Some(value) = self.args.next() else {
-            self.usage()
-        };
-        value.parse().unwrap_or_else(|_| {
-            eprintln!("{}: invalid value for {flag}: {value}", self.prog);
-            self.usage()
-        })
-    }
-
-    /// Print the usage to stderr and exit with status 2.
-    pub fn usage(&self) -> ! {
-        eprintln!("{}", self.usage);
-        std::process::exit(2)
-    }
-}
-
-impl Iterator for Args {
-    type Item = String;
-
-    fn next(&mut self) -> Option<String> {
-        self.args.next()
-    }
-}
-
-/// What a mode of a program returns: its exit code, or an error to print.
+/// What a program's `run` returns: its exit code, or an error to print.
 pub type ModeResult = Result<std::process::ExitCode, Box<dyn std::error::Error>>;
 
-/// The `main` of a program with a `server` and a `client` mode: `-h` or
-/// `--help` anywhere prints `help` and the usage; the first argument picks
-/// the mode, which reads the rest; an error is printed as `PROG: ERROR`
-/// (exit 1), anything else is a usage error.
-pub fn server_or_client(
-    prog: &'static str,
-    usage: &'static str,
-    help: &str,
-    server: fn(Args) -> ModeResult,
-    client: fn(Args) -> ModeResult,
-) -> std::process::ExitCode {
-    env_logger::init();
-    let mut args = Args::new(prog, usage);
-    if args.wants_help() {
-        println!("{help}\n\n{usage}");
-        return std::process::ExitCode::SUCCESS;
-    }
-    let result = match args.next().as_deref() {
-        Some("server") => server(args),
-        Some("client") => client(args),
-        _ => args.usage(),
-    };
+/// The exit code of `result`: its own, or, for an error, the error printed
+/// as `PROG: ERROR` and exit status 1.
+pub fn exit_code(prog: &str, result: ModeResult) -> std::process::ExitCode {
     result.unwrap_or_else(|e| {
         eprintln!("{prog}: {e}");
         std::process::ExitCode::FAILURE
@@ -148,6 +60,7 @@ pub fn server_or_client(
 pub struct Request {
     /// The bytes, repeated up to `total` (cut short if `total` is less).
     pub pattern: Vec<u8>,
+    /// How many bytes to send in all.
     pub total: u64,
     /// Half-close (`shutdown(SHUT_WR)`) once everything is sent.
     pub half_close: bool,
@@ -164,6 +77,7 @@ pub struct Outcome {
     pub eof: bool,
     /// No progress for the request's timeout: the client gave up.
     pub timed_out: bool,
+    /// The error the connection failed with, if it did.
     pub error: Option<io::Error>,
 }
 

@@ -1,0 +1,5 @@
+//! `soak`: see [`halfclose_tools::soak`].
+
+fn main() -> std::process::ExitCode {
+    halfclose_tools::soak::main()
+}

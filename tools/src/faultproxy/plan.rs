@@ -1,0 +1,344 @@
+//! Fault plans: what happens to each direction of a proxied connection,
+//! their text syntax (`--fault`), and the plans drawn at random under a
+//! seed.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::rng::{item_seed, Rng};
+
+/// Client to server: the flow's index, and the index of its sender (the
+/// client side).
+pub const C2S: usize = 0;
+/// Server to client: the flow's index, and the index of its sender (the
+/// server side).
+pub const S2C: usize = 1;
+
+/// The largest segment of `split:random`.
+pub const RANDOM_SEG_MAX: usize = 1460;
+
+/// How long `noread` lasts when the spec does not say.
+pub const NOREAD_DEFAULT: Duration = Duration::from_secs(2);
+
+pub(crate) const DIR_NAMES: [&str; 2] = ["c2s", "s2c"];
+
+// ------------------------------------------------------------------ plans
+
+/// How a flow cuts its writes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Seg {
+    /// Everything buffered in one write.
+    Whole,
+    /// At most N bytes per tick.
+    Fixed(usize),
+    /// 1 to [`RANDOM_SEG_MAX`] bytes per tick, drawn from the seed.
+    Random,
+}
+
+/// How a flow ends early.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Cut {
+    /// Reset both sides.
+    Rst,
+    /// FIN to the receiver; the sender's further bytes are discarded.
+    Fin,
+}
+
+/// What happens to one direction.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct DirPlan {
+    /// How writes are cut.
+    pub seg: Seg,
+    /// Time between two writes of a shaped flow (zero: one loop turn).
+    pub delay: Duration,
+    /// Forward nothing for this long once this many bytes went through.
+    pub stall: Option<(u64, Duration)>,
+    /// End the direction once this many bytes went through.
+    pub cut: Option<(Cut, u64)>,
+    /// Never read the sender; reset both sides after this long.
+    pub noread: Option<Duration>,
+}
+
+impl Default for DirPlan {
+    fn default() -> Self {
+        DirPlan {
+            seg: Seg::Whole,
+            delay: Duration::ZERO,
+            stall: None,
+            cut: None,
+            noread: None,
+        }
+    }
+}
+
+impl DirPlan {
+    /// Whether writes go out one segment per tick.
+    pub fn shaped(&self) -> bool {
+        self.seg != Seg::Whole || !self.delay.is_zero()
+    }
+}
+
+/// The faults of one proxied connection, per direction ([`C2S`], [`S2C`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Plan {
+    /// Indexed by sender: `dirs[C2S]` is what happens to the client's bytes.
+    pub dirs: [DirPlan; 2],
+}
+
+/// One entry of a `--fault` list.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Choice {
+    /// This plan.
+    Plan(Plan),
+    /// A plan drawn from the connection's seed ([`random_plan`]).
+    Random,
+}
+
+/// Bounds of the parameters [`random_plan`] draws.
+#[derive(Clone, Copy, Debug)]
+pub struct Ranges {
+    /// Byte positions of `stall`, `rst` and `fin`: 0 to this.
+    pub max_at: u64,
+    /// `delay` in milliseconds, inclusive.
+    pub delay_ms: (u64, u64),
+    /// `stall` in milliseconds, inclusive.
+    pub stall_ms: (u64, u64),
+    /// `noread` in milliseconds, inclusive.
+    pub noread_ms: (u64, u64),
+}
+
+impl Default for Ranges {
+    fn default() -> Self {
+        Ranges {
+            max_at: 4096,
+            delay_ms: (1, 20),
+            stall_ms: (50, 500),
+            noread_ms: (100, 1000),
+        }
+    }
+}
+
+/// One fault of each kind, equally likely (`none` included), in a direction
+/// and with parameters drawn from `rng` within `r`.
+pub fn random_plan(rng: &mut Rng, r: &Ranges) -> Plan {
+    let mut p = Plan::default();
+    let dir = rng.range(0, 1) as usize;
+    let ms = |rng: &mut Rng, (lo, hi): (u64, u64)| Duration::from_millis(rng.range(lo, hi));
+    match rng.range(0, 7) {
+        0 => {}
+        1 => p.dirs.iter_mut().for_each(|d| d.seg = Seg::Fixed(1)),
+        2 => p.dirs.iter_mut().for_each(|d| d.seg = Seg::Random),
+        3 => {
+            let delay = ms(rng, r.delay_ms);
+            p.dirs.iter_mut().for_each(|d| {
+                d.seg = Seg::Random;
+                d.delay = delay;
+            });
+        }
+        4 => p.dirs[dir].stall = Some((rng.range(0, r.max_at), ms(rng, r.stall_ms))),
+        5 => p.dirs[dir].cut = Some((Cut::Rst, rng.range(0, r.max_at))),
+        6 => p.dirs[dir].cut = Some((Cut::Fin, rng.range(0, r.max_at))),
+        _ => p.dirs[dir].noread = Some(ms(rng, r.noread_ms)),
+    }
+    p
+}
+
+/// The plan of connection `k` under `--fault` entries `choices` and `seed`.
+pub fn plan_for(choices: &[Choice], seed: u64, k: u64, ranges: &Ranges) -> (Plan, u64) {
+    let s = item_seed(seed, k);
+    let mut rng = Rng::new(s);
+    let plan = match choices[(k % choices.len() as u64) as usize] {
+        Choice::Plan(p) => p,
+        Choice::Random => random_plan(&mut rng, ranges),
+    };
+    (plan, rng.next_u64())
+}
+
+/// Parse a `--fault` list: `PLAN[,PLAN...]`, connection k getting entry
+/// k modulo the count.
+pub fn parse_spec(spec: &str) -> Result<Vec<Choice>, String> {
+    spec.split(',').map(|s| parse_plan(s.trim())).collect()
+}
+
+fn parse_plan(s: &str) -> Result<Choice, String> {
+    match s {
+        "random" => return Ok(Choice::Random),
+        "none" => return Ok(Choice::Plan(Plan::default())),
+        "" => return Err("empty fault".into()),
+        _ => {}
+    }
+    let mut plan = Plan::default();
+    for item in s.split('+') {
+        parse_fault(item.trim(), &mut plan).map_err(|e| format!("{item:?}: {e}"))?;
+    }
+    Ok(Choice::Plan(plan))
+}
+
+fn parse_dirs(s: Option<&str>, default_both: bool) -> Result<&'static [usize], String> {
+    match s {
+        Some("c2s") => Ok(&[C2S]),
+        Some("s2c") => Ok(&[S2C]),
+        Some("both") => Ok(&[C2S, S2C]),
+        None if default_both => Ok(&[C2S, S2C]),
+        None => Err("a direction (c2s, s2c, both) is required".into()),
+        Some(d) => Err(format!("unknown direction {d:?}")),
+    }
+}
+
+/// A duration of a spec: `Nms` or `Ns`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (n, unit) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1000)
+    } else {
+        return Err(format!("duration {s:?} needs a unit, ms or s"));
+    };
+    let n: u64 = n.parse().map_err(|_| format!("bad duration {s:?}"))?;
+    Ok(Duration::from_millis(n.saturating_mul(unit)))
+}
+
+fn parse_count(s: Option<&str>) -> Result<u64, String> {
+    let s = s.ok_or("a byte count is required")?;
+    s.parse().map_err(|_| format!("bad byte count {s:?}"))
+}
+
+fn parse_fault(item: &str, plan: &mut Plan) -> Result<(), String> {
+    let parts: Vec<&str> = item.split(':').collect();
+    let arity = |lo: usize, hi: usize| {
+        if parts.len() < lo || parts.len() > hi {
+            Err(format!("expected {} to {} fields", lo, hi))
+        } else {
+            Ok(())
+        }
+    };
+    match parts[0] {
+        "split" => {
+            arity(2, 3)?;
+            let seg = match parts[1] {
+                "random" => Seg::Random,
+                n => match n.parse::<usize>() {
+                    Ok(n) if n > 0 => Seg::Fixed(n),
+                    _ => return Err(format!("bad segment size {n:?}")),
+                },
+            };
+            for &d in parse_dirs(parts.get(2).copied(), true)? {
+                plan.dirs[d].seg = seg;
+            }
+        }
+        "delay" => {
+            arity(2, 3)?;
+            let delay = parse_duration(parts[1])?;
+            for &d in parse_dirs(parts.get(2).copied(), true)? {
+                plan.dirs[d].delay = delay;
+            }
+        }
+        "stall" => {
+            arity(3, 3)?;
+            let (dur, at) = match parts[2].split_once('@') {
+                Some((dur, at)) => (dur, parse_count(Some(at))?),
+                None => (parts[2], 0),
+            };
+            let dur = parse_duration(dur)?;
+            for &d in parse_dirs(Some(parts[1]), false)? {
+                plan.dirs[d].stall = Some((at, dur));
+            }
+        }
+        "rst" | "fin" => {
+            arity(3, 3)?;
+            let cut = if parts[0] == "rst" {
+                Cut::Rst
+            } else {
+                Cut::Fin
+            };
+            let at = parse_count(parts.get(2).copied())?;
+            for &d in parse_dirs(Some(parts[1]), false)? {
+                plan.dirs[d].cut = Some((cut, at));
+            }
+        }
+        "noread" => {
+            arity(2, 3)?;
+            let dur = match parts.get(2) {
+                Some(s) => parse_duration(s)?,
+                None => NOREAD_DEFAULT,
+            };
+            for &d in parse_dirs(Some(parts[1]), false)? {
+                plan.dirs[d].noread = Some(dur);
+            }
+        }
+        other => return Err(format!("unknown fault {other:?}")),
+    }
+    Ok(())
+}
+
+fn ms(d: Duration) -> String {
+    format!("{}ms", d.as_millis())
+}
+
+impl fmt::Display for Plan {
+    /// The plan in `--fault` syntax; parsing it gives the plan back.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [c, s] = &self.dirs;
+        let mut items: Vec<String> = Vec::new();
+        // One item for both directions when they agree, else one each.
+        let mut emit = |a: Option<String>,
+                        b: Option<String>,
+                        both: &dyn Fn(&str) -> String,
+                        one: &dyn Fn(&str, &str) -> String| {
+            match (a, b) {
+                (Some(a), Some(b)) if a == b => items.push(both(&a)),
+                (a, b) => {
+                    for (dir, v) in [(DIR_NAMES[0], a), (DIR_NAMES[1], b)] {
+                        if let Some(v) = v {
+                            items.push(one(dir, &v));
+                        }
+                    }
+                }
+            }
+        };
+        let seg = |d: &DirPlan| match d.seg {
+            Seg::Whole => None,
+            Seg::Fixed(n) => Some(n.to_string()),
+            Seg::Random => Some("random".to_string()),
+        };
+        emit(seg(c), seg(s), &|v| format!("split:{v}"), &|d, v| {
+            format!("split:{v}:{d}")
+        });
+        let delay = |d: &DirPlan| (!d.delay.is_zero()).then(|| ms(d.delay));
+        emit(delay(c), delay(s), &|v| format!("delay:{v}"), &|d, v| {
+            format!("delay:{v}:{d}")
+        });
+        let stall = |d: &DirPlan| d.stall.map(|(at, dur)| format!("{}@{at}", ms(dur)));
+        emit(
+            stall(c),
+            stall(s),
+            &|v| format!("stall:both:{v}"),
+            &|d, v| format!("stall:{d}:{v}"),
+        );
+        let cut = |d: &DirPlan| {
+            d.cut.map(|(k, at)| match k {
+                Cut::Rst => format!("rst:{at}"),
+                Cut::Fin => format!("fin:{at}"),
+            })
+        };
+        let split_kind = |v: &str, d: &str| {
+            let (kind, at) = v.split_once(':').unwrap_or((v, ""));
+            format!("{kind}:{d}:{at}")
+        };
+        emit(cut(c), cut(s), &|v| split_kind(v, "both"), &|d, v| {
+            split_kind(v, d)
+        });
+        let noread = |d: &DirPlan| d.noread.map(ms);
+        emit(
+            noread(c),
+            noread(s),
+            &|v| format!("noread:both:{v}"),
+            &|d, v| format!("noread:{d}:{v}"),
+        );
+        if items.is_empty() {
+            f.write_str("none")
+        } else {
+            f.write_str(&items.join("+"))
+        }
+    }
+}

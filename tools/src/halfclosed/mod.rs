@@ -1,0 +1,613 @@
+//! The half-close echo benchmark: many concurrent half-closed connections,
+//! what each one costs the server, and how fast they turn over.
+//!
+//! ```text
+//! cargo run --release --example halfclosed          # the same as:
+//! cargo run --release -p halfclose-tools --bin halfclosed
+//! ```
+//!
+//! Each exchange: the client connects, sends B request bytes and
+//! half-closes (`shutdown(SHUT_WR)`); the server reads to EOF, keeps the
+//! half-closed connection for `--hold-ms` (0 by default), replies with the
+//! request bytes and closes; the client reads the reply to EOF and checks it
+//! byte for byte. A held connection whose client resets is released at
+//! once, not at the end of its hold (`--reset-every` checks it).
+//!
+//! With no arguments a server reactor and a client reactor run on two
+//! threads of this process over loopback, 10,000 exchanges, and a summary
+//! is printed. The two sides also run alone, to measure the server in its
+//! own process or to load another server:
+//!
+//! ```text
+//! halfclosed --server-only --listen 127.0.0.1:7001 --json   # first line: listening on IP:PORT
+//! halfclosed --client-only --connect 127.0.0.1:7001 --connections 50000 --json
+//! ```
+//!
+//! The server serves until SIGINT or SIGTERM (or `--timeout`), then prints
+//! its figures: peak half-closed connections, CPU time per connection of
+//! its reactor threads, peak RSS and RSS per connection above the idle
+//! baseline. `--threads N` runs N reactors on N threads sharing the port
+//! through `SO_REUSEPORT`. `--sources 127.0.0.1-127.0.0.8` spreads the
+//! client's source addresses past the ephemeral-port limit of one address
+//! (about 28,000 connections open at once); each socket is bound before it
+//! connects (`Connect::from`), so each address's ports are taken
+//! at bind time: use it to hold more than that many, not for churn, where
+//! a plain connect reuses loopback TIME_WAIT ports.
+//! CPU time comes from `/proc/thread-self/schedstat` (total, nanoseconds)
+//! and `/proc/thread-self/stat` (user/system split, clock ticks); memory
+//! from `/proc/self/status` ([`crate::procfs`]). The soft descriptor limit
+//! is raised to the hard one ([`crate::fdlimit::raise`]).
+//!
+//! Exit status: 0 when every exchange completed, 1 when any failed, 2 for
+//! bad arguments.
+mod client;
+mod server;
+
+use std::fmt::Write as _;
+use std::io::{self, Write as _};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use serde::Serialize;
+
+use crate::fdlimit::{self, Limit};
+use crate::procfs;
+use client::{run_client, ClientJson};
+use server::{ServerJson, ServerSummary, Servers, EPOCH};
+
+/// The longest request the server buffers; a longer one is refused.
+const MAX_REQUEST: usize = 16 << 20;
+/// How long the server lets connections finish once told to stop.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+/// When a `--reset-every` client resets its connection, after connecting.
+const RESET_AFTER: Duration = Duration::from_millis(50);
+
+// ---------------------------------------------------------------------------
+// Options
+
+/// halfclosed: the half-close echo benchmark of the halfclose reactor
+///
+/// With no mode, a server and a client run in this process over loopback
+/// and a summary is printed. Exit status: 0 when every exchange completed,
+/// 1 when any failed, 2 for bad arguments.
+#[derive(Parser, Clone, Debug)]
+#[command(name = "halfclosed", verbatim_doc_comment)]
+pub struct Args {
+    /// Serve; print `listening on IP:PORT` first; stop on SIGINT/SIGTERM
+    #[arg(long = "server-only", conflicts_with = "client_only")]
+    pub server_only: bool,
+    /// Load the server at --connect
+    #[arg(long = "client-only", requires = "connect")]
+    pub client_only: bool,
+    /// Server address
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Server to load with --client-only
+    #[arg(long, value_name = "ADDR", requires = "client_only")]
+    pub connect: Option<SocketAddr>,
+    /// Exchanges in all
+    #[arg(long, value_name = "N", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub connections: u64,
+    /// Exchanges in flight at once
+    #[arg(long, value_name = "C", default_value_t = 200,
+          value_parser = clap::value_parser!(u64).range(1..=u64::from(u32::MAX)))]
+    pub concurrency: u64,
+    /// Request size, echoed back
+    #[arg(long = "request-bytes", value_name = "B", default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_REQUEST as u64))]
+    pub request_bytes: u64,
+    /// Server keeps each half-closed connection H ms before replying;
+    /// a --client-only run takes it to stretch its own timeouts
+    #[arg(
+        long = "hold-ms",
+        value_name = "H",
+        default_value_t = 0,
+        verbatim_doc_comment
+    )]
+    pub hold_ms: u64,
+    /// Server reactors, one per thread, sharing the port
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub threads: u64,
+    /// Client source addresses, used round-robin (A or A-B, IPv4)
+    #[arg(long, value_name = "A[-B]", value_parser = parse_sources)]
+    pub sources: Option<Sources>,
+    /// Client resets every K-th connection 50 ms after connecting (checks release)
+    #[arg(long = "reset-every", value_name = "K", default_value_t = 0)]
+    pub reset_every: u64,
+    /// Overall deadline, --server-only included
+    #[arg(long, value_name = "SECS", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+    /// Machine-readable output on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Source addresses of `--sources`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sources(pub Vec<IpAddr>);
+
+/// `A` or `A-B`, IPv4, inclusive.
+fn parse_sources(s: &str) -> Result<Sources, String> {
+    let bad = || format!("expected A or A-B (IPv4), got {s}");
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let a: Ipv4Addr = a.trim().parse().map_err(|_| bad())?;
+    let b: Ipv4Addr = b.trim().parse().map_err(|_| bad())?;
+    let (a, b) = (u32::from(a), u32::from(b));
+    if b < a || b - a >= 65_536 {
+        return Err(format!("{s} is empty or wider than 65536 addresses"));
+    }
+    Ok(Sources(
+        (a..=b).map(|ip| IpAddr::V4(Ipv4Addr::from(ip))).collect(),
+    ))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Mode {
+    Both,
+    Server,
+    Client,
+}
+
+/// The options as the modes use them.
+#[derive(Clone, Debug)]
+struct Opts {
+    mode: Mode,
+    listen: SocketAddr,
+    connect: Option<SocketAddr>,
+    connections: u64,
+    concurrency: usize,
+    request_bytes: usize,
+    hold: Duration,
+    threads: usize,
+    sources: Vec<IpAddr>,
+    reset_every: u64,
+    timeout: Duration,
+    json: bool,
+}
+
+impl From<Args> for Opts {
+    fn from(a: Args) -> Opts {
+        // The ranges are checked by the parser.
+        let size = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        Opts {
+            mode: match (a.server_only, a.client_only) {
+                (true, _) => Mode::Server,
+                (_, true) => Mode::Client,
+                _ => Mode::Both,
+            },
+            listen: a.listen,
+            connect: a.connect,
+            connections: a.connections,
+            concurrency: size(a.concurrency),
+            request_bytes: size(a.request_bytes),
+            hold: Duration::from_millis(a.hold_ms),
+            threads: size(a.threads),
+            sources: a.sources.map(|s| s.0).unwrap_or_default(),
+            reset_every: a.reset_every,
+            timeout: Duration::from_secs(a.timeout),
+            json: a.json,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Output
+
+/// Seconds and rates in `--json`: three decimals (NaN stays NaN, written
+/// as `null`).
+fn r3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+/// The options in `--json`, the first keys of every report; those of a
+/// side that does not run are left out.
+#[derive(Serialize, Debug)]
+struct OptsJson {
+    mode: Mode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connections: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    concurrency: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_bytes: Option<usize>,
+    hold_ms: u128,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    threads: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sources: Option<usize>,
+}
+
+impl OptsJson {
+    fn new(o: &Opts) -> OptsJson {
+        let client = o.mode != Mode::Server;
+        OptsJson {
+            mode: o.mode,
+            connections: client.then_some(o.connections),
+            concurrency: client.then_some(o.concurrency),
+            request_bytes: client.then_some(o.request_bytes),
+            hold_ms: o.hold.as_millis(),
+            threads: (o.mode != Mode::Client).then_some(o.threads),
+            sources: client.then_some(o.sources.len()),
+        }
+    }
+}
+
+/// What became of the descriptor limit, in `--json`.
+#[derive(Serialize, Debug)]
+struct FdJson {
+    soft_before: Option<u64>,
+    soft: Option<u64>,
+    hard: Option<u64>,
+}
+
+impl From<&Limit> for FdJson {
+    fn from(l: &Limit) -> FdJson {
+        FdJson {
+            soft_before: l.before,
+            soft: l.soft,
+            hard: l.hard,
+        }
+    }
+}
+
+/// The one line `--json` prints (`benches/compare.py` reads it): the
+/// options, then what the mode measured.
+#[derive(Serialize, Debug)]
+struct Report {
+    #[serde(flatten)]
+    opts: OptsJson,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stopped_by: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client: Option<ClientJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server: Option<ServerJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    process_cpu_s: Option<f64>,
+    fd_limit: FdJson,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ok: Option<bool>,
+}
+
+impl Report {
+    fn new(o: &Opts, fd: &Limit) -> Report {
+        Report {
+            opts: OptsJson::new(o),
+            stopped_by: None,
+            target: None,
+            client: None,
+            server: None,
+            process_cpu_s: None,
+            fd_limit: fd.into(),
+            ok: None,
+        }
+    }
+
+    fn print(&self) -> io::Result<()> {
+        println!("{}", serde_json::to_string(self).map_err(io::Error::other)?);
+        Ok(())
+    }
+}
+
+fn print_rows(title: &str, rows: &[(String, String)]) {
+    let width = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut out = String::new();
+    let _ = writeln!(out, "{title}");
+    for (k, v) in rows {
+        let _ = writeln!(out, "  {k:<width$}  {v}");
+    }
+    print!("{out}");
+}
+
+fn setup_rows(o: &Opts, fd: &Limit) -> Vec<(String, String)> {
+    let mut rows = Vec::new();
+    if o.mode != Mode::Server {
+        rows.push((
+            "load".into(),
+            format!(
+                "{} exchanges, {} at once, {} request bytes",
+                o.connections, o.concurrency, o.request_bytes
+            ),
+        ));
+    }
+    rows.push(("hold".into(), format!("{} ms", o.hold.as_millis())));
+    if o.mode != Mode::Client {
+        rows.push(("server threads".into(), o.threads.to_string()));
+    }
+    if !o.sources.is_empty() {
+        rows.push(("source addresses".into(), o.sources.len().to_string()));
+    }
+    rows.push(("descriptor limit".into(), fd.to_string()));
+    rows
+}
+
+// ---------------------------------------------------------------------------
+// The three modes
+
+/// Server and client in this process.
+fn run_both(o: &Opts, fd: &Limit) -> io::Result<bool> {
+    let deadline = Instant::now() + o.timeout;
+    let servers = Servers::start(o.listen, o.threads, o.hold, deadline)?;
+    let target = servers.addr;
+    if !o.json {
+        eprintln!(
+            "server on {target}, {} thread(s); client starting",
+            o.threads
+        );
+    }
+    let mut last_done = 0;
+    let client = run_client(o, target, |l, elapsed| {
+        eprintln!(
+            "[{:>4}s] {}/{} done, {} in flight, {} errors, {}/s; server: {} open, {} half-closed",
+            elapsed.as_secs(),
+            l.completed,
+            l.total,
+            l.in_flight(),
+            l.error_count(),
+            l.completed - last_done,
+            servers.gauge_sum(|g| &g.open),
+            servers.gauge_sum(|g| &g.half_closed_in),
+        );
+        last_done = l.completed;
+    });
+    servers.stop();
+    let reports = servers.join()?;
+    let client = client?;
+    let rss_peak = memory().hwm;
+    let server = ServerSummary::new(&reports, client.rss_ready, rss_peak);
+    let ok = client.errors() == 0 && client.completed + client.resets_sent == client.total;
+    if o.json {
+        Report {
+            client: Some(client.json()),
+            server: Some(server.json()),
+            ok: Some(ok),
+            ..Report::new(o, fd)
+        }
+        .print()?;
+    } else {
+        let mut rows = setup_rows(o, fd);
+        client.rows(&mut rows);
+        server.rows(&mut rows, " (server and client)");
+        print_rows(
+            "halfclosed: half-close echo over loopback, server and client reactors in one process",
+            &rows,
+        );
+    }
+    Ok(ok)
+}
+
+fn run_server(o: &Opts, fd: &Limit) -> io::Result<bool> {
+    // Registered before `listening on` is printed, so a signal sent as soon
+    // as the line is read already finds its handler.
+    let stop = crate::signals::stop_flag()?;
+    let t0 = Instant::now();
+    let deadline = t0 + o.timeout;
+    let servers = Servers::start(o.listen, o.threads, o.hold, deadline)?;
+    let rss_baseline = memory().rss;
+    println!("listening on {}", servers.addr);
+    io::stdout().flush()?;
+    let mut next_tick = t0 + Duration::from_secs(1);
+    let mut last = (u64::MAX, u64::MAX);
+    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = Instant::now();
+        if now >= next_tick {
+            next_tick += Duration::from_secs(1);
+            let accepted = servers.gauge_sum(|g| &g.accepted);
+            let open = servers.gauge_sum(|g| &g.open);
+            if (accepted, open) != last {
+                last = (accepted, open);
+                eprintln!(
+                    "[{:>4}s] accepted {accepted}, open {open}, half-closed {} (peak {})",
+                    (now - t0).as_secs(),
+                    servers.gauge_sum(|g| &g.half_closed_in),
+                    servers.gauge_sum(|g| &g.peak_half_closed_in),
+                );
+            }
+        }
+    }
+    let why = if stop.load(Ordering::Relaxed) {
+        "signal"
+    } else {
+        "deadline"
+    };
+    servers.stop();
+    let reports = servers.join()?;
+    let rss_peak = memory().hwm;
+    let server = ServerSummary::new(&reports, rss_baseline, rss_peak);
+    let process_cpu = procfs::process_cpu(std::process::id()).unwrap_or_default();
+    if o.json {
+        Report {
+            stopped_by: Some(why),
+            server: Some(server.json()),
+            process_cpu_s: Some(r3((process_cpu.user + process_cpu.sys).as_secs_f64())),
+            ..Report::new(o, fd)
+        }
+        .print()?;
+    } else {
+        let mut rows = setup_rows(o, fd);
+        rows.push(("stopped by".into(), why.into()));
+        server.rows(&mut rows, "");
+        print_rows("halfclosed server", &rows);
+    }
+    Ok(server.errors + server.panics == 0)
+}
+
+fn run_client_only(o: &Opts, fd: &Limit) -> io::Result<bool> {
+    let target = o.connect.expect("--client-only requires --connect");
+    let mut last_done = 0;
+    let client = run_client(o, target, |l, elapsed| {
+        eprintln!(
+            "[{:>4}s] {}/{} done, {} in flight, {} errors, {}/s",
+            elapsed.as_secs(),
+            l.completed,
+            l.total,
+            l.in_flight(),
+            l.error_count(),
+            l.completed - last_done
+        );
+        last_done = l.completed;
+    })?;
+    let ok = client.errors() == 0 && client.completed + client.resets_sent == client.total;
+    if o.json {
+        Report {
+            target: Some(target.to_string()),
+            client: Some(client.json()),
+            ok: Some(ok),
+            ..Report::new(o, fd)
+        }
+        .print()?;
+    } else {
+        let mut rows = setup_rows(o, fd);
+        rows.insert(0, ("server".into(), target.to_string()));
+        client.rows(&mut rows);
+        print_rows("halfclosed client", &rows);
+    }
+    Ok(ok)
+}
+
+/// This process's resident memory (zero if `/proc` cannot say).
+fn memory() -> procfs::Memory {
+    procfs::memory(std::process::id()).unwrap_or_default()
+}
+
+/// The `main` of `halfclosed`.
+pub fn main() -> ExitCode {
+    env_logger::init();
+    let _ = EPOCH.set(Instant::now());
+    run(Args::parse())
+}
+
+/// Run the benchmark `args` describe; its exit code.
+pub fn run(args: Args) -> ExitCode {
+    let o = Opts::from(args);
+    let fd = fdlimit::raise();
+    let per_conn = match o.mode {
+        Mode::Both => 2,
+        _ => 1,
+    };
+    let needed = (o.concurrency as u64).saturating_mul(per_conn) + 64;
+    if o.mode != Mode::Server && fd.soft.is_some_and(|s| s < needed) {
+        eprintln!(
+            "halfclosed: warning: {} exchanges at once need about {needed} descriptors; the limit is {}",
+            o.concurrency, fd
+        );
+    }
+    let result = match o.mode {
+        Mode::Both => run_both(&o, &fd),
+        Mode::Server => run_server(&o, &fd),
+        Mode::Client => run_client_only(&o, &fd),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("halfclosed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Result<Opts, clap::Error> {
+        let argv = std::iter::once("halfclosed").chain(s.split_whitespace());
+        Args::try_parse_from(argv).map(Opts::from)
+    }
+
+    #[test]
+    fn defaults_and_modes() {
+        let o = args("").unwrap();
+        assert_eq!(
+            (o.mode, o.connections, o.concurrency, o.request_bytes),
+            (Mode::Both, 10_000, 200, 64)
+        );
+        assert_eq!(
+            (o.threads, o.timeout, o.hold, o.listen.to_string().as_str()),
+            (1, Duration::from_secs(120), Duration::ZERO, "127.0.0.1:0")
+        );
+        assert_eq!(
+            args("--server-only --listen 127.0.0.1:7001").unwrap().mode,
+            Mode::Server
+        );
+        assert!(args("--client-only").is_err());
+        assert_eq!(
+            args("--client-only --connect=127.0.0.1:7001 --hold-ms 5")
+                .unwrap()
+                .hold,
+            Duration::from_millis(5)
+        );
+        assert!(args("--server-only --client-only").is_err());
+        assert!(args("--connect 127.0.0.1:7001").is_err());
+        assert!(args("--threads 0").is_err());
+        assert!(args("--connections 0").is_err());
+        assert!(args("--request-bytes 16777217").is_err());
+        assert!(args("--timeout 0").is_err());
+        assert_eq!(
+            args("--nope").unwrap_err().exit_code(),
+            2,
+            "bad arguments exit 2"
+        );
+    }
+
+    #[test]
+    fn sources_range() {
+        let s = parse_sources("127.0.0.1-127.0.0.8").unwrap().0;
+        assert_eq!(s.len(), 8);
+        assert_eq!(s[7], IpAddr::V4(Ipv4Addr::new(127, 0, 0, 8)));
+        assert_eq!(parse_sources("127.0.0.2").unwrap().0.len(), 1);
+        assert!(parse_sources("127.0.0.8-127.0.0.1").is_err());
+        assert_eq!(
+            args("--sources 127.0.0.1-127.0.0.3").unwrap().sources.len(),
+            3
+        );
+    }
+
+    /// The keys `benches/compare.py` reads, in the order they were written
+    /// before `serde_json`, with a NaN as `null` and seconds rounded.
+    #[test]
+    fn json_keys_by_mode() {
+        let fd = Limit {
+            before: Some(1024),
+            soft: Some(4096),
+            hard: None,
+        };
+        let server = Report {
+            stopped_by: Some("signal"),
+            process_cpu_s: Some(r3(1.23456)),
+            ..Report::new(&args("--server-only --threads 2").unwrap(), &fd)
+        };
+        assert_eq!(
+            serde_json::to_string(&server).unwrap(),
+            r#"{"mode":"server","hold_ms":0,"threads":2,"stopped_by":"signal","process_cpu_s":1.235,"fd_limit":{"soft_before":1024,"soft":4096,"hard":null}}"#
+        );
+        let client = Report {
+            target: Some("127.0.0.1:7001".into()),
+            ok: Some(true),
+            ..Report::new(
+                &args("--client-only --connect 127.0.0.1:7001 --hold-ms 5").unwrap(),
+                &fd,
+            )
+        };
+        assert_eq!(
+            serde_json::to_string(&client).unwrap(),
+            r#"{"mode":"client","connections":10000,"concurrency":200,"request_bytes":64,"hold_ms":5,"sources":0,"target":"127.0.0.1:7001","fd_limit":{"soft_before":1024,"soft":4096,"hard":null},"ok":true}"#
+        );
+        assert_eq!(serde_json::to_string(&r3(f64::NAN)).unwrap(), "null");
+    }
+}
