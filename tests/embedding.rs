@@ -518,3 +518,157 @@ impl Handler for Delayed {
         conn.close();
     }
 }
+
+/// What the host-loop tests below check, whatever the loop: a 200 ms timer
+/// fires within 150-600 ms and a silent connection is closed by a 300 ms
+/// idle timeout on time, with the loop woken by nothing but the reactor's
+/// descriptor.
+struct OnTime {
+    log: Log,
+    fired: std::rc::Rc<std::cell::Cell<Option<Instant>>>,
+    start: Instant,
+    client: JoinHandle<(Result<usize, std::io::ErrorKind>, Duration)>,
+}
+
+impl OnTime {
+    fn start(r: &mut Reactor) -> OnTime {
+        let log = log();
+        let fired = std::rc::Rc::new(std::cell::Cell::new(None));
+        let (l2, f2) = (log.clone(), fired.clone());
+        let addr = listen(r, move || {
+            let f3 = f2.clone();
+            Recorder::new(&l2)
+                .on_connect(|c| {
+                    c.set_timer(ms(200));
+                })
+                .on_timer(move |_, _| f3.set(Some(Instant::now())))
+        });
+        let start = Instant::now();
+        // A silent client that answers our FIN with its own.
+        let client = std::thread::spawn(move || {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(DEADLINE)).unwrap();
+            let eof = s.read(&mut [0; 16]);
+            (eof.map_err(|e| e.kind()), start.elapsed())
+        });
+        OnTime {
+            log,
+            fired,
+            start,
+            client,
+        }
+    }
+
+    fn done(&self) -> bool {
+        closed(&self.log).is_some()
+    }
+
+    #[track_caller]
+    fn check(self) {
+        let timer = self.fired.get().expect("the timer fired") - self.start;
+        assert!(
+            (ms(150)..ms(600)).contains(&timer),
+            "200 ms timer after {timer:?}"
+        );
+        let c = closed(&self.log).unwrap();
+        assert_eq!(c.reason, Reason::TimedOut(Timeout::Idle));
+        let (eof, fin_after) = self.client.join().unwrap();
+        assert_eq!(eof, Ok(0), "the client reads EOF, not a reset");
+        assert!(
+            (ms(250)..ms(900)).contains(&fin_after),
+            "FIN after {fin_after:?}"
+        );
+    }
+}
+
+/// The recipe with tokio: `AsyncFd` on the descriptor, `run_once(ZERO)`
+/// when readable, then `clear_ready`.
+#[test]
+fn tokio_async_fd_recipe_keeps_timers_and_timeouts_on_time() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut r = reactor_with(|c| c.idle_timeout = Some(ms(300)));
+        let t = OnTime::start(&mut r);
+        // The AsyncFd owns a duplicate of the epoll descriptor, so the
+        // descriptor stays open for as long as it is registered: the I/O
+        // safety that `with_interest` is deprecated for cannot be broken
+        // here, and its replacement, `register_with_interest`, is `unsafe`
+        // to call, which this project's code never is.
+        let owned = std::os::fd::AsFd::as_fd(&r).try_clone_to_owned().unwrap();
+        #[allow(deprecated)]
+        let fd =
+            tokio::io::unix::AsyncFd::with_interest(owned, tokio::io::Interest::READABLE).unwrap();
+        let deadline = tokio::time::Instant::now() + ms(3_000);
+        while !t.done() {
+            let mut guard = tokio::time::timeout_at(deadline, fd.readable())
+                .await
+                .expect("a lost wake-up: the descriptor never became readable")
+                .unwrap();
+            r.run_once(Some(Duration::ZERO)).unwrap();
+            guard.clear_ready();
+        }
+        t.check();
+    });
+}
+
+/// The recipe with calloop: a `Generic` source on (a duplicate of) the
+/// descriptor, level-triggered, the reactor as the loop's shared data.
+#[test]
+fn calloop_generic_recipe_keeps_timers_and_timeouts_on_time() {
+    use calloop::generic::Generic;
+    use calloop::{EventLoop, Interest, Mode, PostAction};
+    use std::os::fd::AsFd;
+
+    let mut r = reactor_with(|c| c.idle_timeout = Some(ms(300)));
+    let t = OnTime::start(&mut r);
+    let mut event_loop: EventLoop<'_, Reactor> = EventLoop::try_new().unwrap();
+    let fd = r.as_fd().try_clone_to_owned().unwrap();
+    event_loop
+        .handle()
+        .insert_source(
+            Generic::new(fd, Interest::READ, Mode::Level),
+            |_, _, reactor: &mut Reactor| {
+                reactor.run_once(Some(Duration::ZERO))?;
+                Ok(PostAction::Continue)
+            },
+        )
+        .unwrap();
+    let deadline = Instant::now() + ms(3_000);
+    while !t.done() {
+        assert!(Instant::now() < deadline, "a lost wake-up");
+        // The loop's own timeout only bounds the test: it calls no
+        // run_once.
+        event_loop.dispatch(Some(ms(50)), &mut r).unwrap();
+    }
+    t.check();
+}
+
+/// The two embedding examples serve their half-close protocol: each of a
+/// few concurrent clients gets its request uppercased after the 200 ms
+/// timer, then EOF; SIGTERM drains the example and it exits 0.
+#[test]
+fn the_embedding_examples_answer_after_their_timer_and_drain() {
+    for example in ["embed_tokio", "embed_calloop"] {
+        let server = Server::start(example, &["--listen", "127.0.0.1:0", "--delay-ms", "200"]);
+        let start = Instant::now();
+        let clients: Vec<_> = (0..4)
+            .map(|i| client(server.addr, format!("request {i}").into_bytes()))
+            .collect();
+        for (i, c) in clients.into_iter().enumerate() {
+            let reply = c
+                .join()
+                .unwrap()
+                .unwrap_or_else(|e| panic!("{example}: {e}"));
+            assert_eq!(reply, format!("REQUEST {i}").into_bytes(), "{example}");
+        }
+        let took = start.elapsed();
+        assert!(
+            (ms(190)..ms(2_000)).contains(&took),
+            "{example}: answered after {took:?}"
+        );
+        assert_clean_exit(server);
+    }
+}

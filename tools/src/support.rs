@@ -1,7 +1,9 @@
 //! What the example servers and clients share: a server announces its
 //! address, drains on SIGINT/SIGTERM, runs and reports ([`serve`]); a
 //! client sends a request, half-closes and reads the reply to EOF
-//! ([`exchange`]); a `main` prints its error and exits ([`exit_code`]).
+//! ([`exchange`]); a `main` prints its error and exits ([`exit_code`]);
+//! the embedding examples serve [`Deferred`] and announce themselves with
+//! [`announce`].
 
 use std::cell::RefCell;
 use std::io::{self, Write};
@@ -14,6 +16,48 @@ use halfclose::{Closed, Config, Conn, Ctx, Eof, Handler, ListenerId, Reactor, Ti
 /// How long a graceful drain may take before what is left is aborted.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
 
+/// Print `listening on IP:PORT`, flushed: scripts and tests read it.
+pub fn announce(addr: SocketAddr) -> io::Result<()> {
+    println!("listening on {addr}");
+    std::io::stdout().flush()
+}
+
+/// A half-close protocol with a timer, for the embedding examples: collect
+/// the request until the client's FIN, wait `delay` (a [`Conn::set_timer`]
+/// timer), then reply with the request uppercased and close.
+#[derive(Debug)]
+pub struct Deferred {
+    delay: Duration,
+    request: Vec<u8>,
+}
+
+impl Deferred {
+    /// A handler that answers `delay` after the client's FIN.
+    pub fn new(delay: Duration) -> Deferred {
+        Deferred {
+            delay,
+            request: Vec::new(),
+        }
+    }
+}
+
+impl Handler for Deferred {
+    fn handle_read(&mut self, _conn: &mut Conn<'_>, data: &[u8]) {
+        self.request.extend_from_slice(data);
+    }
+
+    fn handle_readable_eof(&mut self, conn: &mut Conn<'_>) -> Eof {
+        conn.set_timer(self.delay);
+        // Our write half stays open until the timer answers.
+        Eof::HalfClose
+    }
+
+    fn handle_timer(&mut self, conn: &mut Conn<'_>, _timer: TimerId) {
+        conn.write(&self.request.to_ascii_uppercase());
+        conn.close();
+    }
+}
+
 /// Print `listening on IP:PORT` (flushed: scripts and tests read it), drain
 /// on SIGINT/SIGTERM, and run until the drain ends.
 pub fn serve(
@@ -23,8 +67,7 @@ pub fn serve(
     let addr = reactor.local_addr(listener).expect("listener is open");
     // Installed first: a signal sent as soon as the line is read finds it.
     drain_on_signals(reactor)?;
-    println!("listening on {addr}");
-    std::io::stdout().flush()?;
+    announce(addr)?;
     reactor.run()?;
     let stats = reactor.stats();
     log::info!(
