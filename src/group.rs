@@ -55,13 +55,13 @@ use crate::stats::Stats;
 /// are reset unless `net.ipv4.tcp_migrate_req` is 1; a group drains every
 /// member, and each member accepts its queue before closing
 /// ([`Reactor::drain`]).
-pub struct Group {
+pub struct Group<T = Stats> {
     addr: SocketAddr,
     handles: Vec<Handle>,
-    threads: Vec<JoinHandle<io::Result<Stats>>>,
+    threads: Vec<JoinHandle<io::Result<T>>>,
 }
 
-impl fmt::Debug for Group {
+impl<T> fmt::Debug for Group<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Group")
             .field("addr", &self.addr)
@@ -71,7 +71,9 @@ impl fmt::Debug for Group {
 }
 
 impl Group {
-    /// Start `reactors` reactors on as many threads; see [`Group`].
+    /// Start `reactors` reactors on as many threads, each listening on
+    /// `addr` with the factory `make(index)` returns and running until it
+    /// stops or drains; see [`Group`].
     ///
     /// # Errors
     ///
@@ -89,6 +91,64 @@ impl Group {
         F: FnMut() -> H + 'static,
         H: Handler + 'static,
     {
+        Group::spawn(
+            reactors,
+            config,
+            addr,
+            move |index, reactor, addr| {
+                let listener = reactor.listen(addr, make(index))?;
+                Ok(reactor.local_addr(listener).expect("listener is open"))
+            },
+            |_, mut reactor| {
+                reactor.run()?;
+                Ok(reactor.stats())
+            },
+        )
+    }
+
+    /// Drain every reactor ([`Reactor::drain`] with `timeout`), wait for
+    /// them to finish, and return their statistics added up.
+    ///
+    /// # Errors
+    ///
+    /// A reactor failed (`epoll_wait`), or its thread panicked.
+    pub fn drain(self, timeout: Duration) -> io::Result<Stats> {
+        Ok(self
+            .drain_each(timeout)?
+            .into_iter()
+            .fold(Stats::default(), |a, b| a + b))
+    }
+}
+
+impl<T: Send + 'static> Group<T> {
+    /// The general form of [`listen`](Group::listen): on thread `index`, a
+    /// reactor is made with `config` (and `SO_REUSEPORT`), `setup(index,
+    /// &mut reactor, addr)` listens on `addr` (and whatever else it
+    /// likes) and returns the address it got, then `run(index, reactor)`
+    /// drives the reactor as it likes and returns what the thread reports.
+    /// The first thread's address, with the port the kernel picked, is the
+    /// `addr` of the others.
+    ///
+    /// `run` must return once its reactor has drained, as
+    /// [`Reactor::run`] does; a loop of its own checks
+    /// [`is_draining`](Reactor::is_draining) and
+    /// [`stats().open`](Stats::open). [`drain_each`](Group::drain_each),
+    /// and dropping the group, rely on it.
+    ///
+    /// # Errors
+    ///
+    /// As [`listen`](Group::listen).
+    pub fn spawn<S, R>(
+        reactors: usize,
+        config: Config,
+        addr: SocketAddr,
+        setup: S,
+        run: R,
+    ) -> io::Result<Group<T>>
+    where
+        S: Fn(usize, &mut Reactor, SocketAddr) -> io::Result<SocketAddr> + Send + Sync + 'static,
+        R: Fn(usize, Reactor) -> io::Result<T> + Send + Sync + 'static,
+    {
         if reactors == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -97,7 +157,7 @@ impl Group {
         }
         let mut config = config;
         config.reuse_port = true;
-        let make = Arc::new(make);
+        let shared = Arc::new((setup, run));
         let mut group = Group {
             addr,
             handles: Vec::new(),
@@ -106,29 +166,27 @@ impl Group {
         for index in 0..reactors {
             let (tx, rx) = mpsc::channel();
             let config = config.clone();
-            let make = Arc::clone(&make);
+            let shared = Arc::clone(&shared);
             let addr = group.addr;
             let thread = std::thread::Builder::new()
                 .name(format!("halfclose-{index}"))
                 .spawn(move || {
+                    let (setup, run) = &*shared;
                     let started = Reactor::with_config(config).and_then(|mut reactor| {
-                        let listener = reactor.listen(addr, make(index))?;
-                        let local = reactor.local_addr(listener).expect("listener is open");
+                        let local = setup(index, &mut reactor, addr)?;
                         Ok((reactor, local))
                     });
-                    let mut reactor = match started {
+                    match started {
                         Ok((reactor, local)) => {
                             let _ = tx.send(Ok((reactor.handle(), local)));
-                            reactor
+                            run(index, reactor)
                         }
                         Err(e) => {
                             let kind = e.kind();
                             let _ = tx.send(Err(e));
-                            return Err(io::Error::new(kind, "reactor did not start"));
+                            Err(io::Error::new(kind, "reactor did not start"))
                         }
-                    };
-                    reactor.run()?;
-                    Ok(reactor.stats())
+                    }
                 })?;
             group.threads.push(thread);
             match rx.recv() {
@@ -166,12 +224,12 @@ impl Group {
     }
 
     /// Drain every reactor ([`Reactor::drain`] with `timeout`), wait for
-    /// them to finish, and return their statistics added up.
+    /// their threads, and return what each reported, in order.
     ///
     /// # Errors
     ///
-    /// A reactor failed (`epoll_wait`), or its thread panicked.
-    pub fn drain(mut self, timeout: Duration) -> io::Result<Stats> {
+    /// A thread's `run` failed, or it panicked.
+    pub fn drain_each(mut self, timeout: Duration) -> io::Result<Vec<T>> {
         for h in &self.handles {
             // A reactor that already ended needs no drain.
             let _ = h.drain(timeout);
@@ -179,26 +237,21 @@ impl Group {
         self.join_all()
     }
 
-    /// Stop every reactor at once ([`Reactor::stop`]); their connections
-    /// are then aborted as each reactor is dropped. Their statistics added
-    /// up.
+    /// Wait for every thread to end by itself.
     ///
     /// # Errors
     ///
-    /// As [`drain`](Group::drain).
-    pub fn stop(mut self) -> io::Result<Stats> {
-        for h in &self.handles {
-            let _ = h.stop();
-        }
+    /// As [`drain_each`](Group::drain_each).
+    pub fn join(mut self) -> io::Result<Vec<T>> {
         self.join_all()
     }
 
-    fn join_all(&mut self) -> io::Result<Stats> {
-        let mut total = Stats::default();
+    fn join_all(&mut self) -> io::Result<Vec<T>> {
+        let mut reports = Vec::new();
         let mut first_error = None;
         for thread in self.threads.drain(..) {
             match thread.join() {
-                Ok(Ok(stats)) => total += stats,
+                Ok(Ok(report)) => reports.push(report),
                 Ok(Err(e)) => {
                     first_error.get_or_insert(e);
                 }
@@ -209,19 +262,21 @@ impl Group {
         }
         match first_error {
             Some(e) => Err(e),
-            None => Ok(total),
+            None => Ok(reports),
         }
     }
 }
 
-impl Drop for Group {
-    /// Stops the reactors still running and waits for their threads.
+impl<T> Drop for Group<T> {
+    /// Drains the reactors still running with no grace (what is open is
+    /// aborted, reason [`Reason::Stopped`](crate::Reason::Stopped)) and
+    /// waits for their threads.
     fn drop(&mut self) {
-        if !self.threads.is_empty() {
-            for h in &self.handles {
-                let _ = h.stop();
-            }
-            let _ = self.join_all();
+        for h in &self.handles {
+            let _ = h.drain(Duration::ZERO);
+        }
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
         }
     }
 }

@@ -672,3 +672,50 @@ fn the_embedding_examples_answer_after_their_timer_and_drain() {
         assert_clean_exit(server);
     }
 }
+
+/// A group of two reactors on one port: the kernel spreads 64 clients over
+/// both, each client gets its reply, and one drain ends both and adds up
+/// their counters.
+#[test]
+fn a_group_shares_a_port_and_drains_as_one() {
+    let group =
+        halfclose::Group::listen(2, Config::default(), "127.0.0.1:0".parse().unwrap(), |_| {
+            || Upper(Vec::new())
+        })
+        .unwrap();
+    assert_eq!(group.len(), 2);
+    let addr = group.local_addr();
+    assert_ne!(addr.port(), 0);
+    let clients: Vec<_> = (0..64)
+        .map(|i| client(addr, format!("client {i}").into_bytes()))
+        .collect();
+    for (i, c) in clients.into_iter().enumerate() {
+        assert_eq!(
+            c.join().unwrap().unwrap(),
+            format!("CLIENT {i}").into_bytes()
+        );
+    }
+    // Each reactor served some: ask each, on its own thread, through its
+    // handle.
+    let (tx, rx) = mpsc::channel();
+    for i in 0..2 {
+        let tx = tx.clone();
+        group
+            .handle(i)
+            .unwrap()
+            .post(move |r| tx.send((r.id(), r.stats().accepted)).unwrap())
+            .unwrap();
+    }
+    let per: Vec<(u32, u64)> = (0..2).map(|_| rx.recv_timeout(DEADLINE).unwrap()).collect();
+    assert_ne!(per[0].0, per[1].0, "two reactors, two ids");
+    assert!(
+        per.iter().all(|&(_, n)| n > 0),
+        "SO_REUSEPORT spread: {per:?}"
+    );
+    let stats = group.drain(ms(1_000)).unwrap();
+    assert_eq!((stats.accepted, stats.closed, stats.open), (64, 64, 0));
+    assert!(
+        TcpStream::connect(addr).is_err(),
+        "the port is closed once the group drained"
+    );
+}

@@ -363,8 +363,7 @@ fn run_both(o: &Opts, fd: &Limit) -> io::Result<bool> {
         );
         last_done = l.completed;
     });
-    servers.stop();
-    let reports = servers.join()?;
+    let reports = servers.finish()?;
     let client = client?;
     let rss_peak = memory().hwm;
     let server = ServerSummary::new(&reports, client.rss_ready, rss_peak);
@@ -424,8 +423,7 @@ fn run_server(o: &Opts, fd: &Limit) -> io::Result<bool> {
     } else {
         "deadline"
     };
-    servers.stop();
-    let reports = servers.join()?;
+    let reports = servers.finish()?;
     let rss_peak = memory().hwm;
     let server = ServerSummary::new(&reports, rss_baseline, rss_peak);
     let process_cpu = procfs::process_cpu(std::process::id()).unwrap_or_default();

@@ -7,12 +7,11 @@ use std::fmt::Write as _;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, OnceLock};
-use std::thread::JoinHandle;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use halfclose::{
-    Closed, Config, Conn, Ctx, Eof, Handle, Handler, ProtocolError, Reactor, Reason, Stats, TimerId,
+    Closed, Config, Conn, Ctx, Eof, Group, Handler, ProtocolError, Reactor, Reason, Stats, TimerId,
 };
 use serde::Serialize;
 
@@ -117,12 +116,12 @@ pub(super) struct ThreadReport {
     pub(super) reset_held_max_ms: u32,
 }
 
-/// The server reactors, one per thread.
+/// The server reactors, one per thread, sharing the port: a
+/// [`Group`] whose threads each report what they did.
 pub(super) struct Servers {
     pub(super) addr: SocketAddr,
-    pub(super) handles: Vec<Handle>,
-    pub(super) joins: Vec<JoinHandle<io::Result<ThreadReport>>>,
-    pub(super) gauges: Arc<Vec<Gauges>>,
+    group: Group<ThreadReport>,
+    gauges: Arc<Vec<Gauges>>,
 }
 
 impl Servers {
@@ -135,54 +134,37 @@ impl Servers {
         deadline: Instant,
     ) -> io::Result<Servers> {
         let gauges: Arc<Vec<Gauges>> = Arc::new((0..threads).map(|_| Gauges::default()).collect());
-        let mut s = Servers {
-            addr: listen,
-            handles: Vec::new(),
-            joins: Vec::new(),
-            gauges: Arc::clone(&gauges),
-        };
-        for i in 0..threads {
-            let (tx, rx) = mpsc::channel();
-            let addr = s.addr;
-            let gauges = Arc::clone(&gauges);
-            let join = std::thread::Builder::new()
-                .name(format!("server-{i}"))
-                .spawn(move || serve(addr, threads > 1, hold, deadline, &gauges[i], tx))?;
-            let started = rx
-                .recv_timeout(Duration::from_secs(10))
-                .map_err(|_| io::Error::other(format!("server thread {i} did not start")));
-            match started {
-                Ok(Ok((addr, handle))) => {
-                    s.addr = addr;
-                    s.handles.push(handle);
-                    s.joins.push(join);
-                }
-                Ok(Err(e)) | Err(e) => {
-                    s.stop();
-                    let _ = s.join();
-                    return Err(e);
-                }
-            }
-        }
-        Ok(s)
+        let mut config = Config::default();
+        config.backlog = 65_535; // the kernel caps it at net.core.somaxconn
+        config.peer_eof_timeout =
+            Some((hold + Duration::from_secs(30)).max(Duration::from_secs(60)));
+        config.idle_timeout = Some((hold + Duration::from_secs(60)).max(Duration::from_secs(300)));
+        let hold_ms = u32::try_from(hold.as_millis()).unwrap_or(u32::MAX);
+        let g = Arc::clone(&gauges);
+        let group = Group::spawn(
+            threads,
+            config,
+            listen,
+            move |_, reactor, addr| {
+                let id = reactor.listen(addr, move || HoldEcho {
+                    request: Vec::new(),
+                    hold_ms,
+                    held_since: 0,
+                })?;
+                Ok(reactor.local_addr(id).expect("listener is open"))
+            },
+            move |i, reactor| serve(reactor, deadline, &g[i]),
+        )?;
+        Ok(Servers {
+            addr: group.local_addr(),
+            group,
+            gauges,
+        })
     }
 
-    /// Tell every reactor to drain.
-    pub(super) fn stop(&self) {
-        for h in &self.handles {
-            let _ = h.drain(DRAIN_GRACE);
-        }
-    }
-
-    pub(super) fn join(self) -> io::Result<Vec<ThreadReport>> {
-        let mut reports = Vec::new();
-        for j in self.joins {
-            let r = j
-                .join()
-                .map_err(|_| io::Error::other("server thread panicked"))??;
-            reports.push(r);
-        }
-        Ok(reports)
+    /// Drain every reactor and wait for their reports.
+    pub(super) fn finish(self) -> io::Result<Vec<ThreadReport>> {
+        self.group.drain_each(DRAIN_GRACE)
     }
 
     pub(super) fn gauge_sum(&self, f: impl Fn(&Gauges) -> &AtomicU64) -> u64 {
@@ -193,45 +175,10 @@ impl Servers {
     }
 }
 
-pub(super) type Started = io::Result<(SocketAddr, Handle)>;
-
-/// One server thread: its own reactor on the shared port, driven until it
-/// drained or the deadline passed.
-fn serve(
-    addr: SocketAddr,
-    reuse_port: bool,
-    hold: Duration,
-    deadline: Instant,
-    gauges: &Gauges,
-    started: mpsc::Sender<Started>,
-) -> io::Result<ThreadReport> {
+/// One server thread: drive its reactor until it drained or the deadline
+/// passed, publishing its gauges; then report its figures and CPU time.
+fn serve(mut reactor: Reactor, deadline: Instant, gauges: &Gauges) -> io::Result<ThreadReport> {
     let cpu0 = procfs::thread_cpu().unwrap_or_default();
-    let mut config = Config::default();
-    config.backlog = 65_535; // the kernel caps it at net.core.somaxconn
-    config.reuse_port = reuse_port;
-    config.peer_eof_timeout = Some((hold + Duration::from_secs(30)).max(Duration::from_secs(60)));
-    config.idle_timeout = Some((hold + Duration::from_secs(60)).max(Duration::from_secs(300)));
-    let hold_ms = u32::try_from(hold.as_millis()).unwrap_or(u32::MAX);
-    let setup = Reactor::with_config(config).and_then(|mut r| {
-        let id = r.listen(addr, move || HoldEcho {
-            request: Vec::new(),
-            hold_ms,
-            held_since: 0,
-        })?;
-        let local = r.local_addr(id).expect("listener is open");
-        Ok((r, local))
-    });
-    let mut reactor = match setup {
-        Ok((r, local)) => {
-            let _ = started.send(Ok((local, r.handle())));
-            r
-        }
-        Err(e) => {
-            let copy = io::Error::new(e.kind(), e.to_string());
-            let _ = started.send(Err(e));
-            return Err(copy);
-        }
-    };
     let hard_deadline = deadline + DRAIN_GRACE + Duration::from_secs(1);
     loop {
         reactor.run_once(Some(Duration::from_millis(100)))?;
