@@ -95,9 +95,24 @@
 //! bounded batches, may share a port through `SO_REUSEPORT`, and survive
 //! `EMFILE` without spinning.
 //!
-//! To embed the reactor in another loop, watch its epoll descriptor
-//! ([`AsRawFd`](std::os::fd::AsRawFd)) and call [`Reactor::run_once`];
-//! other threads reach it through a [`Handle`].
+//! # Embedding, threads, several cores
+//!
+//! The reactor's epoll descriptor ([`AsRawFd`](std::os::fd::AsRawFd)) is
+//! readable whenever [`Reactor::run_once`] has work: I/O, a due timer (a
+//! `timerfd` in the epoll set), or work held in user space (a connection
+//! that spent its read budget, accept batches left, posted tasks). A host
+//! loop (tokio's `AsyncFd`, calloop's `Generic`, a bare `epoll`) needs one
+//! rule: when the descriptor is readable, call
+//! `run_once(Some(Duration::ZERO))`; see [Embedding](Reactor#embedding) and
+//! the `embed_tokio` and `embed_calloop` examples. Requests made from host
+//! code through [`Reactor::conn`] are carried out when the returned
+//! [`Outside`] guard drops.
+//!
+//! A [`Reactor`] is not `Send`; other threads reach it through a
+//! [`Handle`] (post a task, wake, stop, drain), which fails once the
+//! reactor is gone. A [`Group`] runs one reactor per thread on a shared
+//! port (`SO_REUSEPORT`) and drains them together; a [`ConnId`] names the
+//! reactor it belongs to and finds nothing in another.
 //!
 //! # Platform
 //!
@@ -108,15 +123,18 @@
 //! # Layout
 //!
 //! Imports run one way: `closed`, `handler` <- `state` <- `core` <-
-//! `reactor`; the leaves (`timer`, `outq`, `token`, `config`, `stats`,
-//! `error`) import nothing of ours.
+//! `reactor` <- `group`; the leaves (`timer`, `outq`, `token`, `alarm`,
+//! `config`, `stats`, `error`) import nothing of ours but each other's
+//! types. `conn` is the handlers' face of `core`.
 //!
 //! | module | responsibility |
 //! |---|---|
-//! | `reactor` | the poll loop, event dispatch, timers firing, posted tasks, stop, drain, embedding |
+//! | `reactor` | the poll loop, event dispatch, timers firing, posted tasks, stop, drain, embedding (descriptor, self-wake, `next_timeout`) |
+//! | `group` | [`Group`]: one reactor per thread on a shared port |
+//! | `alarm` | the `timerfd` that makes the descriptor readable when a timer is due |
 //! | `core` | connection slots and ids, handler calls, and the driver that carries out what a connection's state asks for |
 //! | `state` | the pure connection state machine: one enum per half, the end rule, `next_action`; no socket |
-//! | `conn` | the API handlers use: [`Conn`], [`Ctx`], [`Connect`] |
+//! | `conn` | the API handlers use: [`Conn`], [`Ctx`], [`Connect`], and [`Outside`] for host code |
 //! | `handler` | [`Handler`] and [`Eof`] |
 //! | `closed` | [`Closed`], [`Reason`], [`Timeout`], [`ProtocolError`] |
 //! | `listener` | accept loop, backlog, `EMFILE`, `SO_REUSEPORT` |
