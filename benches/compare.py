@@ -842,7 +842,26 @@ def main():
     ap.add_argument("--servers", default=",".join(s.name for s in SPECS), help="servers, comma-separated")
     ap.add_argument("--out", help="results directory (default benches/results; --quick: target/compare-quick)")
     ap.add_argument("--replot", metavar="DIR", help="rewrite table, plot and medians from DIR/compare.json")
+    ap.add_argument(
+        "--baseline", metavar="DIR",
+        help="also run DIR/halfclosed and DIR/echo (an earlier build) as server 'baseline': "
+        "a change measured before and after in the same run",
+    )
     a = ap.parse_args()
+    if a.baseline:
+        base_hc = os.path.join(os.path.abspath(a.baseline), "halfclosed")
+        base_echo = os.path.join(os.path.abspath(a.baseline), "echo")
+        for path in (base_hc, base_echo):
+            if not os.access(path, os.X_OK):
+                ap.error(f"--baseline: {path} is not an executable")
+        SPECS.insert(1, Spec(
+            "baseline", f"halfclose, earlier build ({a.baseline})",
+            lambda h, t: [base_hc, "--server-only", "--json", "--timeout", str(t)] + peer_args(h),
+            lambda: [base_echo, "--listen", LISTEN],
+            ["--threads", "2"],
+        ))
+        if "baseline" not in a.servers.split(","):
+            a.servers = a.servers.split(",")[0] + ",baseline," + ",".join(a.servers.split(",")[1:])
 
     if a.replot:
         with open(os.path.join(a.replot, "compare.json")) as f:

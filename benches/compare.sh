@@ -5,6 +5,7 @@
 #   benches/compare.sh            # full run (about 20 minutes on 2 cores)
 #   benches/compare.sh --quick    # small sizes, a few minutes
 #   benches/compare.sh --only churn,syscalls --servers halfclose,mio
+#   benches/compare.sh --quick --baseline DIR   # DIR/halfclosed, DIR/echo: an earlier build, side by side
 #
 # Builds everything in release mode, installs strace if it is missing,
 # raises net.core.somaxconn when it may (and says so; the old value is put

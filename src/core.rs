@@ -49,7 +49,9 @@ pub(crate) enum ConnTimer {
 /// What a timer entry wakes.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum TimerTarget {
-    Conn(ConnId, ConnTimer),
+    /// A connection's timer, by slot index and generation: the reactor is
+    /// implied, and a full [`ConnId`] would cost 4 bytes more per entry.
+    Conn(u32, u32, ConnTimer),
     /// A listener resting after an accept failure.
     Listener(ListenerId),
     /// The graceful drain's deadline.
@@ -370,8 +372,9 @@ impl Core {
         }
     }
 
-    /// The id an event's token names in this reactor.
-    pub(crate) fn id_from_token(&self, index: u32, generation: u32) -> ConnId {
+    /// The id of slot `index` at `generation` in this reactor (from an
+    /// event's token or a timer entry).
+    pub(crate) fn id_at(&self, index: u32, generation: u32) -> ConnId {
         self.gens.id(index, generation)
     }
 
@@ -511,9 +514,10 @@ impl Core {
                 st.disarm();
                 if let Some(at) = want {
                     let id = self.gens.current(key);
-                    let k = self
-                        .timers
-                        .insert(at, TimerTarget::Conn(id, ConnTimer::Timeouts));
+                    let k = self.timers.insert(
+                        at,
+                        TimerTarget::Conn(id.index, id.generation, ConnTimer::Timeouts),
+                    );
                     st.arm(k, at);
                 }
             }
@@ -582,9 +586,10 @@ impl Core {
         self.update_clock();
         let at = self.now.saturating_add(millis(after));
         let id = self.id_of(key);
-        let k = self
-            .timers
-            .insert(at, TimerTarget::Conn(id, ConnTimer::User));
+        let k = self.timers.insert(
+            at,
+            TimerTarget::Conn(id.index, id.generation, ConnTimer::User),
+        );
         TimerId(k.to_bits())
     }
 
@@ -593,7 +598,9 @@ impl Core {
         let k = TimerKey::from_bits(timer.0);
         let id = self.id_of(key);
         match self.timers.get(k) {
-            Some(TimerTarget::Conn(owner, ConnTimer::User)) if *owner == id => {
+            Some(&TimerTarget::Conn(index, generation, ConnTimer::User))
+                if (index, generation) == (id.index, id.generation) =>
+            {
                 self.timers.cancel(k).is_some()
             }
             _ => false,

@@ -106,9 +106,12 @@
 //! `a2_no_opt_in_closes_losslessly`).
 //!
 //! A FIN is never confused with a reset: a peer's RST reaches
-//! [`Handler::handle_error`](crate::Handler::handle_error) with
-//! `ConnectionReset` and never `handle_readable_eof` (`tests/c_reset.rs`:
-//! `c6_data_then_peer_rst`, `c9_rst_after_fin_while_half_open`).
+//! [`Handler::handle_error`](crate::Handler::handle_error) and never
+//! `handle_readable_eof`. The error is `ConnectionReset` when a read or
+//! `SO_ERROR` finds the reset, `BrokenPipe` when a write finds it first
+//! (V3); the connection's reason is [`Reason::Reset`](crate::Reason::Reset)
+//! either way (`tests/c_reset.rs`: `c6_data_then_peer_rst`,
+//! `c7_writing_to_a_closed_peer_fails_once`, `c9_rst_after_fin_while_half_open`).
 //!
 //! # Which `Eof` should my protocol return?
 //!

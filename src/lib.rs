@@ -76,7 +76,8 @@
 //! out, error, aborted, panicked, stopped, protocol error) and how many
 //! queued bytes were dropped (0 on every lossless path). A peer's RST is
 //! never mistaken for a FIN: it reaches [`Handler::handle_error`] with
-//! `ConnectionReset`.
+//! `ConnectionReset` (or `BrokenPipe`, when a write met it first), and the
+//! reason is [`Reason::Reset`] either way.
 //!
 //! # The loop
 //!

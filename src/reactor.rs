@@ -506,7 +506,7 @@ impl Reactor {
             handled += 1;
             match token::decode(event.token()) {
                 Target::Conn(index, generation) => {
-                    let id = self.core.id_from_token(index, generation);
+                    let id = self.core.id_at(index, generation);
                     self.dispatch(id, event);
                 }
                 Target::Listener(id) => {
@@ -594,7 +594,8 @@ impl Reactor {
         while let Some((key, target)) = self.core.timers.pop_expired_before(self.core.now, mark) {
             fired += 1;
             match target {
-                TimerTarget::Conn(id, which) => {
+                TimerTarget::Conn(index, generation, which) => {
+                    let id = self.core.id_at(index, generation);
                     self.core.on_conn_timer(id, which, TimerId(key.to_bits()));
                     self.core.apply_dirty();
                 }
