@@ -117,7 +117,7 @@
 //! | `token` | ids with generations and `mio::Token`s |
 //! | `handler` | [`Handler`], [`Eof`], [`Closed`], [`Reason`] |
 //! | [`guide`] | closing TCP connections, question by question, each answer tied to a test |
-//! | `chat` | asynchat-style framing (sans-IO) and its [`Handler`] adapter |
+//! | [`framing`] | asynchat-style framing (sans-IO), its [`Handler`] adapter and its error |
 //! | `config`, `stats`, `error` | [`Config`], [`Stats`], [`Error`] |
 //!
 //! MSRV: Rust 1.74.
@@ -126,12 +126,12 @@
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![doc(test(attr(deny(warnings))))]
 
-pub mod chat;
 mod config;
 mod conn;
 mod ctx;
 mod drive;
 mod error;
+pub mod framing;
 pub mod guide;
 mod handler;
 mod listener;
