@@ -122,10 +122,18 @@ pub(super) struct Search {
     finder: Option<memmem::Finder<'static>>,
 }
 
+/// Below one SSE2 vector `memchr` looks at the bytes one by one too, after
+/// an indirect call: a loop here is faster for the short reads of a slow
+/// peer.
+const SHORT: usize = 16;
+
 impl Search {
     /// The first occurrence of `t` (not empty) in `hay`.
     pub(super) fn find(&mut self, t: &[u8], hay: &[u8]) -> Option<usize> {
         if let [b] = t {
+            if hay.len() < SHORT {
+                return hay.iter().position(|x| x == b);
+            }
             return memchr::memchr(*b, hay);
         }
         if self.finder.as_ref().map_or(true, |f| f.needle() != t) {
@@ -174,12 +182,23 @@ mod tests {
         hay.windows(t.len()).position(|w| w == t)
     }
 
+    /// Terminators at every position of haystacks shorter and longer than
+    /// [`SHORT`], a vector and two.
     #[test]
     fn search_finds_the_first_occurrence_of_one_byte_and_of_longer_terminators() {
         let mut search = Search::default();
         let hay = b"xaaab-aaaab\r\n\r\nqq";
         for t in [&b"\n"[..], b"\r\n", b"aab", b"\r\n\r\n", b"qqq", b"zz"] {
             assert_eq!(search.find(t, hay), naive(hay, t), "{t:?}");
+        }
+        for at in 0..80 {
+            let hay = [&[b'x'; 80][..at], b"\r\n", &[b'y'; 8]].concat();
+            for t in [&b"\n"[..], b"\r\n", b"x\r"] {
+                for cut in 0..=hay.len() {
+                    let hay = &hay[..cut];
+                    assert_eq!(search.find(t, hay), naive(hay, t), "{t:?} in {hay:?}");
+                }
+            }
         }
     }
 
