@@ -192,8 +192,8 @@ mod tests {
             assert_eq!(search.find(t, hay), naive(hay, t), "{t:?}");
         }
         for at in 0..80 {
-            let hay = [&[b'x'; 80][..at], b"\r\n", &[b'y'; 8]].concat();
-            for t in [&b"\n"[..], b"\r\n", b"x\r"] {
+            let hay = [&[b'x'; 80][..at], b"\r\n", &[b'y'; 40]].concat();
+            for t in [&b"\r"[..], b"\n", b"\r\n", b"x\r"] {
                 for cut in 0..=hay.len() {
                     let hay = &hay[..cut];
                     assert_eq!(search.find(t, hay), naive(hay, t), "{t:?} in {hay:?}");
