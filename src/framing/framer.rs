@@ -612,6 +612,15 @@ mod tests {
             assert_eq!(framer.buffered(), 1);
         }
 
+        /// A framer is held per connection: the searcher for a terminator
+        /// of two bytes or more is boxed, so a framer stays a few words
+        /// (about 80 bytes on 64-bit), not the searcher's few hundred.
+        #[test]
+        fn a_framer_stays_small() {
+            let size = std::mem::size_of::<Framer>();
+            assert!(size <= 12 * std::mem::size_of::<usize>(), "{size} bytes");
+        }
+
         /// A terminator changed from the frame callback is the one searched
         /// for from the next byte on, from one byte string to another of any
         /// length, whether the frame lies in one read or is split.

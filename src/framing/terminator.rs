@@ -117,9 +117,11 @@ impl Prefix {
 /// longer ones. The searcher is built the first time a terminator is looked
 /// for and kept while other kinds of terminator are in force (a header line
 /// and a `Len` body alternating); only a different byte string rebuilds it.
+/// It is boxed: a framer for a one-byte terminator, the usual line protocol,
+/// carries a pointer, not the searcher's few hundred bytes.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Search {
-    finder: Option<memmem::Finder<'static>>,
+    finder: Option<Box<memmem::Finder<'static>>>,
 }
 
 /// Below one SSE2 vector `memchr` looks at the bytes one by one too, after
@@ -140,7 +142,7 @@ impl Search {
             self.finder = None;
         }
         self.finder
-            .get_or_insert_with(|| memmem::Finder::new(t).into_owned())
+            .get_or_insert_with(|| Box::new(memmem::Finder::new(t).into_owned()))
             .find(hay)
     }
 }
