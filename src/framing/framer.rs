@@ -154,6 +154,7 @@ impl Framer {
     ///
     /// If `on_frame` leaves `Terminator::Len(0)` in place after the empty
     /// frame it gave: the framer would produce empty frames forever.
+    #[inline]
     pub fn feed<F>(&mut self, data: &[u8], mut on_frame: F) -> Result<(), Error>
     where
         F: FnMut(&[u8], &mut Terminator),
@@ -214,6 +215,7 @@ impl Framer {
         self.scan = 0;
     }
 
+    #[inline]
     fn run<F>(&mut self, mut input: &[u8], on_frame: &mut F) -> Result<(), Error>
     where
         F: FnMut(&[u8], &mut Terminator),

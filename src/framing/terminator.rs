@@ -131,13 +131,17 @@ const SHORT: usize = 16;
 
 impl Search {
     /// The first occurrence of `t` (not empty) in `hay`.
+    #[inline]
     pub(super) fn find(&mut self, t: &[u8], hay: &[u8]) -> Option<usize> {
-        if let [b] = t {
-            if hay.len() < SHORT {
-                return hay.iter().position(|x| x == b);
-            }
-            return memchr::memchr(*b, hay);
+        match t {
+            [b] if hay.len() < SHORT => hay.iter().position(|x| x == b),
+            [b] => memchr::memchr(*b, hay),
+            _ => self.find_long(t, hay),
         }
+    }
+
+    /// `t` has two bytes or more.
+    fn find_long(&mut self, t: &[u8], hay: &[u8]) -> Option<usize> {
         if self.finder.as_ref().map_or(true, |f| f.needle() != t) {
             self.finder = None;
         }
