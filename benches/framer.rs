@@ -1,4 +1,4 @@
-//! The framing layer (`halfclose::chat::Framer`), sans-IO: 1 MiB of
+//! The framing layer (`halfclose::framing::Framer`), sans-IO: 1 MiB of
 //! newline-terminated records and of length-prefixed records, fed in reads
 //! of different sizes, as a socket would deliver them.
 //!
@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use halfclose::chat::{Framer, Prefix, Terminator};
+use halfclose::framing::{Framer, Prefix, Terminator};
 
 const TOTAL: usize = 1 << 20;
 

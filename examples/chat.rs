@@ -1,4 +1,4 @@
-//! A line-based chat room on the framing layer (`halfclose::chat`): every
+//! A line-based chat room on the framing layer (`halfclose::framing`): every
 //! line a member sends goes to all the others.
 //!
 //! cargo run --example chat -- --listen 127.0.0.1:0
@@ -26,7 +26,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use halfclose::chat::{FrameHandler, Framed, Terminator};
+use halfclose::framing::{FrameHandler, Framed, Terminator};
 use halfclose::{Closed, Conn, ConnId, Ctx, Eof, Reactor};
 
 use halfclose_tools::support;

@@ -28,12 +28,6 @@ pub enum Error {
         /// The configured limit in bytes.
         limit: usize,
     },
-    /// A frame grew past the configured maximum before its terminator
-    /// arrived (see the `chat` framing layer).
-    FrameTooLarge {
-        /// The configured limit in bytes.
-        limit: usize,
-    },
 }
 
 impl fmt::Display for Error {
@@ -47,9 +41,6 @@ impl fmt::Display for Error {
             Error::InvalidConfig(why) => write!(f, "invalid configuration: {why}"),
             Error::QueueFull { limit } => {
                 write!(f, "output queue would exceed its limit of {limit} bytes")
-            }
-            Error::FrameTooLarge { limit } => {
-                write!(f, "frame exceeds the maximum of {limit} bytes")
             }
         }
     }
@@ -78,7 +69,6 @@ impl From<Error> for io::Error {
             Error::Closed => io::Error::new(io::ErrorKind::NotConnected, e),
             Error::InvalidConfig(_) => io::Error::new(io::ErrorKind::InvalidInput, e),
             Error::QueueFull { .. } => io::Error::new(io::ErrorKind::OutOfMemory, e),
-            Error::FrameTooLarge { .. } => io::Error::new(io::ErrorKind::InvalidData, e),
         }
     }
 }

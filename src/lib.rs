@@ -143,7 +143,7 @@
 //! | `timer` | the pure timer queue |
 //! | `token` | ids ([`ConnId`] with generations, [`ListenerId`], [`TimerId`]) and `mio::Token`s |
 //! | [`guide`] | closing TCP connections, question by question, each answer tied to a test |
-//! | `chat` | asynchat-style framing (sans-IO) and its [`Handler`] adapter |
+//! | [`framing`] | asynchat-style framing (sans-IO), its [`Handler`] adapter and its error |
 //! | `config`, `stats`, `error` | [`Config`], [`Stats`], [`Error`] |
 //!
 //! MSRV: Rust 1.74.
@@ -159,12 +159,12 @@ compile_error!(
 );
 
 mod alarm;
-pub mod chat;
 mod closed;
 mod config;
 mod conn;
 mod core;
 mod error;
+pub mod framing;
 mod group;
 pub mod guide;
 mod handler;

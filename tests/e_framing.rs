@@ -1,14 +1,14 @@
-//! E. Framing over real sockets: the `chat` layer's `Framed` adapter in a
+//! E. Framing over real sockets: the `framing` layer's `Framed` adapter in a
 //! reactor (close when done, oversized and unfinished frames, the `Eof`
 //! terminator), and the `chat` example end to end. The framer itself is
-//! unit-tested without sockets in `src/chat.rs`.
+//! unit-tested without sockets in `src/framing/framer.rs`.
 
 mod util;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use halfclose::chat::{FrameHandler, Framed, Terminator};
+use halfclose::framing::{FrameHandler, Framed, Terminator};
 use halfclose::{Closed, Conn, Ctx, Eof, ProtocolError, Reason};
 use util::*;
 

@@ -1,5 +1,5 @@
 //! Bad input: the HTTP example's request parser and the framing layer
-//! ([`halfclose::chat::Framer`]) fed what a hostile peer sends: random
+//! ([`halfclose::framing::Framer`]) fed what a hostile peer sends: random
 //! bytes, oversized lines, missing terminators, invalid chunk sizes, NUL
 //! bytes, header floods, byte-at-a-time feeding, garbage pipelined after a
 //! valid request.
@@ -10,8 +10,9 @@
 //! the same outcome however the bytes are split into reads. The parser is
 //! the example's own source (`examples/http_server/parse.rs`), included
 //! here, not a copy. The framer's split-invariance over a small alphabet is
-//! pinned by its unit tests in `src/chat.rs`; here the alphabet is every
-//! byte, the terminators are hostile and lengths are announced by the peer.
+//! pinned by its unit tests in `src/framing/framer.rs`; here the alphabet is
+//! every byte, the terminators are hostile and lengths are announced by the
+//! peer.
 //!
 //! Over the wire, the same generators give a corpus of hostile requests sent
 //! to the running `http_server` example next to a well-behaved keep-alive
@@ -34,8 +35,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use framer_model::{frame_split, framer_bound};
-use halfclose::chat::{Framer, Prefix, Terminator};
-use halfclose::Error as HcError;
+use halfclose::framing::{self, Framer, Prefix, Terminator};
 use parse::{Body, Error, Event, Limits, Parser};
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -965,7 +965,7 @@ fn e6_missing_terminator_byte_at_a_time_for_every_terminator() {
                 Err(e) => break e,
             }
         };
-        assert!(matches!(err, HcError::FrameTooLarge { limit: 100 }));
+        assert_eq!(err, framing::Error::FrameTooLarge { limit: 100 });
         assert_eq!(fed, fails_after, "{term:?}");
     }
 }

@@ -1,4 +1,4 @@
-//! `chat::Framer` fed any bytes: no panic, no frame over the limit, the
+//! `framing::Framer` fed any bytes: no panic, no frame over the limit, the
 //! buffer within `max_frame` plus the terminator or prefix, and the same
 //! outcome whole, byte at a time and in reads of the sizes the input picks.
 //!
@@ -6,7 +6,7 @@
 #![no_main]
 
 use framer_model::frame_split;
-use halfclose::chat::{Prefix, Terminator};
+use halfclose::framing::{Prefix, Terminator};
 use libfuzzer_sys::fuzz_target;
 
 #[path = "../../tests/support/framer_model.rs"]

@@ -1,11 +1,10 @@
-//! A reference model of `chat::Framer`'s contract, shared by the
+//! A reference model of `framing::Framer`'s contract, shared by the
 //! framing tests (`tests/r_bad_input.rs`) and the fuzz target
 //! (`fuzz/fuzz_targets/framer.rs`), each of which includes this file with
 //! `#[path]`. Not a test target of its own: cargo only takes `tests/*.rs`
 //! and `tests/*/main.rs`.
 
-use halfclose::chat::{Framer, Terminator};
-use halfclose::Error as HcError;
+use halfclose::framing::{Error, Framer, Terminator};
 
 /// The most a framer with `term` in force may hold when the limit is
 /// `max`: the frame, plus bytes that may begin a byte terminator, or the
@@ -74,7 +73,7 @@ pub fn frame_split(
             framer.buffered()
         );
         if let Err(e) = fed {
-            assert!(matches!(e, HcError::FrameTooLarge { limit } if limit == max));
+            assert_eq!(e, Error::FrameTooLarge { limit: max });
             assert!(framer.is_failed());
             assert_eq!(framer.buffered(), 0, "buffer released on failure");
             assert!(
@@ -85,7 +84,12 @@ pub fn frame_split(
             break;
         }
     }
-    let finish = (!too_large).then(|| framer.finish(&mut on_frame).map_err(|e| e.into_partial()));
+    let finish = (!too_large).then(|| {
+        framer.finish(&mut on_frame).map_err(|e| match e {
+            Error::Incomplete { partial } => partial,
+            e => panic!("finish failed with {e:?}"),
+        })
+    });
     Framed {
         frames,
         too_large,
