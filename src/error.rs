@@ -1,18 +1,19 @@
-//! The crate's error type.
+//! The crate's error type: why a request was refused.
 
 use std::fmt;
 use std::io;
 
-/// What went wrong with a request made through [`Conn`](crate::Conn) or the
-/// [`Reactor`](crate::Reactor).
+/// Why a request made through [`Conn`](crate::Conn), or a
+/// [`Config`](crate::Config), was refused. Failures of the operating system
+/// are [`io::Error`]s: returned by the reactor's own calls, and reported to
+/// [`Handler::handle_error`](crate::Handler::handle_error) for a
+/// connection.
 ///
 /// End of file is not an error: it reaches
 /// [`Handler::handle_readable_eof`](crate::Handler::handle_readable_eof).
-#[derive(Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// An operating-system call failed.
-    Io(io::Error),
     /// A write after our own `shutdown_write` or `close`: our FIN is queued
     /// or sent, so the bytes were refused and never reach the wire.
     WriteAfterShutdown,
@@ -33,7 +34,6 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Io(e) => write!(f, "I/O error: {e}"),
             Error::WriteAfterShutdown => {
                 f.write_str("write after shutdown: our FIN is already queued")
             }
@@ -46,30 +46,17 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Io(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
-impl From<io::Error> for Error {
-    fn from(e: io::Error) -> Self {
-        Error::Io(e)
-    }
-}
+impl std::error::Error for Error {}
 
 impl From<Error> for io::Error {
     fn from(e: Error) -> Self {
-        match e {
-            Error::Io(e) => e,
-            Error::WriteAfterShutdown => io::Error::new(io::ErrorKind::BrokenPipe, e),
-            Error::Closed => io::Error::new(io::ErrorKind::NotConnected, e),
-            Error::InvalidConfig(_) => io::Error::new(io::ErrorKind::InvalidInput, e),
-            Error::QueueFull { .. } => io::Error::new(io::ErrorKind::OutOfMemory, e),
-        }
+        let kind = match e {
+            Error::WriteAfterShutdown => io::ErrorKind::BrokenPipe,
+            Error::Closed => io::ErrorKind::NotConnected,
+            Error::InvalidConfig(_) => io::ErrorKind::InvalidInput,
+            Error::QueueFull { .. } => io::ErrorKind::OutOfMemory,
+        };
+        io::Error::new(kind, e)
     }
 }
 
@@ -88,9 +75,14 @@ mod tests {
     }
 
     #[test]
-    fn io_error_is_the_source() {
-        let e = Error::Io(io::Error::from(io::ErrorKind::ConnectionReset));
-        assert!(std::error::Error::source(&e).is_some());
-        assert!(std::error::Error::source(&Error::Closed).is_none());
+    fn each_refusal_says_what_it_is() {
+        assert!(Error::QueueFull { limit: 10 }
+            .to_string()
+            .contains("10 bytes"));
+        assert!(Error::InvalidConfig("read_budget is 0")
+            .to_string()
+            .contains("read_budget"));
+        let e: io::Error = Error::Closed.into();
+        assert_eq!(e.kind(), io::ErrorKind::NotConnected);
     }
 }

@@ -198,9 +198,7 @@ impl Reactor {
     /// inside when `config` does not pass [`Config::validate`]; creating the
     /// epoll instance, its eventfd or its timerfd failed.
     pub fn with_config(config: Config) -> io::Result<Self> {
-        config
-            .validate()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        config.validate().map_err(io::Error::from)?;
         let poll = Poll::new()?;
         let waker = Waker::new(poll.registry(), token::WAKER)?;
         let alarm = Alarm::new()?;
