@@ -97,12 +97,12 @@ impl Pair {
         let held = Rc::new(RefCell::new(Vec::new()));
         let h = Rc::clone(&held);
         let id = server
-            .listen("127.0.0.1:0".parse().unwrap(), move || Server {
+            .listen("127.0.0.1:0", move || Server {
                 request: Vec::new(),
                 held: hold.then(|| Rc::clone(&h)),
             })
             .expect("listen");
-        let addr = server.local_addr(id).unwrap();
+        let addr = server.local_addr(id).and_then(|a| a.inet()).unwrap();
         Pair {
             server,
             client: Reactor::new().expect("client reactor"),

@@ -233,7 +233,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let max_line = max_line.get();
     let mut reactor = Reactor::new()?;
     let room = Rc::new(RefCell::new(Room::default()));
-    let listener = reactor.listen(listen.parse()?, move || {
+    let listener = reactor.listen(listen.as_str(), move || {
         let session = Session {
             room: room.clone(),
             nick: None,

@@ -1,5 +1,5 @@
-//! What handlers use: [`Conn`] (one connection), [`Ctx`] (the reactor as
-//! a callback sees it) and [`Connect`] (where an outbound connection goes).
+//! What handlers use: [`Conn`] (one connection) and [`Ctx`] (the reactor
+//! as a callback sees it); and [`Outside`], their guard for host code.
 //!
 //! These are thin wrappers. Each request is recorded in the connection's
 //! state and the connection is marked dirty; the reactor carries it out
@@ -10,7 +10,6 @@
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
@@ -22,54 +21,7 @@ use crate::handler::Handler;
 use crate::state::{Reading, Writing};
 use crate::stats::Stats;
 use crate::token::{ConnId, TimerId};
-
-/// Where and how to make an outbound connection; see [`Ctx::connect`].
-/// A [`SocketAddr`] converts into one.
-///
-/// # Examples
-///
-/// ```
-/// use halfclose::Connect;
-/// let plain: Connect = "127.0.0.1:7000".parse::<std::net::SocketAddr>()?.into();
-/// let from = Connect::to("127.0.0.1:7000".parse()?).from("127.0.0.2:0".parse()?);
-/// # let _ = (plain, from);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct Connect {
-    pub(crate) addr: SocketAddr,
-    pub(crate) from: Option<SocketAddr>,
-}
-
-impl Connect {
-    /// Connect to `addr`, from an address the kernel picks.
-    pub fn to(addr: SocketAddr) -> Connect {
-        Connect { addr, from: None }
-    }
-
-    /// Bind to `local` first (port 0 lets the kernel pick the port):
-    /// spreading source addresses over 127.0.0.0/8 gets a load generator
-    /// past the ephemeral-port limit of one source address.
-    ///
-    /// # Notes
-    ///
-    /// Binding to port 0 reserves the port at `bind` time, before the
-    /// destination is known, so Linux cannot reuse it toward another
-    /// destination (`IP_BIND_ADDRESS_NO_PORT` would lift that, but no
-    /// dependency of this crate exposes it): under heavy churn a single
-    /// source address runs out of ports sooner than a plain connect, with
-    /// `AddrInUse`. Use several sources.
-    pub fn from(mut self, local: SocketAddr) -> Connect {
-        self.from = Some(local);
-        self
-    }
-}
-
-impl From<SocketAddr> for Connect {
-    fn from(addr: SocketAddr) -> Connect {
-        Connect::to(addr)
-    }
-}
+use crate::transport::{Addr, Connect, PeerCred};
 
 /// One connection, as seen from inside a callback (or from
 /// [`Reactor::conn`](crate::Reactor::conn)).
@@ -104,13 +56,14 @@ impl<'a> Conn<'a> {
         self.core.id_of(self.key)
     }
 
-    /// The peer's address.
+    /// The peer's address: [`Addr::Inet`] over TCP; over a Unix socket
+    /// the name the peer bound, usually [`Addr::Unnamed`] for a client.
     ///
     /// # Errors
     ///
     /// `getpeername(2)` fails, for instance with `NotConnected` after a
     /// reset or before a connect completed.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+    pub fn peer_addr(&self) -> io::Result<Addr> {
         self.core.stream(self.key).peer_addr()
     }
 
@@ -119,14 +72,25 @@ impl<'a> Conn<'a> {
     /// # Errors
     ///
     /// `getsockname(2)` fails.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+    pub fn local_addr(&self) -> io::Result<Addr> {
         self.core.stream(self.key).local_addr()
     }
 
+    /// The credentials of the process at the other end of a Unix socket
+    /// (`SO_PEERCRED`): its pid, uid and gid when it connected or listened.
+    ///
+    /// # Errors
+    ///
+    /// `Unsupported` over TCP; `getsockopt(2)` fails.
+    pub fn peer_cred(&self) -> io::Result<PeerCred> {
+        self.core.stream(self.key).peer_cred()
+    }
+
     /// Set `TCP_NODELAY`: send small writes at once instead of waiting for
-    /// the peer's ACK of earlier ones (Nagle's algorithm). Other socket
-    /// options can be set through the descriptor ([`AsFd`]), for example
-    /// with `socket2::SockRef::from(&conn)`.
+    /// the peer's ACK of earlier ones (Nagle's algorithm). A no-op on a
+    /// Unix socket, which has no such delay. Other socket options can be
+    /// set through the descriptor ([`AsFd`]), for example with
+    /// `socket2::SockRef::from(&conn)`.
     ///
     /// # Errors
     ///
@@ -240,6 +204,12 @@ impl<'a> Conn<'a> {
     /// sent and the peer's reads fail with `ECONNRESET`. Queued output is
     /// dropped and counted in [`Closed::dropped`](crate::Closed::dropped).
     /// Overrides a graceful close still in progress.
+    ///
+    /// # Notes
+    ///
+    /// A Unix socket has no reset: it is closed at once all the same, its
+    /// queued output dropped and counted, and the peer reads end of file
+    /// (or `ECONNRESET`, if bytes it sent were left unread here).
     pub fn abort(&mut self) {
         self.core.state_mut(self.key).abort(crate::Reason::Aborted);
         self.core.touch(self.key);

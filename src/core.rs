@@ -9,31 +9,29 @@
 //! the callback returns, so no callback runs re-entrantly.
 
 use std::fmt;
-use std::io::{self, Read, Write};
-use std::net::Shutdown;
+use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
 use mio::{Interest, Registry};
 use slab::Slab;
-use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use crate::closed::{Closed, Reason};
 use crate::config::{millis, millis_u32, Config};
-use crate::conn::{Conn, Connect, Ctx};
+use crate::conn::{Conn, Ctx};
 use crate::error::{Error, Result};
 use crate::handler::Handler;
 use crate::state::{Action, ConnState, End, Refusal, Teardown, Writing};
 use crate::stats::Stats;
 use crate::timer::{TimerKey, TimerQueue};
 use crate::token::{self, ConnId, Generations, ListenerId, TimerId};
+use crate::transport::{Connect, Stream};
 
 /// One connection: its handler (absent while one of its callbacks runs),
 /// its socket and its state.
 pub(crate) struct Slot {
     handler: Option<Box<dyn Handler>>,
-    stream: TcpStream,
+    stream: Stream,
     pub(crate) state: ConnState,
 }
 
@@ -184,7 +182,7 @@ impl Core {
         &mut self.conns[key].state
     }
 
-    pub(crate) fn stream(&self, key: usize) -> &TcpStream {
+    pub(crate) fn stream(&self, key: usize) -> &Stream {
         &self.conns[key].stream
     }
 
@@ -203,7 +201,7 @@ impl Core {
     /// Register `stream` and give it a slot.
     pub(crate) fn insert(
         &mut self,
-        mut stream: TcpStream,
+        mut stream: Stream,
         handler: Box<dyn Handler>,
         writing: Writing,
     ) -> io::Result<ConnId> {
@@ -227,22 +225,7 @@ impl Core {
 
     /// Start an outbound connection.
     pub(crate) fn connect(&mut self, to: Connect, handler: Box<dyn Handler>) -> io::Result<ConnId> {
-        let addr = to.addr;
-        let socket = Socket::new(
-            Domain::for_address(addr),
-            Type::STREAM.nonblocking().cloexec(),
-            Some(Protocol::TCP),
-        )?;
-        if let Some(local) = to.from {
-            socket.bind(&local.into())?;
-        }
-        let early_error = match socket.connect(&addr.into()) {
-            Ok(()) => None,
-            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => None,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
-            Err(e) => Some(e),
-        };
-        let stream = TcpStream::from_std(socket.into());
+        let (stream, early_error) = Stream::connect(&to)?;
         let id = self.insert(stream, handler, Writing::Connecting { fin: false })?;
         if let Some(e) = early_error {
             self.conns[id.index as usize].state.failed(e);
@@ -321,7 +304,7 @@ impl Core {
         let mut failed = false;
         if st.may_write_through() {
             while written < data.len() {
-                match (&slot.stream).write(&data[written..]) {
+                match slot.stream.write(&data[written..]) {
                     Ok(n) => {
                         written += n;
                         if written < data.len() {
@@ -407,7 +390,7 @@ impl Core {
                 }
                 Action::CheckConnect => {
                     let slot = &mut self.conns[key];
-                    match connect_outcome(&slot.stream) {
+                    match slot.stream.connect_outcome() {
                         Ok(false) => slot.state.connect_pending(),
                         Ok(true) => {
                             slot.state.connected(self.now);
@@ -422,7 +405,7 @@ impl Core {
                     let Some(q) = slot.state.out_mut() else {
                         continue;
                     };
-                    let (n, outcome) = q.flush_to(&slot.stream);
+                    let (n, outcome) = slot.stream.flush(q);
                     slot.state.flushed(n, outcome, self.now);
                     self.stats.bytes_out += n as u64;
                 }
@@ -434,7 +417,7 @@ impl Core {
                 }
                 Action::ShutdownWrite => {
                     let slot = &mut self.conns[key];
-                    match slot.stream.shutdown(Shutdown::Write) {
+                    match slot.stream.shutdown_write() {
                         Ok(()) => slot.state.shut_write(self.now),
                         Err(e) => slot.state.shutdown_failed(e),
                     }
@@ -465,7 +448,7 @@ impl Core {
     fn read(&mut self, key: usize, buf: &mut [u8], deliver: bool) {
         let slot = &mut self.conns[key];
         let result = loop {
-            match (&slot.stream).read(buf) {
+            match slot.stream.read(buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 other => break other,
             }
@@ -536,7 +519,7 @@ impl Core {
         if how == Teardown::Reset {
             // Best effort: the RST is what the caller asked for; if the
             // option cannot be set, close(2) still ends the connection.
-            let _ = SockRef::from(&slot.stream).set_linger(Some(Duration::ZERO));
+            let _ = slot.stream.reset_on_close();
         }
         let dropped = st.pending() as u64;
         drop(slot.stream);
@@ -648,19 +631,6 @@ impl Core {
             }
             self.dirty.push(id);
         }
-    }
-}
-
-/// Whether a non-blocking connect completed (`Ok(true)`), is still in
-/// flight (`Ok(false)`), or failed.
-fn connect_outcome(stream: &TcpStream) -> io::Result<bool> {
-    if let Some(e) = stream.take_error()? {
-        return Err(e);
-    }
-    match stream.peer_addr() {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
-        Err(e) => Err(e),
     }
 }
 

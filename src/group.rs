@@ -97,7 +97,8 @@ impl Group {
             addr,
             move |index, reactor, addr| {
                 let listener = reactor.listen(addr, make(index))?;
-                Ok(reactor.local_addr(listener).expect("listener is open"))
+                let local = reactor.local_addr(listener).expect("listener is open");
+                Ok(local.inet().expect("a TCP listener"))
             },
             |_, mut reactor| {
                 reactor.run()?;

@@ -175,13 +175,15 @@ mod state;
 mod stats;
 mod timer;
 mod token;
+mod transport;
 
 pub use closed::{Closed, ProtocolError, Reason, Timeout};
 pub use config::Config;
-pub use conn::{Applies, Conn, Connect, Ctx, Outside};
+pub use conn::{Applies, Conn, Ctx, Outside};
 pub use error::{Error, Result};
 pub use group::Group;
 pub use handler::{Eof, Handler};
 pub use reactor::{Handle, Reactor};
 pub use stats::Stats;
 pub use token::{ConnId, ListenerId, TimerId};
+pub use transport::{Addr, Bind, Connect, PeerCred};

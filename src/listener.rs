@@ -11,26 +11,22 @@
 
 use std::fs::File;
 use std::io;
-use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use mio::net::TcpListener;
-use socket2::{Domain, Protocol, Socket, Type};
-
-use crate::config::Config;
 use crate::core::{panic_message, Core};
 use crate::handler::Handler;
 use crate::state::Writing;
 use crate::timer::TimerKey;
 use crate::token::ConnId;
+use crate::transport::{Addr, Listening};
 
 /// Makes one handler per accepted connection.
 pub(crate) type Factory = Box<dyn FnMut() -> Box<dyn Handler>>;
 
 pub(crate) struct Listener {
-    pub(crate) socket: TcpListener,
+    pub(crate) socket: Listening,
     pub(crate) factory: Factory,
-    pub(crate) local_addr: SocketAddr,
+    pub(crate) local_addr: Addr,
     /// Resting after an accept failure until this timer fires.
     pub(crate) resting: Option<TimerKey>,
 }
@@ -53,23 +49,6 @@ pub(crate) enum Round {
     More,
     /// Accepting failed (out of descriptors or another error): rest.
     Rest,
-}
-
-/// A listening socket created with socket2, so the backlog and
-/// `SO_REUSEPORT` are ours to choose (mio's `bind` fixes the backlog at 128).
-pub(crate) fn bind(addr: SocketAddr, config: &Config) -> io::Result<TcpListener> {
-    let socket = Socket::new(
-        Domain::for_address(addr),
-        Type::STREAM.nonblocking().cloexec(),
-        Some(Protocol::TCP),
-    )?;
-    socket.set_reuse_address(true)?;
-    if config.reuse_port {
-        socket.set_reuse_port(true)?;
-    }
-    socket.bind(&addr.into())?;
-    socket.listen(config.backlog)?;
-    Ok(TcpListener::from_std(socket.into()))
 }
 
 pub(crate) fn is_fd_exhaustion(e: &io::Error) -> bool {

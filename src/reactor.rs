@@ -4,7 +4,6 @@
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -19,12 +18,13 @@ use slab::Slab;
 use crate::alarm::Alarm;
 use crate::closed::Reason;
 use crate::config::Config;
-use crate::conn::{Conn, Connect, Ctx, Outside};
+use crate::conn::{Conn, Ctx, Outside};
 use crate::core::{panic_message, Control, Core, TimerTarget};
 use crate::handler::Handler;
-use crate::listener::{self, Listener, Reserve, Round};
+use crate::listener::{Listener, Reserve, Round};
 use crate::stats::Stats;
 use crate::token::{self, ConnId, ListenerId, Target, TimerId};
+use crate::transport::{Addr, Bind, Connect, Listening};
 
 type Task = Box<dyn FnOnce(&mut Reactor) + Send>;
 
@@ -70,7 +70,7 @@ static NEXT_REACTOR: AtomicU32 = AtomicU32::new(0);
 /// }
 ///
 /// let mut reactor = Reactor::new()?;
-/// reactor.listen("127.0.0.1:7000".parse().unwrap(), || Echo)?;
+/// reactor.listen("127.0.0.1:7000", || Echo)?;
 /// reactor.run()?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -244,19 +244,22 @@ impl Reactor {
         }
     }
 
-    /// Listen on `addr` (port 0 picks a free port); `factory` makes one
-    /// handler per accepted connection. The socket gets the configured
-    /// backlog, `SO_REUSEADDR`, and `SO_REUSEPORT` if configured.
+    /// Listen on `at`: a TCP [`SocketAddr`] (port 0 picks a free port) or
+    /// a Unix socket ([`Bind::unix`], [`Bind::unix_abstract`]); `factory`
+    /// makes one handler per accepted connection. The socket gets the
+    /// configured backlog; a TCP one also `SO_REUSEADDR`, and
+    /// `SO_REUSEPORT` if configured.
     ///
     /// # Errors
     ///
-    /// Creating, binding or registering the socket failed.
-    pub fn listen<F, H>(&mut self, addr: SocketAddr, mut factory: F) -> io::Result<ListenerId>
+    /// Creating, binding or registering the socket failed; `AddrInUse`
+    /// names a Unix socket path in use (see [`Bind::remove_stale`]).
+    pub fn listen<F, H>(&mut self, at: impl Into<Bind>, mut factory: F) -> io::Result<ListenerId>
     where
         F: FnMut() -> H + 'static,
         H: Handler + 'static,
     {
-        let mut socket = listener::bind(addr, &self.core.config)?;
+        let mut socket = Listening::bind(&at.into(), &self.core.config)?;
         let local_addr = socket.local_addr()?;
         let entry = self.listeners.vacant_entry();
         let id = ListenerId(entry.key() as u32);
@@ -274,11 +277,12 @@ impl Reactor {
         Ok(id)
     }
 
-    /// The address a listener is bound to (with the port the kernel picked).
-    pub fn local_addr(&self, listener: ListenerId) -> Option<SocketAddr> {
+    /// The address a listener is bound to (with the port the kernel
+    /// picked); `None` once it is closed.
+    pub fn local_addr(&self, listener: ListenerId) -> Option<Addr> {
         self.listeners
             .get(listener.0 as usize)
-            .map(|l| l.local_addr)
+            .map(|l| l.local_addr.clone())
     }
 
     /// Close a listener at once: new connections to it are refused, and so

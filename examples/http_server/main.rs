@@ -301,6 +301,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = Config::default();
     config.idle_timeout = (idle > 0).then(|| Duration::from_secs(idle));
     let mut reactor = Reactor::with_config(config)?;
-    let listener = reactor.listen(listen.parse()?, move || Http::new(limits))?;
+    let listener = reactor.listen(listen.as_str(), move || Http::new(limits))?;
     support::serve(&mut reactor, listener)
 }

@@ -296,7 +296,7 @@ impl Handler for Echo {
         // Echoed pieces go out at once, not behind the previous one's ACK.
         let _ = conn.set_nodelay(true);
         // A connection reset before it was accepted has no peer address.
-        self.k = conn.peer_addr().ok().and_then(k_of);
+        self.k = conn.peer_addr().ok().and_then(|a| a.inet()).and_then(k_of);
         if let Some(k) = self.k {
             self.stream = payload(self.seed, k);
         }
@@ -593,7 +593,7 @@ pub fn run(o: &Args) -> ExitCode {
         let tally = Rc::new(RefCell::new(Tally::default()));
         let t = Rc::clone(&tally);
         let id = r
-            .listen("127.0.0.1:0".parse().unwrap(), move || Echo {
+            .listen("127.0.0.1:0", move || Echo {
                 seed,
                 tally: Rc::clone(&t),
                 k: None,
@@ -601,7 +601,7 @@ pub fn run(o: &Args) -> ExitCode {
                 intact: true,
             })
             .expect("listen");
-        let addr = r.local_addr(id).unwrap();
+        let addr = r.local_addr(id).and_then(|a| a.inet()).unwrap();
         (
             addr,
             Box::new(move |r: &Reactor| Report {
@@ -626,9 +626,9 @@ pub fn run(o: &Args) -> ExitCode {
         let shared = faultproxy::Shared::new(server_addr, true, chooser);
         let s = Rc::clone(&shared);
         let id = r
-            .listen("127.0.0.1:0".parse().unwrap(), move || s.accept())
+            .listen("127.0.0.1:0", move || s.accept())
             .expect("listen");
-        let addr = r.local_addr(id).unwrap();
+        let addr = r.local_addr(id).and_then(|a| a.inet()).unwrap();
         (
             addr,
             Box::new(move |r: &Reactor| Report {

@@ -16,8 +16,9 @@ use halfclose::{Closed, Config, Conn, Ctx, Eof, Handler, ListenerId, Reactor, Ti
 /// How long a graceful drain may take before what is left is aborted.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
 
-/// Print `listening on IP:PORT`, flushed: scripts and tests read it.
-pub fn announce(addr: SocketAddr) -> io::Result<()> {
+/// Print `listening on ADDR` (`IP:PORT`, or a Unix socket's path),
+/// flushed: scripts and tests read it.
+pub fn announce(addr: impl std::fmt::Display) -> io::Result<()> {
     println!("listening on {addr}");
     std::io::stdout().flush()
 }

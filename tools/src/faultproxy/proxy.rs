@@ -323,7 +323,7 @@ impl Side {
         let k = shared.accepted.get();
         shared.accepted.set(k + 1);
         shared.counts.borrow_mut().pairs += 1;
-        let peer = conn.peer_addr().ok();
+        let peer = conn.peer_addr().ok().and_then(|a| a.inet());
         let (plan, seed) = (shared.chooser.borrow_mut())(k, peer);
         let mut rng = Rng::new(seed);
         let id = conn.id();

@@ -151,7 +151,8 @@ impl Servers {
                     hold_ms,
                     held_since: 0,
                 })?;
-                Ok(reactor.local_addr(id).expect("listener is open"))
+                let local = reactor.local_addr(id).expect("listener is open");
+                Ok(local.inet().expect("a TCP listener"))
             },
             move |i, reactor| serve(reactor, deadline, &g[i]),
         )?;
