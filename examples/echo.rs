@@ -2,14 +2,16 @@
 //! on the client's FIN flushes the echo and closes.
 //!
 //! cargo run --release --example echo -- --listen 127.0.0.1:0
+//! cargo run --release --example echo -- --unix /tmp/echo.sock
 //!
-//! Prints `listening on IP:PORT` as its first line; SIGINT or SIGTERM
-//! drains it gracefully (5 s deadline).
+//! Prints `listening on ADDR` (`IP:PORT`, or the socket's path) as its
+//! first line; SIGINT or SIGTERM drains it gracefully (5 s deadline). The
+//! same handler serves TCP and Unix stream sockets.
 
-use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::Parser;
-use halfclose::{Conn, Handler, Reactor};
+use halfclose::{Addr, Conn, Handler, Reactor};
 use halfclose_tools::support;
 
 struct Echo;
@@ -32,15 +34,20 @@ impl Handler for Echo {
 #[derive(Parser)]
 #[command(name = "echo")]
 struct Args {
-    /// Address to listen on
+    /// Address to listen on: IP:PORT, a Unix socket path (/... or ./...),
+    /// or @name (abstract Unix socket)
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7000")]
-    listen: SocketAddr,
+    listen: Addr,
+    /// Listen on the Unix stream socket at PATH instead
+    #[arg(long, value_name = "PATH", conflicts_with = "listen")]
+    unix: Option<PathBuf>,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     env_logger::init();
     let args = Args::parse();
     let mut reactor = Reactor::new()?;
-    let listener = reactor.listen(args.listen, || Echo)?;
+    let at = support::bind(&args.listen, args.unix.as_deref());
+    let listener = reactor.listen(at, || Echo)?;
     support::serve(&mut reactor, listener)
 }

@@ -1,7 +1,9 @@
-//! A TCP proxy that keeps each direction's FIN separate: what a half-closing
+//! A proxy that keeps each direction's FIN separate: what a half-closing
 //! client (`tcp_deadlock`, `shut_srv`, `rsh`) needs to work through it.
+//! Either side may be TCP or a Unix stream socket.
 //!
 //! cargo run --example proxy -- --listen 127.0.0.1:8000 --upstream 127.0.0.1:1060
+//! cargo run --example proxy -- --listen 127.0.0.1:8000 --upstream /run/app.sock
 //!
 //! # Design
 //!
@@ -42,11 +44,10 @@
 //! `RUST_LOG=debug` shows every forwarded FIN and close.
 
 use std::io;
-use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
-use halfclose::{Closed, Conn, ConnId, Ctx, Eof, Handler, Reactor, Reason, Timeout};
+use halfclose::{Addr, Closed, Conn, ConnId, Ctx, Eof, Handler, Reactor, Reason, Timeout};
 use halfclose_tools::support;
 
 /// proxy: a TCP proxy that forwards each direction's FIN separately
@@ -61,12 +62,14 @@ use halfclose_tools::support;
     verbatim_doc_comment
 )]
 struct Args {
-    /// The server to forward to
+    /// The server to forward to: IP:PORT, a Unix socket path (/... or
+    /// ./...), or @name (abstract Unix socket)
     #[arg(long, value_name = "ADDR")]
-    upstream: SocketAddr,
-    /// Address to listen on
+    upstream: Addr,
+    /// Address to listen on, in the same forms: any two transports can be
+    /// joined (TCP to Unix and back)
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8000")]
-    listen: SocketAddr,
+    listen: Addr,
 }
 
 /// Forward `data` read on `conn` to `other`; stop reading `conn` while
@@ -152,7 +155,7 @@ fn end_other(ctx: &mut Ctx<'_>, side: &str, other: Option<ConnId>, closed: &Clos
 
 /// The accepted (client) side of a pair.
 struct Downstream {
-    upstream_addr: SocketAddr,
+    upstream_addr: Addr,
     upstream: Option<ConnId>,
 }
 
@@ -161,7 +164,7 @@ impl Handler for Downstream {
         let id = conn.id();
         match conn
             .ctx()
-            .connect(self.upstream_addr, Upstream { client: id })
+            .connect(self.upstream_addr.clone(), Upstream { client: id })
         {
             Ok(up) => {
                 log::info!(
@@ -238,12 +241,12 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> support::ModeResult {
     let upstream_addr = args.upstream;
+    log::info!("forwarding to {upstream_addr}");
     let mut reactor = Reactor::new()?;
-    let listener = reactor.listen(args.listen, move || Downstream {
-        upstream_addr,
+    let listener = reactor.listen(support::bind(&args.listen, None), move || Downstream {
+        upstream_addr: upstream_addr.clone(),
         upstream: None,
     })?;
-    log::info!("forwarding to {upstream_addr}");
     support::serve(&mut reactor, listener)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -27,21 +27,21 @@
 
 use std::cell::Cell;
 use std::io::{self, Write};
-use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use halfclose::{Closed, Config, Conn, Ctx, Eof, Handler, Reactor};
+use halfclose::{Addr, Closed, Config, Conn, Ctx, Eof, Handler, Reactor};
 use halfclose_tools::support::{self, ModeResult, Request};
 
 /// The 16-byte message the client repeats.
 const MESSAGE: &[u8; 16] = b"capitalize this!";
 
 const USAGE: &str = "\
-tcp_deadlock server [--listen ADDR]          (default 127.0.0.1:1060)
-       tcp_deadlock client BYTES [--connect ADDR] [--no-shutdown] [--timeout SECS]
+tcp_deadlock server [--listen ADDR | --unix PATH]          (default 127.0.0.1:1060)
+       tcp_deadlock client BYTES [--connect ADDR | --unix PATH] [--no-shutdown] [--timeout SECS]
                                                    (default 127.0.0.1:1060, 3 s)";
 
 /// tcp_deadlock: the half-close demonstration of Foundations of Python
@@ -68,17 +68,23 @@ struct Args {
 enum Mode {
     /// Send back every byte uppercased; close after the client's FIN
     Server {
-        /// Address to listen on
+        /// Address to listen on: IP:PORT, a socket path or @name
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:1060")]
-        listen: SocketAddr,
+        listen: Addr,
+        /// Listen on the Unix stream socket at PATH instead
+        #[arg(long, value_name = "PATH", conflicts_with = "listen")]
+        unix: Option<PathBuf>,
     },
     /// Send BYTES of text, half-close, read the reply to EOF
     Client {
         /// How many bytes to send (rounded up to a multiple of 16)
         bytes: u64,
-        /// The server
+        /// The server: IP:PORT, a socket path or @name
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:1060")]
-        connect: SocketAddr,
+        connect: Addr,
+        /// Connect to the Unix stream socket at PATH instead
+        #[arg(long, value_name = "PATH", conflicts_with = "connect")]
+        unix: Option<PathBuf>,
         /// Never half-close: the server never sees EOF and waits for more
         /// data forever; the client gives up after --timeout seconds
         /// without progress (exit 3)
@@ -101,13 +107,19 @@ fn seconds(s: &str) -> Result<Duration, String> {
 fn main() -> ExitCode {
     env_logger::init();
     let result = match Args::parse().mode {
-        Mode::Server { listen } => server(listen),
+        Mode::Server { listen, unix } => server(support::bind(&listen, unix.as_deref())),
         Mode::Client {
             bytes,
             connect,
+            unix,
             no_shutdown,
             timeout,
-        } => client(bytes, connect, !no_shutdown, timeout),
+        } => client(
+            bytes,
+            support::target(&connect, unix.as_deref()),
+            !no_shutdown,
+            timeout,
+        ),
     };
     support::exit_code("tcp_deadlock", result)
 }
@@ -116,7 +128,7 @@ fn main() -> ExitCode {
 
 /// One client connection of the server.
 struct Upper {
-    peer: Option<SocketAddr>,
+    peer: Option<Addr>,
     processed: u64,
 }
 
@@ -171,7 +183,7 @@ impl Handler for Upper {
     }
 }
 
-fn server(listen: SocketAddr) -> ModeResult {
+fn server(listen: halfclose::Bind) -> ModeResult {
     let mut reactor = Reactor::new()?;
     let listener = reactor.listen(listen, || Upper {
         peer: None,
@@ -183,7 +195,12 @@ fn server(listen: SocketAddr) -> ModeResult {
 
 // ---------------------------------------------------------------- client
 
-fn client(bytes: u64, connect: SocketAddr, half_close: bool, timeout: Duration) -> ModeResult {
+fn client(
+    bytes: u64,
+    connect: halfclose::Connect,
+    half_close: bool,
+    timeout: Duration,
+) -> ModeResult {
     // Round up to a multiple of 16, as the original does.
     let total = bytes.div_ceil(16) * 16;
     println!(
@@ -222,7 +239,7 @@ fn client(bytes: u64, connect: SocketAddr, half_close: bool, timeout: Duration) 
         half_close,
         timeout: Some(timeout),
     };
-    let out = support::exchange(connect, config, request, check)?;
+    let out = support::exchange(connect.clone(), config, request, check)?;
 
     if out.timed_out {
         if half_close {

@@ -301,6 +301,17 @@ impl From<SocketAddr> for Connect {
     }
 }
 
+impl fmt::Display for Connect {
+    /// The destination, and the source when one was chosen.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.addr)?;
+        if let Some(from) = self.from {
+            write!(f, " (from {from})")?;
+        }
+        Ok(())
+    }
+}
+
 impl From<Addr> for Connect {
     fn from(addr: Addr) -> Connect {
         Connect { addr, from: None }

@@ -625,9 +625,7 @@ pub fn run(o: &Args) -> ExitCode {
         });
         let shared = faultproxy::Shared::new(server_addr, true, chooser);
         let s = Rc::clone(&shared);
-        let id = r
-            .listen("127.0.0.1:0", move || s.accept())
-            .expect("listen");
+        let id = r.listen("127.0.0.1:0", move || s.accept()).expect("listen");
         let addr = r.local_addr(id).and_then(|a| a.inet()).unwrap();
         (
             addr,

@@ -7,7 +7,6 @@
 
 use std::cell::RefCell;
 use std::io::{self, Write};
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -217,13 +216,32 @@ impl Handler for Sender {
     }
 }
 
-/// Connect to `addr` (a reactor with `config`), send `request`, half-close
+/// Where an example listens: `addr`, or the Unix socket `unix` when given.
+/// A Unix socket file that a crashed earlier run left behind (no one
+/// listens on it) is removed first; one in use is not.
+pub fn bind(addr: &halfclose::Addr, unix: Option<&std::path::Path>) -> halfclose::Bind {
+    match (unix, addr) {
+        (Some(path), _) => halfclose::Bind::unix(path).remove_stale(),
+        (None, halfclose::Addr::Path(path)) => halfclose::Bind::unix(path).remove_stale(),
+        (None, addr) => addr.clone().into(),
+    }
+}
+
+/// Where an example connects: `addr`, or the Unix socket `unix` when given.
+pub fn target(addr: &halfclose::Addr, unix: Option<&std::path::Path>) -> halfclose::Connect {
+    match unix {
+        Some(path) => halfclose::Connect::unix(path),
+        None => addr.clone().into(),
+    }
+}
+
+/// Connect to `to` (a reactor with `config`), send `request`, half-close
 /// after it unless told not to, and read the reply to EOF, handing each
 /// piece to `on_reply` as it arrives; say how it ended. The client writes
 /// only while the connection is not write-blocked and resumes in
 /// `handle_write`, so it reads while it sends and any size works.
 pub fn exchange(
-    addr: SocketAddr,
+    to: impl Into<halfclose::Connect>,
     config: Config,
     request: Request,
     on_reply: impl FnMut(&[u8]) + 'static,
@@ -235,7 +253,7 @@ pub fn exchange(
     let mut reactor = Reactor::with_config(config)?;
     let out = Rc::new(RefCell::new(Outcome::default()));
     reactor.connect(
-        addr,
+        to,
         Sender {
             request,
             sent: 0,
