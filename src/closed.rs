@@ -19,6 +19,8 @@ pub enum Timeout {
     Linger,
     /// An outbound connect did not complete in time.
     Connect,
+    /// A TLS handshake did not complete in time.
+    Handshake,
 }
 
 impl fmt::Display for Timeout {
@@ -28,6 +30,7 @@ impl fmt::Display for Timeout {
             Timeout::PeerEof => "peer-EOF timeout",
             Timeout::Linger => "linger timeout",
             Timeout::Connect => "connect timeout",
+            Timeout::Handshake => "handshake timeout",
         })
     }
 }
@@ -86,6 +89,11 @@ pub enum Reason {
     /// The handler closed it for a protocol error
     /// ([`Conn::close_with`](crate::Conn::close_with)).
     Protocol(ProtocolError),
+    /// TLS: the peer's stream ended with a TCP FIN but no `close_notify`,
+    /// so what came may be cut short, and the handler did not accept it
+    /// ([`Handler::handle_truncated_eof`](crate::Handler::handle_truncated_eof));
+    /// `handle_error` had `UnexpectedEof`.
+    Truncated,
 }
 
 impl Reason {
@@ -117,6 +125,7 @@ impl fmt::Display for Reason {
             Reason::Panicked => f.write_str("handler panicked"),
             Reason::Stopped => f.write_str("reactor stopped"),
             Reason::Protocol(p) => write!(f, "protocol error: {p}"),
+            Reason::Truncated => f.write_str("truncated: end of stream without close_notify"),
         }
     }
 }

@@ -34,6 +34,9 @@ pub struct Config {
     /// How long an outbound connect may take. Default 30 s; `None` leaves
     /// it to the kernel (about two minutes of SYN retries).
     pub connect_timeout: Option<Duration>,
+    /// How long a TLS handshake may take, from the TCP connection on
+    /// (reason `TimedOut(Handshake)`). Default 10 s; `None` disables it.
+    pub handshake_timeout: Option<Duration>,
     /// Queued output above which [`Conn::is_write_blocked`](crate::Conn::is_write_blocked)
     /// is true. Default 64 KiB.
     pub write_high_water: usize,
@@ -75,6 +78,7 @@ impl Default for Config {
             peer_eof_timeout: Some(Duration::from_secs(60)),
             linger_timeout: Some(Duration::from_secs(30)),
             connect_timeout: Some(Duration::from_secs(30)),
+            handshake_timeout: Some(Duration::from_secs(10)),
             write_high_water: 64 * 1024,
             write_low_water: 16 * 1024,
             max_pending: None,

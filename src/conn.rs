@@ -86,6 +86,14 @@ impl<'a> Conn<'a> {
         self.core.stream(self.key).peer_cred()
     }
 
+    /// What the TLS handshake settled (protocol version, ALPN, SNI, the
+    /// peer's certificates), on a TLS connection past its handshake
+    /// (feature `tls`); `None` otherwise.
+    #[cfg(feature = "tls")]
+    pub fn tls(&self) -> Option<crate::TlsInfo> {
+        self.core.stream(self.key).tls()
+    }
+
     /// Set `TCP_NODELAY`: send small writes at once instead of waiting for
     /// the peer's ACK of earlier ones (Nagle's algorithm). A no-op on a
     /// Unix socket, which has no such delay. Other socket options can be
@@ -325,7 +333,8 @@ impl<'a> Ctx<'a> {
     }
 
     /// Start a non-blocking outbound connection handled by `handler`; `to`
-    /// is a [`SocketAddr`] or a [`Connect`] with options.
+    /// is a [`SocketAddr`](std::net::SocketAddr), a [`Connect`] (a Unix socket, a
+    /// source address) or a `&str` that parses as an [`Addr`].
     ///
     /// Exactly one outcome follows, after this callback returns:
     /// [`Handler::handle_connect`] when the connect completes, or

@@ -20,12 +20,12 @@ use crate::closed::{Closed, Reason};
 use crate::config::{millis, millis_u32, Config};
 use crate::conn::{Conn, Ctx};
 use crate::error::{Error, Result};
-use crate::handler::Handler;
+use crate::handler::{Handler, Truncated};
 use crate::state::{Action, ConnState, End, Refusal, Teardown, Writing};
 use crate::stats::Stats;
 use crate::timer::{TimerKey, TimerQueue};
 use crate::token::{self, ConnId, Generations, ListenerId, TimerId};
-use crate::transport::{Connect, Stream};
+use crate::transport::{Connect, Handshake, Input, Stream};
 
 /// One connection: its handler (absent while one of its callbacks runs),
 /// its socket and its state.
@@ -213,6 +213,11 @@ impl Core {
             Interest::READABLE | Interest::WRITABLE,
         )?;
         let idle_ms = self.config.idle_timeout.map_or(0, |d| millis_u32(d).max(1));
+        let writing = match writing {
+            // An accepted TLS connection handshakes first.
+            Writing::Open if stream.handshakes() => Writing::Handshaking { fin: false },
+            other => other,
+        };
         let state = ConnState::new(writing, self.now, idle_ms);
         self.stats.opened(state.gauge());
         entry.insert(Slot {
@@ -272,7 +277,10 @@ impl Core {
     /// A listener accepted `id`: tell its handler.
     pub(crate) fn greet(&mut self, id: ConnId) {
         if let Some(key) = self.live(id) {
-            self.call(key, |h, c| h.handle_connect(c));
+            // A TLS connection is greeted when its handshake completes.
+            if !matches!(self.conns[key].state.writing(), Writing::Handshaking { .. }) {
+                self.call(key, |h, c| h.handle_connect(c));
+            }
         }
     }
 
@@ -371,9 +379,10 @@ impl Core {
         let mut buf = std::mem::take(&mut self.buf);
         let mut budget = self.config.read_budget;
         loop {
-            let action = self.conns[key]
+            let slot = &self.conns[key];
+            let action = slot
                 .state
-                .next_action(self.config.write_low_water);
+                .next_action(self.config.write_low_water, slot.stream.io());
             log::trace!("{id}: {action:?}");
             match action {
                 Action::Wait => break,
@@ -393,9 +402,25 @@ impl Core {
                     match slot.stream.connect_outcome() {
                         Ok(false) => slot.state.connect_pending(),
                         Ok(true) => {
-                            slot.state.connected(self.now);
+                            let handshake = slot.stream.handshakes();
+                            slot.state.connected(self.now, handshake);
                             self.stats.connected += 1;
+                            if !handshake {
+                                self.call(key, |h, c| h.handle_connect(c));
+                            }
+                        }
+                        Err(e) => slot.state.failed(e),
+                    }
+                }
+                Action::Handshake => {
+                    let slot = &mut self.conns[key];
+                    match slot.stream.handshake() {
+                        Ok(Handshake::Done) => {
+                            slot.state.handshaken(self.now);
                             self.call(key, |h, c| h.handle_connect(c));
+                        }
+                        Ok(Handshake::Pending { write_blocked }) => {
+                            slot.state.handshake_pending(write_blocked)
                         }
                         Err(e) => slot.state.failed(e),
                     }
@@ -418,11 +443,13 @@ impl Core {
                 Action::ShutdownWrite => {
                     let slot = &mut self.conns[key];
                     match slot.stream.shutdown_write() {
-                        Ok(()) => slot.state.shut_write(self.now),
+                        Ok(true) => slot.state.shut_write(self.now),
+                        // TLS: close_notify waits for the socket; flushed next.
+                        Ok(false) => {}
                         Err(e) => slot.state.shutdown_failed(e),
                     }
                 }
-                Action::Fin => self.on_fin(key),
+                Action::Fin => self.on_fin(key, true),
                 Action::Read { deliver } => {
                     if budget == 0 {
                         self.requeue.push(id);
@@ -448,32 +475,43 @@ impl Core {
     fn read(&mut self, key: usize, buf: &mut [u8], deliver: bool) {
         let slot = &mut self.conns[key];
         let result = loop {
-            match slot.stream.read(buf) {
+            match slot.stream.read(buf, deliver) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 other => break other,
             }
         };
         match result {
-            Ok(0) => self.on_fin(key),
-            Ok(n) => {
-                slot.state.read_data(n, buf.len(), self.now);
+            Ok(Input::Fin) => self.on_fin(key, true),
+            Ok(Input::Truncated) => self.on_fin(key, false),
+            Ok(Input::Data(n, drained)) => {
+                slot.state.read_data(n, drained, self.now);
                 self.stats.bytes_in += n as u64;
                 if deliver {
                     self.call(key, |h, c| h.handle_read(c, &buf[..n]));
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => slot.state.read_drained(),
+            Ok(Input::WouldBlock) => slot.state.read_drained(),
             Err(e) => slot.state.read_failed(e),
         }
     }
 
-    /// The peer's FIN was read: ask the handler what it means.
-    fn on_fin(&mut self, key: usize) {
+    /// The peer's end was read: ask the handler what it means. An end that
+    /// is not `authenticated` (TLS: a TCP FIN without `close_notify`) goes
+    /// to `handle_truncated_eof`.
+    fn on_fin(&mut self, key: usize, authenticated: bool) {
         let Some(ours_first) = self.conns[key].state.read_fin(self.now) else {
             return;
         };
-        if let Some(eof) = self.call(key, |h, c| h.handle_readable_eof(c)) {
-            self.conns[key].state.eof_decided(eof, ours_first);
+        let decision = if authenticated {
+            self.call(key, |h, c| h.handle_readable_eof(c))
+                .map(Truncated::Accept)
+        } else {
+            self.call(key, |h, c| h.handle_truncated_eof(c))
+        };
+        match decision {
+            Some(Truncated::Accept(eof)) => self.conns[key].state.eof_decided(eof, ours_first),
+            Some(Truncated::Fail) => self.conns[key].state.truncated(),
+            None => {} // the handler panicked: aborted
         }
     }
 

@@ -27,6 +27,26 @@ pub enum Eof {
     Abort,
 }
 
+/// What an end of stream that is not authenticated means to this protocol;
+/// returned by [`Handler::handle_truncated_eof`].
+///
+/// Over TLS the peer's end is `close_notify`, an authenticated message; a
+/// TCP FIN without it may be an attacker (or a middlebox) cutting the
+/// stream short. Whether that matters is the protocol's to say: HTTP with a
+/// `Content-Length` knows when the body is complete and may accept it; a
+/// body delimited by the end of the stream must not.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum Truncated {
+    /// Treat it as an error (the default): [`Handler::handle_error`] gets
+    /// `UnexpectedEof`, and the connection ends with
+    /// [`Reason::Truncated`](crate::Reason::Truncated); queued output is
+    /// dropped and counted.
+    #[default]
+    Fail,
+    /// Accept it as the peer's end and decide as for a FIN.
+    Accept(Eof),
+}
+
 /// The callbacks of one connection.
 ///
 /// Every callback receives a [`Conn`] for its connection. A close, abort or
@@ -67,6 +87,19 @@ pub trait Handler {
     fn handle_readable_eof(&mut self, conn: &mut Conn<'_>) -> Eof {
         let _ = conn;
         Eof::Close
+    }
+
+    /// TLS only: the peer's TCP FIN came without `close_notify`, after
+    /// every byte before it was delivered: the stream may have been cut
+    /// short. Called instead of
+    /// [`handle_readable_eof`](Handler::handle_readable_eof), under the
+    /// same rules (exactly once, never while paused). The default,
+    /// [`Truncated::Fail`], treats it as an error; a protocol that can tell
+    /// a complete message by itself may return
+    /// [`Truncated::Accept`].
+    fn handle_truncated_eof(&mut self, conn: &mut Conn<'_>) -> Truncated {
+        let _ = conn;
+        Truncated::Fail
     }
 
     /// The output queue drained to the low-water mark after it had passed

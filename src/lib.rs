@@ -182,8 +182,10 @@ pub use config::Config;
 pub use conn::{Applies, Conn, Ctx, Outside};
 pub use error::{Error, Result};
 pub use group::Group;
-pub use handler::{Eof, Handler};
+pub use handler::{Eof, Handler, Truncated};
 pub use reactor::{Handle, Reactor};
 pub use stats::Stats;
 pub use token::{ConnId, ListenerId, TimerId};
+#[cfg(feature = "tls")]
+pub use transport::TlsInfo;
 pub use transport::{Addr, Bind, Connect, PeerCred};

@@ -244,7 +244,7 @@ impl Reactor {
         }
     }
 
-    /// Listen on `at`: a TCP [`SocketAddr`] (port 0 picks a free port) or
+    /// Listen on `at`: a TCP [`SocketAddr`](std::net::SocketAddr) (port 0 picks a free port) or
     /// a Unix socket ([`Bind::unix`], [`Bind::unix_abstract`]); `factory`
     /// makes one handler per accepted connection. The socket gets the
     /// configured backlog; a TCP one also `SO_REUSEADDR`, and

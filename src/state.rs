@@ -69,6 +69,9 @@ pub(crate) enum Writing {
     /// Outbound connect in flight; writes are queued. `fin`: a
     /// `shutdown_write` or `close` is waiting for the connect.
     Connecting { fin: bool },
+    /// Connected, a TLS handshake in flight; writes are queued as while
+    /// connecting.
+    Handshaking { fin: bool },
     /// Writes go out.
     Open,
     /// FIN once the queue drains; writes are refused.
@@ -119,6 +122,27 @@ pub(crate) enum Teardown {
     Reset,
 }
 
+/// What the transport says about itself, for [`ConnState::next_action`]:
+/// plain sockets hold nothing and close with a FIN; TLS holds ciphertext
+/// of its own and needs `close_notify` before any FIN.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Io {
+    /// Output the transport holds itself (handshake messages, alerts,
+    /// ciphertext the kernel did not take yet).
+    pub(crate) holds_output: bool,
+    /// Whether `close(2)` alone ends our side properly once the peer's end
+    /// was read (TCP, Unix); TLS must send `close_notify` first.
+    pub(crate) close_sends_fin: bool,
+}
+
+impl Io {
+    /// A TCP or Unix socket.
+    pub(crate) const PLAIN: Io = Io {
+        holds_output: false,
+        close_sends_fin: true,
+    };
+}
+
 /// The one thing the driver should do next; see [`ConnState::next_action`].
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Action {
@@ -129,6 +153,8 @@ pub(crate) enum Action {
     ReportError,
     /// Ask the socket whether the outbound connect completed.
     CheckConnect,
+    /// Drive the TLS handshake.
+    Handshake,
     /// Write queued output.
     Flush,
     /// Queued output fell to the low-water mark after passing the high one:
@@ -293,7 +319,7 @@ impl ConnState {
     /// The gauge this connection counts in now.
     pub(crate) fn classify(&self) -> Gauge {
         match (self.writing, self.reading) {
-            (Writing::Connecting { .. }, _) => Gauge::Connecting,
+            (Writing::Connecting { .. } | Writing::Handshaking { .. }, _) => Gauge::Connecting,
             (_, Reading::Discarding) => Gauge::Lingering,
             (Writing::Shut, _) => Gauge::HalfClosedOut,
             (_, Reading::Eof) => Gauge::HalfClosedIn,
@@ -324,7 +350,9 @@ impl ConnState {
             return Some(Refusal::Closed);
         }
         match self.writing {
-            Writing::Open | Writing::Connecting { fin: false } => None,
+            Writing::Open
+            | Writing::Connecting { fin: false }
+            | Writing::Handshaking { fin: false } => None,
             _ => Some(Refusal::Shutdown),
         }
     }
@@ -353,7 +381,7 @@ impl ConnState {
     /// The one thing to do next. Each action's outcome, reported through
     /// its transition, changes the answer, so a driver that loops until
     /// [`Action::Wait`] ends (reads are bounded by the driver's budget).
-    pub(crate) fn next_action(&self, low_water: usize) -> Action {
+    pub(crate) fn next_action(&self, low_water: usize, io: Io) -> Action {
         match &self.end {
             End::Abort(reason) => return Action::Finalize(*reason, Teardown::Reset),
             End::Fail(..) => return Action::ReportError,
@@ -362,15 +390,29 @@ impl ConnState {
             }
             End::Running | End::Graceful(_) => {}
         }
-        if let Writing::Connecting { .. } = self.writing {
-            return if self.ready.has(Ready::WRITABLE | Ready::ERROR) {
-                Action::CheckConnect
-            } else {
-                Action::Wait
-            };
+        match self.writing {
+            Writing::Connecting { .. } => {
+                return if self.ready.has(Ready::WRITABLE | Ready::ERROR) {
+                    Action::CheckConnect
+                } else {
+                    Action::Wait
+                };
+            }
+            Writing::Handshaking { .. } => {
+                return if self
+                    .ready
+                    .has(Ready::READABLE | Ready::WRITABLE | Ready::ERROR)
+                {
+                    Action::Handshake
+                } else {
+                    Action::Wait
+                };
+            }
+            _ => {}
         }
         let pending = self.pending();
-        if pending > 0 && self.ready.has(Ready::WRITABLE) {
+        let out = pending > 0 || io.holds_output;
+        if out && self.ready.has(Ready::WRITABLE) {
             return Action::Flush;
         }
         if self.blocked && pending <= low_water {
@@ -381,10 +423,10 @@ impl ConnState {
         match (self.writing, self.reading) {
             // Both directions are done and the receive queue is empty:
             // close(2) sends our FIN; no shutdown call.
-            (Writing::Closing, Reading::Eof) if pending == 0 => {
+            (Writing::Closing, Reading::Eof) if !out && io.close_sends_fin => {
                 return Action::Finalize(self.graceful_end(Reason::PeerClosed), Teardown::Close)
             }
-            (Writing::Closing, _) if pending == 0 => return Action::ShutdownWrite,
+            (Writing::Closing, _) if !out => return Action::ShutdownWrite,
             (Writing::Shut, Reading::Eof) => {
                 return Action::Finalize(self.graceful_end(Reason::Local), Teardown::Close)
             }
@@ -469,6 +511,7 @@ impl ConnState {
     pub(crate) fn shutdown_write(&mut self) {
         let next = match self.writing {
             Writing::Connecting { .. } => Writing::Connecting { fin: true },
+            Writing::Handshaking { .. } => Writing::Handshaking { fin: true },
             Writing::Open => Writing::Closing,
             other => other,
         };
@@ -555,15 +598,44 @@ impl ConnState {
 
     // ------------------------------------------------------------ outcomes
 
-    /// The outbound connect completed.
-    pub(crate) fn connected(&mut self, now: u64) {
+    /// The outbound connect completed; a TLS handshake follows if
+    /// `handshake`.
+    pub(crate) fn connected(&mut self, now: u64, handshake: bool) {
         let Writing::Connecting { fin } = self.writing else {
+            return;
+        };
+        let next = match (handshake, fin) {
+            (true, fin) => Writing::Handshaking { fin },
+            (false, true) => Writing::Closing,
+            (false, false) => Writing::Open,
+        };
+        transition!("writing {:?} -> {next:?}", self.writing);
+        self.writing = next;
+        self.last_activity = now;
+        self.since = now;
+    }
+
+    /// The TLS handshake completed: the connection is established.
+    pub(crate) fn handshaken(&mut self, now: u64) {
+        let Writing::Handshaking { fin } = self.writing else {
             return;
         };
         let next = if fin { Writing::Closing } else { Writing::Open };
         transition!("writing {:?} -> {next:?}", self.writing);
         self.writing = next;
         self.last_activity = now;
+        // The handshake's last read may have brought application data
+        // along, which no new event will announce.
+        self.ready.set(Ready::READABLE);
+    }
+
+    /// The handshake waits for the peer (and, if `write_blocked`, for the
+    /// socket to take our messages).
+    pub(crate) fn handshake_pending(&mut self, write_blocked: bool) {
+        self.ready.clear(Ready::READABLE | Ready::ERROR);
+        if write_blocked {
+            self.ready.clear(Ready::WRITABLE);
+        }
     }
 
     /// The outbound connect is still in flight (a spurious wakeup).
@@ -597,14 +669,15 @@ impl ConnState {
         }
     }
 
-    /// A read returned `n > 0` bytes into a buffer of `capacity`.
-    pub(crate) fn read_data(&mut self, n: usize, capacity: usize, now: u64) {
+    /// A read returned `n > 0` bytes; `drained`: it proved the receive
+    /// queue empty (a short read of a plain socket).
+    pub(crate) fn read_data(&mut self, n: usize, drained: bool, now: u64) {
         self.bytes_in += n as u64;
         self.last_activity = now;
         // A short read emptied the queue: a new edge comes with new data.
         // If the event also carried the FIN (and no error), EOF follows the
         // data with no further read.
-        if n < capacity {
+        if drained {
             self.ready.clear(Ready::READABLE);
             if self.ready.has(Ready::READ_CLOSED) && !self.ready.has(Ready::ERROR) {
                 self.ready.set(Ready::FIN_NEXT);
@@ -630,7 +703,9 @@ impl ConnState {
         self.ready.clear(Ready::READABLE | Ready::FIN_NEXT);
         let ours_first = !matches!(
             self.writing,
-            Writing::Open | Writing::Connecting { fin: false }
+            Writing::Open
+                | Writing::Connecting { fin: false }
+                | Writing::Handshaking { fin: false }
         );
         transition!("reading {:?} -> Eof", self.reading);
         let was = std::mem::replace(&mut self.reading, Reading::Eof);
@@ -652,6 +727,18 @@ impl ConnState {
             Eof::HalfClose => {}
             Eof::Abort => self.abort(Reason::Aborted),
         }
+    }
+
+    /// The peer's end came unauthenticated (TLS: a TCP FIN without
+    /// `close_notify`) and the handler did not accept it.
+    pub(crate) fn truncated(&mut self) {
+        self.end_with(End::Fail(
+            Reason::Truncated,
+            io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the peer's stream ended without close_notify: possibly truncated",
+            ),
+        ));
     }
 
     /// `SO_ERROR` was clear.
@@ -677,9 +764,16 @@ impl ConnState {
     /// The earliest timeout this connection is subject to now.
     pub(crate) fn next_timeout(&self, cfg: &Config) -> Option<(u64, Timeout)> {
         let ms = |d: Option<std::time::Duration>| d.map(millis);
-        if let Writing::Connecting { .. } = self.writing {
-            return ms(cfg.connect_timeout)
-                .map(|t| (self.since.saturating_add(t), Timeout::Connect));
+        match self.writing {
+            Writing::Connecting { .. } => {
+                return ms(cfg.connect_timeout)
+                    .map(|t| (self.since.saturating_add(t), Timeout::Connect))
+            }
+            Writing::Handshaking { .. } => {
+                return ms(cfg.handshake_timeout)
+                    .map(|t| (self.since.saturating_add(t), Timeout::Handshake))
+            }
+            _ => {}
         }
         let progress = self.since.max(self.last_activity);
         let mut best: Option<(u64, Timeout)> = None;
@@ -737,7 +831,7 @@ impl ConnState {
         }
         let reason = Reason::TimedOut(kind);
         match kind {
-            Timeout::Connect => {
+            Timeout::Connect | Timeout::Handshake => {
                 self.end_with(End::Fail(reason, io::ErrorKind::TimedOut.into()));
             }
             Timeout::Linger => {
@@ -833,13 +927,13 @@ mod tests {
             st.close(Reason::Local);
             st.abort(Reason::Aborted);
             assert_eq!(
-                st.next_action(LOW),
+                st.next_action(LOW, Io::PLAIN),
                 Action::Finalize(Reason::Aborted, Teardown::Reset)
             );
             let mut st = state(Writing::Open, Reading::Open);
             st.failed(io::ErrorKind::ConnectionReset.into());
             st.abort(Reason::Aborted);
-            assert_eq!(st.next_action(LOW), Action::ReportError);
+            assert_eq!(st.next_action(LOW, Io::PLAIN), Action::ReportError);
         }
 
         #[test]
@@ -852,12 +946,12 @@ mod tests {
             );
             st.error_reported();
             assert_eq!(
-                st.next_action(LOW),
+                st.next_action(LOW, Io::PLAIN),
                 Action::Finalize(Reason::Reset, Teardown::Close)
             );
             st.close(Reason::Local);
             assert_eq!(
-                st.next_action(LOW),
+                st.next_action(LOW, Io::PLAIN),
                 Action::Finalize(Reason::Reset, Teardown::Close)
             );
         }
@@ -868,7 +962,7 @@ mod tests {
             st.failed(io::ErrorKind::ConnectionReset.into());
             st.abort(Reason::Panicked);
             assert_eq!(
-                st.next_action(LOW),
+                st.next_action(LOW, Io::PLAIN),
                 Action::Finalize(Reason::Panicked, Teardown::Reset)
             );
         }
@@ -882,18 +976,18 @@ mod tests {
             let st = state(Writing::Connecting { fin: false }, Reading::Open);
             assert_eq!(st.classify(), Gauge::Connecting);
             assert_eq!(st.next_timeout(&cfg()), Some((1_200, Timeout::Connect)));
-            assert_eq!(st.next_action(LOW), Action::Wait);
+            assert_eq!(st.next_action(LOW, Io::PLAIN), Action::Wait);
         }
 
         #[test]
         fn writability_asks_for_the_outcome() {
             let mut st = state(Writing::Connecting { fin: false }, Reading::Open);
             st.readiness(false, false, true, false);
-            assert_eq!(st.next_action(LOW), Action::CheckConnect);
+            assert_eq!(st.next_action(LOW, Io::PLAIN), Action::CheckConnect);
             st.connect_pending();
-            assert_eq!(st.next_action(LOW), Action::Wait);
+            assert_eq!(st.next_action(LOW, Io::PLAIN), Action::Wait);
             st.readiness(false, false, true, false);
-            st.connected(1_100);
+            st.connected(1_100, false);
             assert_eq!(st.writing(), Writing::Open);
         }
 
@@ -910,7 +1004,7 @@ mod tests {
             st.shutdown_write();
             assert_eq!(st.writing, Writing::Connecting { fin: true });
             assert_eq!(st.write_refusal(), Some(Refusal::Shutdown));
-            st.connected(1_100);
+            st.connected(1_100, false);
             assert_eq!(st.writing, Writing::Closing);
         }
 
@@ -953,7 +1047,7 @@ mod tests {
                 (Writing::Closing, Reading::Discarding)
             );
             assert_eq!(st.classify(), Gauge::Lingering);
-            assert_eq!(st.next_action(LOW), Action::ShutdownWrite);
+            assert_eq!(st.next_action(LOW, Io::PLAIN), Action::ShutdownWrite);
         }
 
         #[test]
@@ -962,12 +1056,16 @@ mod tests {
             st.send_buffer_full();
             st.enqueue(b"reply", 1024);
             st.close(Reason::Local);
-            assert_eq!(st.next_action(LOW), Action::Wait, "not writable: wait");
+            assert_eq!(
+                st.next_action(LOW, Io::PLAIN),
+                Action::Wait,
+                "not writable: wait"
+            );
             st.readiness(false, false, true, false);
-            assert_eq!(st.next_action(LOW), Action::Flush);
+            assert_eq!(st.next_action(LOW, Io::PLAIN), Action::Flush);
             st.flushed(5, Ok(Flush::Drained), 1_010);
             assert_eq!(st.pending(), 0);
-            assert_eq!(st.next_action(LOW), Action::ShutdownWrite);
+            assert_eq!(st.next_action(LOW, Io::PLAIN), Action::ShutdownWrite);
         }
 
         #[test]
@@ -975,11 +1073,18 @@ mod tests {
             let mut st = state(Writing::Open, Reading::Open);
             st.readiness(true, true, false, false);
             st.pause();
-            assert_eq!(st.next_action(LOW), Action::Wait, "paused: the FIN waits");
+            assert_eq!(
+                st.next_action(LOW, Io::PLAIN),
+                Action::Wait,
+                "paused: the FIN waits"
+            );
             st.close(Reason::Local);
             st.shut_write(1_001);
             assert_eq!(st.reading, Reading::Discarding);
-            assert_eq!(st.next_action(LOW), Action::Read { deliver: false });
+            assert_eq!(
+                st.next_action(LOW, Io::PLAIN),
+                Action::Read { deliver: false }
+            );
         }
 
         #[test]
@@ -987,7 +1092,10 @@ mod tests {
             let mut st = state(Writing::Open, Reading::Open);
             st.pause();
             assert!(st.resume());
-            assert_eq!(st.next_action(LOW), Action::Read { deliver: true });
+            assert_eq!(
+                st.next_action(LOW, Io::PLAIN),
+                Action::Read { deliver: true }
+            );
             assert!(!st.resume(), "second resume changes nothing");
         }
 
@@ -995,8 +1103,8 @@ mod tests {
         fn a_short_read_with_the_fin_flag_takes_the_eof_without_a_read() {
             let mut st = state(Writing::Open, Reading::Open);
             st.readiness(true, true, false, false);
-            st.read_data(10, 64, 1_001);
-            assert_eq!(st.next_action(LOW), Action::Fin);
+            st.read_data(10, true, 1_001);
+            assert_eq!(st.next_action(LOW, Io::PLAIN), Action::Fin);
             assert_eq!(st.read_fin(1_002), Some(false));
             assert_eq!(st.reading, Reading::Eof);
         }
@@ -1005,8 +1113,8 @@ mod tests {
         fn with_an_error_flag_the_eof_is_read_to_surface_the_error() {
             let mut st = state(Writing::Open, Reading::Open);
             st.readiness(true, true, false, true);
-            st.read_data(10, 64, 1_001);
-            assert_eq!(st.next_action(LOW), Action::CheckError);
+            st.read_data(10, true, 1_001);
+            assert_eq!(st.next_action(LOW, Io::PLAIN), Action::CheckError);
         }
 
         #[test]
@@ -1016,9 +1124,12 @@ mod tests {
             assert!(st.enqueue(&[0; 100], 64));
             st.readiness(false, false, true, false);
             st.flushed(100, Ok(Flush::Drained), 1_001);
-            assert_eq!(st.next_action(LOW), Action::Drained { notify: true });
+            assert_eq!(
+                st.next_action(LOW, Io::PLAIN),
+                Action::Drained { notify: true }
+            );
             st.drained();
-            assert_eq!(st.next_action(LOW), Action::Wait);
+            assert_eq!(st.next_action(LOW, Io::PLAIN), Action::Wait);
         }
 
         #[test]
@@ -1029,7 +1140,10 @@ mod tests {
             st.shutdown_write();
             st.readiness(false, false, true, false);
             st.flushed(100, Ok(Flush::Drained), 1_001);
-            assert_eq!(st.next_action(LOW), Action::Drained { notify: false });
+            assert_eq!(
+                st.next_action(LOW, Io::PLAIN),
+                Action::Drained { notify: false }
+            );
         }
 
         #[test]
@@ -1056,7 +1170,7 @@ mod tests {
             st.expire(1_050, &cfg());
             assert_eq!(st.expire(1_100, &cfg()), Some(Timeout::Idle));
             assert_eq!(
-                st.next_action(LOW),
+                st.next_action(LOW, Io::PLAIN),
                 Action::Finalize(Reason::TimedOut(Timeout::Idle), Teardown::Reset)
             );
         }
@@ -1078,7 +1192,7 @@ mod tests {
             assert_eq!(st.read_fin(1_001), Some(false));
             st.eof_decided(Eof::Close, false);
             assert_eq!(
-                st.next_action(LOW),
+                st.next_action(LOW, Io::PLAIN),
                 Action::Finalize(Reason::PeerClosed, Teardown::Close)
             );
         }
@@ -1088,11 +1202,11 @@ mod tests {
             let mut st = state(Writing::Open, Reading::Open);
             st.read_fin(1_001);
             st.eof_decided(Eof::HalfClose, false);
-            assert_eq!(st.next_action(LOW), Action::Wait);
+            assert_eq!(st.next_action(LOW, Io::PLAIN), Action::Wait);
             assert_eq!(st.write_refusal(), None);
             st.shutdown_write();
             assert_eq!(
-                st.next_action(LOW),
+                st.next_action(LOW, Io::PLAIN),
                 Action::Finalize(Reason::PeerClosed, Teardown::Close)
             );
         }
@@ -1104,7 +1218,7 @@ mod tests {
             st.close(Reason::Protocol(crate::ProtocolError::IncompleteFrame));
             st.eof_decided(Eof::HalfClose, false);
             assert_eq!(
-                st.next_action(LOW),
+                st.next_action(LOW, Io::PLAIN),
                 Action::Finalize(
                     Reason::Protocol(crate::ProtocolError::IncompleteFrame),
                     Teardown::Close
@@ -1131,9 +1245,9 @@ mod tests {
         fn a_reset_after_the_fin_is_asked_for() {
             let mut st = state(Writing::Open, Reading::Eof);
             st.readiness(true, true, false, true);
-            assert_eq!(st.next_action(LOW), Action::CheckError);
+            assert_eq!(st.next_action(LOW, Io::PLAIN), Action::CheckError);
             st.failed(io::ErrorKind::ConnectionReset.into());
-            assert_eq!(st.next_action(LOW), Action::ReportError);
+            assert_eq!(st.next_action(LOW, Io::PLAIN), Action::ReportError);
         }
     }
 
@@ -1164,7 +1278,7 @@ mod tests {
             st.shut_write(1_000);
             assert_eq!(st.expire(1_300, &cfg()), Some(Timeout::Linger));
             assert_eq!(
-                st.next_action(LOW),
+                st.next_action(LOW, Io::PLAIN),
                 Action::Finalize(Reason::TimedOut(Timeout::Idle), Teardown::Close)
             );
         }
@@ -1175,10 +1289,13 @@ mod tests {
             st.close(Reason::Local);
             st.shut_write(1_000);
             st.readiness(true, true, false, false);
-            assert_eq!(st.next_action(LOW), Action::Read { deliver: false });
+            assert_eq!(
+                st.next_action(LOW, Io::PLAIN),
+                Action::Read { deliver: false }
+            );
             assert_eq!(st.read_fin(1_001), None, "a lingering close tells no one");
             assert_eq!(
-                st.next_action(LOW),
+                st.next_action(LOW, Io::PLAIN),
                 Action::Finalize(Reason::Local, Teardown::Close)
             );
         }

@@ -72,7 +72,11 @@ fn unix_close_with_unread_input_ends_in_econnreset() {
     drop(server); // the request is still unread
     let (got, end) = read_all(&mut client);
     assert_eq!(got, reply, "every byte sent before the close arrives");
-    assert_eq!(end, Err(io::ErrorKind::ConnectionReset), "then a reset, not EOF");
+    assert_eq!(
+        end,
+        Err(io::ErrorKind::ConnectionReset),
+        "then a reset, not EOF"
+    );
 }
 
 /// The same with the input read first: a clean end of file.
@@ -174,14 +178,15 @@ fn unix_half_close_is_held_and_answered() {
     let l2 = log.clone();
     let mut r = reactor_with(no_timeouts);
     r.listen(Bind::unix(&path), move || {
-        Recorder::new(&l2).on_eof(|c| {
-            c.set_timer(ms(50));
-            Eof::HalfClose
-        })
-        .on_timer(|c, _| {
-            c.write(b"late answer");
-            c.shutdown_write();
-        })
+        Recorder::new(&l2)
+            .on_eof(|c| {
+                c.set_timer(ms(50));
+                Eof::HalfClose
+            })
+            .on_timer(|c, _| {
+                c.write(b"late answer");
+                c.shutdown_write();
+            })
     })
     .unwrap();
     let mut s = UnixStream::connect(&path).unwrap();
@@ -303,7 +308,9 @@ fn a_path_in_use_is_refused_with_a_clear_error_and_kept() {
     first.listen(Bind::unix(&path), || Echo).unwrap();
     let mut second = reactor();
     for bind in [Bind::unix(&path), Bind::unix(&path).remove_stale()] {
-        let err = second.listen(bind, || Echo).expect_err("the path is in use");
+        let err = second
+            .listen(bind, || Echo)
+            .expect_err("the path is in use");
         assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
         assert!(err.to_string().contains("is in use"), "{err}");
     }
@@ -364,7 +371,8 @@ fn connecting_to_a_path_no_one_listens_on_is_refused_once() {
     drop(UnixListener::bind(&path).unwrap());
     let mut r = reactor();
     let log = log();
-    r.connect(Connect::unix(&path), Recorder::new(&log)).unwrap();
+    r.connect(Connect::unix(&path), Recorder::new(&log))
+        .unwrap();
     run_until(&mut r, |_| closed(&log).is_some());
     assert_eq!(
         shape(&log),
@@ -424,7 +432,11 @@ fn python_and_socat_peers_get_their_reply_over_a_unix_socket() {
         DEADLINE,
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(out.stdout == input.to_ascii_uppercase(), "socat got {} bytes", out.stdout.len());
+    assert!(
+        out.stdout == input.to_ascii_uppercase(),
+        "socat got {} bytes",
+        out.stdout.len()
+    );
     assert_clean_exit(server);
     assert!(!path.exists(), "the drained server removed its socket file");
 }
@@ -454,7 +466,12 @@ fn the_proxy_joins_tcp_to_a_unix_socket_with_each_end_forwarded() {
     let mut got = Vec::new();
     s.read_to_end(&mut got).expect("a clean EOF");
     writer.join().unwrap();
-    assert!(got == request.to_ascii_uppercase(), "{} of {} bytes", got.len(), request.len());
+    assert!(
+        got == request.to_ascii_uppercase(),
+        "{} of {} bytes",
+        got.len(),
+        request.len()
+    );
     assert!(started.elapsed() < DEADLINE);
     assert_clean_exit(proxy);
     assert_clean_exit(upstream);

@@ -410,7 +410,7 @@ impl World {
         let now = self.now;
         let mut budget = BUDGET;
         loop {
-            let action = self.sims[i].st.next_action(LOW);
+            let action = self.sims[i].st.next_action(LOW, Io::PLAIN);
             let sim = &mut self.sims[i];
             match action {
                 Action::Wait => break,
@@ -423,7 +423,7 @@ impl World {
                 Action::CheckConnect => match sim.kernel.connect {
                     None => sim.st.connect_pending(),
                     Some(true) => {
-                        sim.st.connected(now);
+                        sim.st.connected(now, false);
                         self.callback(i, Cb::Connect);
                     }
                     Some(false) => {
@@ -433,6 +433,7 @@ impl World {
                         sim.st.failed(io::ErrorKind::ConnectionRefused.into());
                     }
                 },
+                Action::Handshake => unreachable!("plain sockets do not handshake"),
                 Action::Flush => {
                     let q = sim.st.out_mut().expect("flush with a queue");
                     let (n, outcome) = q.flush_to(&mut sim.kernel);
@@ -468,7 +469,7 @@ impl World {
                     if k.rx > 0 {
                         let n = k.rx.min(READ_BUF);
                         k.rx -= n;
-                        sim.st.read_data(n, READ_BUF, now);
+                        sim.st.read_data(n, n < READ_BUF, now);
                         if deliver && !self.callback(i, Cb::Read) {
                             continue;
                         }

@@ -19,6 +19,8 @@
 //! | `SO_REUSEPORT` groups | yes | no |
 
 mod tcp;
+#[cfg(feature = "tls")]
+mod tls;
 mod unix;
 
 use std::fmt;
@@ -33,6 +35,7 @@ use mio::{Interest, Registry, Token};
 
 use crate::config::Config;
 use crate::outq::{Flush, OutQueue};
+use crate::state::Io;
 
 pub(crate) use unix::SocketFile;
 
@@ -135,6 +138,23 @@ pub struct PeerCred {
     pub gid: u32,
 }
 
+/// What a TLS handshake settled, for [`Conn::tls`](crate::Conn::tls)
+/// (feature `tls`).
+#[cfg(feature = "tls")]
+#[derive(Clone, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub struct TlsInfo {
+    /// The protocol version (`TLSv1_3`, `TLSv1_2`).
+    pub version: Option<rustls::ProtocolVersion>,
+    /// The protocol ALPN settled on, if any (`h2`, `http/1.1`).
+    pub alpn_protocol: Option<Vec<u8>>,
+    /// On the server side, the name the client asked for (SNI).
+    pub server_name: Option<String>,
+    /// The peer's certificate chain, DER-encoded, end entity first; empty
+    /// when it sent none (a client without a certificate).
+    pub peer_certificates: Vec<Vec<u8>>,
+}
+
 /// Where a listener listens; see [`Reactor::listen`](crate::Reactor::listen).
 /// A [`SocketAddr`] converts into one (TCP).
 ///
@@ -148,12 +168,15 @@ pub struct PeerCred {
 /// # let _ = (tcp, file, named);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, Debug)]
 pub struct Bind {
     pub(crate) addr: Addr,
     pub(crate) remove_stale: bool,
     /// A string that did not parse (see `From<&str>`): `listen` reports it.
     pub(crate) invalid: Option<String>,
+    /// Serve TLS with this configuration.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 impl Bind {
@@ -167,6 +190,8 @@ impl Bind {
             addr,
             remove_stale: false,
             invalid: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -198,6 +223,17 @@ impl Bind {
     /// not a socket, is never removed.
     pub fn remove_stale(mut self) -> Bind {
         self.remove_stale = true;
+        self
+    }
+
+    /// Serve TLS over this TCP listener (feature `tls`): each accepted
+    /// connection makes its handshake with `config` before
+    /// [`Handler::handle_connect`](crate::Handler::handle_connect), under
+    /// [`Config::handshake_timeout`](crate::Config::handshake_timeout).
+    /// Listening fails with `InvalidInput` on a Unix socket.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: std::sync::Arc<rustls::ServerConfig>) -> Bind {
+        self.tls = Some(config);
         self
     }
 }
@@ -244,36 +280,38 @@ impl From<&str> for Bind {
 /// # let _ = (plain, from, local);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, Debug)]
 pub struct Connect {
     pub(crate) addr: Addr,
     pub(crate) from: Option<SocketAddr>,
+    /// Speak TLS to the server.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<TlsClient>,
+}
+
+/// A TLS client's configuration and the name it asks the server for.
+#[cfg(feature = "tls")]
+#[derive(Clone, Debug)]
+pub(crate) struct TlsClient {
+    pub(crate) config: std::sync::Arc<rustls::ClientConfig>,
+    pub(crate) name: rustls::pki_types::ServerName<'static>,
 }
 
 impl Connect {
     /// Connect over TCP to `addr`, from an address the kernel picks.
     pub fn to(addr: SocketAddr) -> Connect {
-        Connect {
-            addr: Addr::Inet(addr),
-            from: None,
-        }
+        Connect::at(Addr::Inet(addr))
     }
 
     /// Connect to the Unix stream socket at `path`.
     pub fn unix(path: impl AsRef<Path>) -> Connect {
-        Connect {
-            addr: Addr::Path(path.as_ref().to_path_buf()),
-            from: None,
-        }
+        Connect::at(Addr::Path(path.as_ref().to_path_buf()))
     }
 
     /// Connect to the Unix stream socket named `name` in Linux's abstract
     /// namespace.
     pub fn unix_abstract(name: impl AsRef<[u8]>) -> Connect {
-        Connect {
-            addr: Addr::Abstract(name.as_ref().to_vec()),
-            from: None,
-        }
+        Connect::at(Addr::Abstract(name.as_ref().to_vec()))
     }
 
     /// Over TCP, bind to `local` first (port 0 lets the kernel pick the
@@ -292,6 +330,34 @@ impl Connect {
     pub fn from(mut self, local: SocketAddr) -> Connect {
         self.from = Some(local);
         self
+    }
+
+    /// Speak TLS to the server (feature `tls`), asking for `server_name`
+    /// (SNI, and the name its certificate must carry). The handshake runs
+    /// after the TCP connect, under
+    /// [`Config::handshake_timeout`](crate::Config::handshake_timeout);
+    /// [`Handler::handle_connect`](crate::Handler::handle_connect) comes
+    /// after it. Writes made before are queued.
+    #[cfg(feature = "tls")]
+    pub fn tls(
+        mut self,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        server_name: rustls::pki_types::ServerName<'static>,
+    ) -> Connect {
+        self.tls = Some(TlsClient {
+            config,
+            name: server_name,
+        });
+        self
+    }
+
+    fn at(addr: Addr) -> Connect {
+        Connect {
+            addr,
+            from: None,
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
     }
 }
 
@@ -314,58 +380,162 @@ impl fmt::Display for Connect {
 
 impl From<Addr> for Connect {
     fn from(addr: Addr) -> Connect {
-        Connect { addr, from: None }
+        Connect::at(addr)
+    }
+}
+
+impl From<&str> for Connect {
+    /// As [`Addr`]'s `FromStr`; a string that is none of its forms makes
+    /// [`Ctx::connect`](crate::Ctx::connect) return `InvalidInput`.
+    fn from(s: &str) -> Connect {
+        // An unnamed address cannot be connected to: the connect fails.
+        Connect::at(s.parse().unwrap_or(Addr::Unnamed))
     }
 }
 
 // ------------------------------------------------------------------ streams
 
-/// A connected socket of either transport: what the core reads, writes,
+/// What one read gave.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Input {
+    /// `n` bytes; `drained`: the read proves the socket's receive queue is
+    /// now empty (a short read of a plain socket).
+    Data(usize, bool),
+    /// The peer's end: a FIN, or TLS's `close_notify`.
+    Fin,
+    /// TLS only: a TCP FIN without `close_notify` (a possible truncation).
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    Truncated,
+    /// Nothing to read now.
+    WouldBlock,
+}
+
+/// How far a connection's handshake got (TLS; plain sockets have none).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Handshake {
+    Done,
+    /// Waiting for the peer; `write_blocked`: our messages are not all out.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    Pending {
+        write_blocked: bool,
+    },
+}
+
+/// A connected socket of any transport: what the core reads, writes,
 /// shuts and closes.
 #[derive(Debug)]
 pub(crate) enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<tls::TlsStream>),
+}
+
+/// A plain socket's read as an [`Input`].
+fn plain_input(read: io::Result<usize>, capacity: usize) -> io::Result<Input> {
+    match read {
+        Ok(0) => Ok(Input::Fin),
+        Ok(n) => Ok(Input::Data(n, n < capacity)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Input::WouldBlock),
+        Err(e) => Err(e),
+    }
 }
 
 impl Stream {
-    pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        use std::io::Read;
+    /// The TCP socket under a TCP or TLS stream.
+    fn tcp(&self) -> Option<&TcpStream> {
         match self {
-            Stream::Tcp(s) => (&*s).read(buf),
-            Stream::Unix(s) => (&*s).read(buf),
+            Stream::Tcp(s) => Some(s),
+            Stream::Unix(_) => None,
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => Some(&t.tcp),
         }
     }
 
-    pub(crate) fn write(&self, data: &[u8]) -> io::Result<usize> {
+    /// One read: application bytes to deliver, or, if not `deliver`, bytes
+    /// to throw away (a lingering close: TLS reads the raw ciphertext).
+    pub(crate) fn read(&mut self, buf: &mut [u8], deliver: bool) -> io::Result<Input> {
+        use std::io::Read;
+        let capacity = buf.len();
+        #[cfg(not(feature = "tls"))]
+        let _ = deliver; // plain sockets read the same either way
+        match self {
+            Stream::Tcp(s) => plain_input((&*s).read(buf), capacity),
+            Stream::Unix(s) => plain_input((&*s).read(buf), capacity),
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) if deliver => t.read(buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => t.discard(buf),
+        }
+    }
+
+    pub(crate) fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         use std::io::Write;
         match self {
             Stream::Tcp(s) => (&*s).write(data),
             Stream::Unix(s) => (&*s).write(data),
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => t.write(data),
         }
     }
 
-    /// Write queued output until it drains or the socket would block.
-    pub(crate) fn flush(&self, q: &mut OutQueue) -> (usize, io::Result<Flush>) {
+    /// Write queued output (and, for TLS, the ciphertext it holds) until it
+    /// drains or the socket would block.
+    pub(crate) fn flush(&mut self, q: &mut OutQueue) -> (usize, io::Result<Flush>) {
         match self {
-            Stream::Tcp(s) => q.flush_to(s),
-            Stream::Unix(s) => q.flush_to(s),
+            Stream::Tcp(s) => q.flush_to(&*s),
+            Stream::Unix(s) => q.flush_to(&*s),
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => t.flush(q),
         }
     }
 
-    /// `shutdown(SHUT_WR)`: our FIN, or end of file for a Unix peer.
-    pub(crate) fn shutdown_write(&self) -> io::Result<()> {
+    /// What the state machine must know about this transport.
+    pub(crate) fn io(&self) -> Io {
         match self {
-            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
-            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Write),
+            Stream::Tcp(_) | Stream::Unix(_) => Io::PLAIN,
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => Io {
+                holds_output: t.holds_output(),
+                close_sends_fin: false,
+            },
+        }
+    }
+
+    /// Our FIN: `shutdown(SHUT_WR)`; for TLS, `close_notify` first.
+    /// `Ok(false)`: not out yet (TLS's alert waits for the socket).
+    pub(crate) fn shutdown_write(&mut self) -> io::Result<bool> {
+        match self {
+            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Write).map(|()| true),
+            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Write).map(|()| true),
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => t.shutdown_write(),
+        }
+    }
+
+    /// Whether a handshake follows the connection (TLS).
+    pub(crate) fn handshakes(&self) -> bool {
+        match self {
+            Stream::Tcp(_) | Stream::Unix(_) => false,
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => t.is_handshaking(),
+        }
+    }
+
+    /// Drive the handshake (TLS; a plain socket has none).
+    pub(crate) fn handshake(&mut self) -> io::Result<Handshake> {
+        match self {
+            Stream::Tcp(_) | Stream::Unix(_) => Ok(Handshake::Done),
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => t.handshake(),
         }
     }
 
     /// `SO_ERROR`.
     pub(crate) fn take_error(&self) -> io::Result<Option<io::Error>> {
         match self {
-            Stream::Tcp(s) => s.take_error(),
             Stream::Unix(s) => s.take_error(),
+            other => other.tcp().expect("a TCP socket").take_error(),
         }
     }
 
@@ -375,12 +545,8 @@ impl Stream {
         if let Some(e) = self.take_error()? {
             return Err(e);
         }
-        let connected = match self {
-            Stream::Tcp(s) => s.peer_addr().map(drop),
-            Stream::Unix(s) => s.peer_addr().map(drop),
-        };
-        match connected {
-            Ok(()) => Ok(true),
+        match self.peer_addr() {
+            Ok(_) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
             Err(e) => Err(e),
         }
@@ -389,58 +555,92 @@ impl Stream {
     /// Make the coming `close(2)` send RST (TCP: `SO_LINGER` 0). A Unix
     /// socket has no reset; it just closes.
     pub(crate) fn reset_on_close(&self) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => socket2::SockRef::from(s).set_linger(Some(std::time::Duration::ZERO)),
-            Stream::Unix(_) => Ok(()),
+        match self.tcp() {
+            Some(s) => socket2::SockRef::from(s).set_linger(Some(std::time::Duration::ZERO)),
+            None => Ok(()),
         }
     }
 
     pub(crate) fn peer_addr(&self) -> io::Result<Addr> {
         match self {
-            Stream::Tcp(s) => s.peer_addr().map(Addr::Inet),
             Stream::Unix(s) => s.peer_addr().map(|a| Addr::from_unix(&a)),
+            other => other
+                .tcp()
+                .expect("a TCP socket")
+                .peer_addr()
+                .map(Addr::Inet),
         }
     }
 
     pub(crate) fn local_addr(&self) -> io::Result<Addr> {
         match self {
-            Stream::Tcp(s) => s.local_addr().map(Addr::Inet),
             Stream::Unix(s) => s.local_addr().map(|a| Addr::from_unix(&a)),
+            other => other
+                .tcp()
+                .expect("a TCP socket")
+                .local_addr()
+                .map(Addr::Inet),
         }
     }
 
     pub(crate) fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.set_nodelay(nodelay),
-            Stream::Unix(_) => Ok(()), // nothing to delay: no Nagle on Unix sockets
+        match self.tcp() {
+            Some(s) => s.set_nodelay(nodelay),
+            None => Ok(()), // nothing to delay: no Nagle on Unix sockets
         }
     }
 
     pub(crate) fn peer_cred(&self) -> io::Result<PeerCred> {
         match self {
-            Stream::Tcp(_) => Err(io::Error::new(
+            Stream::Unix(s) => unix::peer_cred(s),
+            _ => Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 "peer credentials are known for Unix sockets only",
             )),
-            Stream::Unix(s) => unix::peer_cred(s),
+        }
+    }
+
+    /// What the TLS handshake settled, for a TLS stream past it.
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls(&self) -> Option<TlsInfo> {
+        match self {
+            Stream::Tls(t) if !t.is_handshaking() => Some(TlsInfo {
+                version: t.protocol_version(),
+                alpn_protocol: t.alpn_protocol(),
+                server_name: t.server_name(),
+                peer_certificates: t.peer_certificates().unwrap_or_default(),
+            }),
+            _ => None,
         }
     }
 
     /// Connect to `to` without blocking; the outcome comes with the first
     /// writability (or error) event.
     pub(crate) fn connect(to: &Connect) -> io::Result<(Stream, Option<io::Error>)> {
-        match &to.addr {
-            Addr::Inet(addr) => tcp::connect(*addr, to.from),
-            addr => unix::connect(addr),
+        let (stream, early) = match &to.addr {
+            Addr::Inet(addr) => tcp::connect(*addr, to.from)?,
+            addr => unix::connect(addr)?,
+        };
+        #[cfg(feature = "tls")]
+        if let Some(client) = &to.tls {
+            let Stream::Tcp(tcp) = stream else {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "TLS runs over TCP only",
+                ));
+            };
+            let t = tls::TlsStream::client(tcp, client.config.clone(), client.name.clone())?;
+            return Ok((Stream::Tls(Box::new(t)), early));
         }
+        Ok((stream, early))
     }
 }
 
 impl AsFd for Stream {
     fn as_fd(&self) -> BorrowedFd<'_> {
         match self {
-            Stream::Tcp(s) => s.as_fd(),
             Stream::Unix(s) => s.as_fd(),
+            other => other.tcp().expect("a TCP socket").as_fd(),
         }
     }
 }
@@ -450,18 +650,24 @@ impl Source for Stream {
         match self {
             Stream::Tcp(s) => s.register(r, t, i),
             Stream::Unix(s) => s.register(r, t, i),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.tcp.register(r, t, i),
         }
     }
     fn reregister(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.reregister(r, t, i),
             Stream::Unix(s) => s.reregister(r, t, i),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.tcp.reregister(r, t, i),
         }
     }
     fn deregister(&mut self, r: &Registry) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.deregister(r),
             Stream::Unix(s) => s.deregister(r),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.tcp.deregister(r),
         }
     }
 }
@@ -472,6 +678,9 @@ impl Source for Stream {
 #[derive(Debug)]
 pub(crate) enum Listening {
     Tcp(TcpListener),
+    /// TLS over TCP: each accepted connection handshakes with the config.
+    #[cfg(feature = "tls")]
+    Tls(TcpListener, std::sync::Arc<rustls::ServerConfig>),
     Unix {
         listener: UnixListener,
         /// The socket file it created, removed when it closes.
@@ -483,6 +692,16 @@ impl Listening {
     /// A listening socket with the configured backlog (and, for TCP,
     /// `SO_REUSEADDR` and `SO_REUSEPORT` if configured).
     pub(crate) fn bind(bind: &Bind, config: &Config) -> io::Result<Listening> {
+        #[cfg(feature = "tls")]
+        if let Some(server) = &bind.tls {
+            let Addr::Inet(addr) = bind.addr()? else {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "TLS runs over TCP only",
+                ));
+            };
+            return tcp::listen(*addr, config).map(|l| Listening::Tls(l, server.clone()));
+        }
         match bind.addr()? {
             Addr::Inet(addr) => tcp::listen(*addr, config).map(Listening::Tcp),
             addr => unix::listen(addr, bind.remove_stale, config),
@@ -492,6 +711,8 @@ impl Listening {
     pub(crate) fn local_addr(&self) -> io::Result<Addr> {
         match self {
             Listening::Tcp(l) => l.local_addr().map(Addr::Inet),
+            #[cfg(feature = "tls")]
+            Listening::Tls(l, _) => l.local_addr().map(Addr::Inet),
             Listening::Unix { listener: l, .. } => l.local_addr().map(|a| Addr::from_unix(&a)),
         }
     }
@@ -500,6 +721,12 @@ impl Listening {
     pub(crate) fn accept(&self) -> io::Result<(Stream, Addr)> {
         match self {
             Listening::Tcp(l) => l.accept().map(|(s, a)| (Stream::Tcp(s), Addr::Inet(a))),
+            #[cfg(feature = "tls")]
+            Listening::Tls(l, config) => {
+                let (s, a) = l.accept()?;
+                let t = tls::TlsStream::server(s, config.clone())?;
+                Ok((Stream::Tls(Box::new(t)), Addr::Inet(a)))
+            }
             Listening::Unix { listener: l, .. } => l
                 .accept()
                 .map(|(s, a)| (Stream::Unix(s), Addr::from_unix(&a))),
@@ -511,18 +738,24 @@ impl Source for Listening {
     fn register(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
         match self {
             Listening::Tcp(l) => l.register(r, t, i),
+            #[cfg(feature = "tls")]
+            Listening::Tls(l, _) => l.register(r, t, i),
             Listening::Unix { listener: l, .. } => l.register(r, t, i),
         }
     }
     fn reregister(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
         match self {
             Listening::Tcp(l) => l.reregister(r, t, i),
+            #[cfg(feature = "tls")]
+            Listening::Tls(l, _) => l.reregister(r, t, i),
             Listening::Unix { listener: l, .. } => l.reregister(r, t, i),
         }
     }
     fn deregister(&mut self, r: &Registry) -> io::Result<()> {
         match self {
             Listening::Tcp(l) => l.deregister(r),
+            #[cfg(feature = "tls")]
+            Listening::Tls(l, _) => l.deregister(r),
             Listening::Unix { listener: l, .. } => l.deregister(r),
         }
     }

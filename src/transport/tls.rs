@@ -1,0 +1,245 @@
+//! TLS over TCP, on rustls (feature `tls`): `close_notify` is TLS's FIN.
+//!
+//! The socket carries ciphertext; rustls holds what it decrypted and not
+//! yet handed over, and what it encrypted and not yet sent. The core sees
+//! the same operations as for a plain socket, with three differences it is
+//! told about:
+//!
+//! - the stream may hold output of its own (handshake messages, alerts,
+//!   ciphertext the kernel did not take): [`TlsStream::holds_output`];
+//! - the end of the peer's stream is either authenticated (`close_notify`)
+//!   or not (a TCP FIN without it: a possible truncation), reported as
+//!   [`Input::Fin`] or [`Input::Truncated`];
+//! - our FIN is `close_notify`, flushed, then `shutdown(SHUT_WR)`, and
+//!   `close(2)` alone never sends it.
+
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+
+use mio::net::TcpStream;
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
+
+use super::{Handshake, Input};
+use crate::outq::{Flush, OutQueue};
+
+/// One TLS connection: its socket and its rustls session.
+pub(crate) struct TlsStream {
+    pub(super) tcp: TcpStream,
+    session: Connection,
+    /// Our `close_notify` is queued (it may not be out yet).
+    notified: bool,
+}
+
+impl std::fmt::Debug for TlsStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsStream")
+            .field("handshaking", &self.session.is_handshaking())
+            .field("notified", &self.notified)
+            .finish()
+    }
+}
+
+fn tls_error(e: rustls::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
+impl TlsStream {
+    pub(crate) fn server(tcp: TcpStream, config: Arc<ServerConfig>) -> io::Result<TlsStream> {
+        let session = ServerConnection::new(config).map_err(tls_error)?;
+        Ok(TlsStream {
+            tcp,
+            session: session.into(),
+            notified: false,
+        })
+    }
+
+    pub(crate) fn client(
+        tcp: TcpStream,
+        config: Arc<ClientConfig>,
+        name: ServerName<'static>,
+    ) -> io::Result<TlsStream> {
+        let session = ClientConnection::new(config, name).map_err(tls_error)?;
+        Ok(TlsStream {
+            tcp,
+            session: session.into(),
+            notified: false,
+        })
+    }
+
+    /// Send ciphertext until rustls has none left or the socket blocks;
+    /// whether it is all out.
+    fn send(&mut self) -> io::Result<bool> {
+        while self.session.wants_write() {
+            match self.session.write_tls(&mut &self.tcp) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Receive ciphertext once and decrypt it: `Ok(Some(true))` something
+    /// came, `Ok(Some(false))` TCP end of file, `Ok(None)` nothing to read.
+    fn receive(&mut self) -> io::Result<Option<bool>> {
+        loop {
+            match self.session.read_tls(&mut &self.tcp) {
+                Ok(0) => return Ok(Some(false)),
+                Ok(_) => {
+                    if let Err(e) = self.session.process_new_packets() {
+                        // The alert rustls queued tells the peer why.
+                        let _ = self.send();
+                        return Err(tls_error(e));
+                    }
+                    return Ok(Some(true));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Drive the handshake as far as the socket allows.
+    pub(crate) fn handshake(&mut self) -> io::Result<Handshake> {
+        loop {
+            let all_out = self.send()?;
+            if !self.session.is_handshaking() {
+                return Ok(Handshake::Done);
+            }
+            match self.receive()? {
+                Some(true) => {}
+                Some(false) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the peer closed during the TLS handshake",
+                    ))
+                }
+                None => {
+                    return Ok(Handshake::Pending {
+                        write_blocked: !all_out,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Plaintext, or the end of the peer's stream.
+    pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<Input> {
+        loop {
+            match self.session.reader().read(buf) {
+                Ok(0) => return Ok(Input::Fin),
+                // A short plaintext read says nothing about the socket.
+                Ok(n) => return Ok(Input::Data(n, false)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Input::Truncated),
+                Err(e) => return Err(e),
+            }
+            match self.receive()? {
+                // Acknowledgements, key updates, tickets go out at once.
+                Some(_) => {
+                    self.send()?;
+                }
+                None => return Ok(Input::WouldBlock),
+            }
+        }
+    }
+
+    /// Read ciphertext and drop it (the lingering close after our
+    /// `close_notify`: only the peer's TCP FIN matters now).
+    pub(crate) fn discard(&self, buf: &mut [u8]) -> io::Result<Input> {
+        match (&self.tcp).read(buf) {
+            Ok(0) => Ok(Input::Fin),
+            Ok(n) => Ok(Input::Data(n, n < buf.len())),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Input::WouldBlock),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Plaintext into rustls (as much as its buffer limit takes), then out.
+    pub(crate) fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = self.session.writer().write(data)?;
+        self.send()?;
+        if n == 0 && !data.is_empty() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    }
+
+    /// Our queue into rustls, and everything out.
+    pub(crate) fn flush(&mut self, q: &mut OutQueue) -> (usize, io::Result<Flush>) {
+        let (n, outcome) = q.flush_to(Plaintext(self));
+        match outcome {
+            Ok(Flush::Drained) => match self.send() {
+                Ok(true) => (n, Ok(Flush::Drained)),
+                Ok(false) => (n, Ok(Flush::Blocked)),
+                Err(e) => (n, Err(e)),
+            },
+            other => (n, other),
+        }
+    }
+
+    /// Ciphertext (handshake, alerts, data) not yet handed to the kernel.
+    pub(crate) fn holds_output(&self) -> bool {
+        self.session.wants_write()
+    }
+
+    /// Our FIN: `close_notify`, then, once it is out, `shutdown(SHUT_WR)`.
+    /// `Ok(false)`: the alert waits for the socket to take it.
+    pub(crate) fn shutdown_write(&mut self) -> io::Result<bool> {
+        if !self.notified {
+            self.session.send_close_notify();
+            self.notified = true;
+        }
+        if !self.send()? {
+            return Ok(false);
+        }
+        self.tcp.shutdown(std::net::Shutdown::Write)?;
+        Ok(true)
+    }
+
+    pub(crate) fn is_handshaking(&self) -> bool {
+        self.session.is_handshaking()
+    }
+
+    /// The protocol ALPN settled on.
+    pub(crate) fn alpn_protocol(&self) -> Option<Vec<u8>> {
+        self.session.alpn_protocol().map(<[u8]>::to_vec)
+    }
+
+    /// The name the client asked for (SNI), on the server side.
+    pub(crate) fn server_name(&self) -> Option<String> {
+        match &self.session {
+            Connection::Server(s) => s.server_name().map(str::to_string),
+            Connection::Client(_) => None,
+        }
+    }
+
+    /// The peer's certificate chain, DER-encoded, end entity first.
+    pub(crate) fn peer_certificates(&self) -> Option<Vec<Vec<u8>>> {
+        self.session
+            .peer_certificates()
+            .map(|chain| chain.iter().map(|c| c.as_ref().to_vec()).collect())
+    }
+
+    /// `"TLSv1_3"`, `"TLSv1_2"`, once the handshake settled it.
+    pub(crate) fn protocol_version(&self) -> Option<rustls::ProtocolVersion> {
+        self.session.protocol_version()
+    }
+}
+
+/// Writes plaintext into the session, sending ciphertext when its buffer
+/// is full.
+struct Plaintext<'a>(&'a mut TlsStream);
+
+impl Write for Plaintext<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.send().map(drop)
+    }
+}
