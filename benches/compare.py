@@ -23,13 +23,18 @@ Scenarios (full size; --quick shrinks them):
             (SO_REUSEPORT) and 6 client processes, hold 45 s
   echo      64-byte messages echoed over 1,000 persistent connections, 300,000 messages,
             3 repetitions, as for churn
+  unix      churn and held again over a Unix stream socket (a socket file in a
+            temporary directory, removed afterwards), for the servers that have a
+            Unix socket mode (halfclose, mio): CPU per connection (median of the
+            churn repetitions) and bytes per held connection
 
 Measures: server CPU time (utime + stime of /proc/PID/stat, before and after
 the load, per connection or message), conn/s and latency (the client's
 JSON), server peak RSS (VmHWM) and RSS per held connection above the idle
 baseline (VmRSS after a warm-up, before the load), the peak number of
 half-closed server sockets (CLOSE_WAIT on the server port, sampled with
-ss), and syscalls per connection (strace -c). The halfclose server is
+ss; over a Unix socket, which has no CLOSE_WAIT, the server's connected
+sockets on the path, ss -x), and syscalls per connection (strace -c). The halfclose server is
 halfclosed --server-only (tools/src/halfclosed, the binary of
 `cargo build --release -p halfclose-tools --bin halfclosed`; examples/echo.rs
 for echo); the peers are in benches/peers/. Scenario C's load is echo_load from
@@ -45,10 +50,12 @@ import platform
 import re
 import resource
 import select
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -81,7 +88,7 @@ QUICK = dict(
     big_conns=12_000, big_procs=3, big_hold_ms=10_000,
     echo_conns=200, echo_msgs=50_000, echo_warmup=5_000, echo_reps=1,
 )
-SCENARIOS = ["churn", "syscalls", "held", "held100k", "echo"]
+SCENARIOS = ["churn", "syscalls", "held", "held100k", "echo", "unix"]
 
 
 LIVE = set()  # child processes, ended if the runner is stopped
@@ -105,18 +112,21 @@ def log(msg):
 class Spec:
     """How to start one server: argv for the half-close echo and for echo."""
 
-    def __init__(self, name, label, argv, echo_argv, reuseport, note=""):
+    def __init__(self, name, label, argv, echo_argv, reuseport, note="", unix=False):
         self.name = name
         self.label = label
         self._argv = argv
         self._echo_argv = echo_argv
         self.reuseport = reuseport  # None when several processes cannot share a port
         self.note = note
+        self.unix = unix  # its --listen takes a Unix socket path
 
-    def argv(self, hold_ms=0, reuseport=False, echo=False, timeout_s=3600):
+    def argv(self, hold_ms=0, reuseport=False, echo=False, timeout_s=3600, listen=LISTEN):
         if echo:
             return self._echo_argv()
         argv = self._argv(hold_ms, timeout_s)
+        if listen != LISTEN:
+            argv = [listen if a == LISTEN else a for a in argv]
         if reuseport:
             argv = argv + self.reuseport
         return argv
@@ -129,6 +139,11 @@ def peer_args(hold_ms):
     return a
 
 
+def is_unix(addr):
+    """A Unix socket's address: a path, or @name (abstract)."""
+    return addr[:1] in ("/", ".", "@")
+
+
 SPECS = [
     Spec(
         "halfclose", "halfclose (this crate)",
@@ -136,12 +151,14 @@ SPECS = [
         lambda: [ECHO, "--listen", LISTEN],
         # SO_REUSEPORT is set when a process runs several reactors.
         ["--threads", "2"],
+        unix=True,
     ),
     Spec(
         "mio", "raw mio loop",
         lambda h, t: [os.path.join(RUST_BIN, "peer_mio")] + peer_args(h),
         lambda: [os.path.join(RUST_BIN, "peer_mio"), "--listen", LISTEN, "--echo"],
         ["--reuseport"],
+        unix=True,
     ),
     Spec(
         "tokio", "tokio current_thread",
@@ -189,6 +206,20 @@ def proc_cpu_split(pid):
     return int(rest[11]) / CLK_TCK, int(rest[12]) / CLK_TCK
 
 
+def proc_runtime(pid):
+    """Time on a CPU of every thread of a process, seconds: the first field
+    of each /proc/PID/task/TID/schedstat, in nanoseconds (threads that
+    ended are not counted; the servers' threads live as long as they)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total / 1e9
+
+
 def proc_mem(pid):
     """(VmRSS, VmHWM) in bytes."""
     out = {}
@@ -218,6 +249,18 @@ def delta(after, before):
     return {k: after[k] - before[k] for k in after}
 
 
+def unix_conns(path):
+    """Server sockets connected on the Unix socket `path` (the listener is
+    not counted): the connections the server holds."""
+    try:
+        out = subprocess.run(
+            ["ss", "-Hx", "src", path], capture_output=True, timeout=20, check=False,
+        ).stdout
+    except subprocess.TimeoutExpired:
+        return 0
+    return out.count(b"\n")
+
+
 def close_wait(port):
     """Server sockets on `port` that got the client's FIN and are not closed yet."""
     try:
@@ -235,7 +278,8 @@ def close_wait(port):
 
 
 class Server:
-    """A server process pinned to the server core; `listening on` read."""
+    """A server process pinned to the server core; `listening on` read:
+    IP:PORT (`port` set), or a Unix socket's path or @name (`port` None)."""
 
     def __init__(self, argv, logdir, tag):
         self.argv = ["taskset", "-c", SERVER_CORE] + argv
@@ -245,12 +289,15 @@ class Server:
         self.pid = self.proc.pid  # taskset execs the server: same pid
         self.lines = []
         line = self._first_line(15)
-        m = re.match(r"listening on (\S+):(\d+)", line)
+        m = re.match(r"listening on (\S+)$", line.strip())
         if not m:
             self.stop()
-            raise RuntimeError(f"{' '.join(argv)}: expected `listening on IP:PORT`, got {line!r}")
-        self.addr = f"{m.group(1)}:{m.group(2)}"
-        self.port = int(m.group(2))
+            raise RuntimeError(f"{' '.join(argv)}: expected `listening on ADDR`, got {line!r}")
+        self.addr = m.group(1)
+        if is_unix(self.addr):
+            self.port = None
+        else:
+            self.port = int(self.addr.rsplit(":", 1)[1])
         self._drain = threading.Thread(target=self._read_rest, daemon=True)
         self._drain.start()
 
@@ -332,10 +379,12 @@ def run_json(argv, timeout, logfile, core=CLIENT_CORE):
 def hc_client(addr, conns, conc, timeout_s, extra=()):
     """The halfclosed client. In the held scenarios `extra` passes the
     server's hold with --hold-ms: the client waits that much longer for a
-    reply before it gives up on a connection."""
+    reply before it gives up on a connection. A Unix socket has no source
+    address: --sources is for TCP only."""
+    sources = [] if is_unix(addr) else ["--sources", SOURCES]
     return [
         HC, "--client-only", "--connect", addr, "--connections", str(conns),
-        "--concurrency", str(conc), "--request-bytes", "64", "--sources", SOURCES,
+        "--concurrency", str(conc), "--request-bytes", "64", *sources,
         "--timeout", str(timeout_s), "--json", *extra,
     ]
 
@@ -357,12 +406,13 @@ def client_summary(out):
 
 
 class Sampler(threading.Thread):
-    """Samples RSS of the server processes and CLOSE_WAIT on the port."""
+    """Samples RSS of the server processes and the held connections:
+    CLOSE_WAIT on the port, or the connected sockets on a Unix path."""
 
-    def __init__(self, servers, port, period):
+    def __init__(self, servers, addr, port, period):
         super().__init__(daemon=True)
         self.servers = servers
-        self.port = port
+        self.count = (lambda: unix_conns(addr)) if port is None else (lambda: close_wait(port))
         self.period = period
         self.peak_held = 0
         self.peak_rss = 0
@@ -370,7 +420,7 @@ class Sampler(threading.Thread):
 
     def run(self):
         while not self.stop_flag.is_set():
-            held = close_wait(self.port)
+            held = self.count()
             rss = 0
             for s in self.servers:
                 try:
@@ -395,19 +445,21 @@ def warm_up(server, n, logfile):
         run_json(hc_client(server.addr, n, 200, 120), 180, logfile)
 
 
-def churn(spec, P, logdir, rep):
-    """One repetition of the churn scenario against a fresh server process."""
-    tag = f"churn-{spec.name}-{rep}"
-    srv = Server(spec.argv(), logdir, tag)
+def churn(spec, P, logdir, rep, unix_dir=None):
+    """One repetition of the churn scenario against a fresh server process;
+    with `unix_dir`, over a Unix socket file in it."""
+    tag = f"{'unix-' if unix_dir else ''}churn-{spec.name}-{rep}"
+    listen = os.path.join(unix_dir, f"{tag}.sock") if unix_dir else LISTEN
+    srv = Server(spec.argv(listen=listen), logdir, tag)
     try:
         warm_up(srv, P["warmup"], os.path.join(logdir, f"{tag}.client.log"))
         time.sleep(0.3)
-        tcp0, split0 = tcp_ext(), proc_cpu_split(srv.pid)
+        tcp0, split0, rt0 = tcp_ext(), proc_cpu_split(srv.pid), proc_runtime(srv.pid)
         out = run_json(
             hc_client(srv.addr, P["churn_conns"], P["churn_conc"], 600), 660,
             os.path.join(logdir, f"{tag}.client.log"),
         )
-        split1, tcp1 = proc_cpu_split(srv.pid), tcp_ext()
+        rt1, split1, tcp1 = proc_runtime(srv.pid), proc_cpu_split(srv.pid), tcp_ext()
         cpu0, cpu1 = sum(split0), sum(split1)
         rss, hwm = srv.mem()
     finally:
@@ -418,10 +470,13 @@ def churn(spec, P, logdir, rep):
         server_user_s=split1[0] - split0[0],
         server_sys_s=split1[1] - split0[1],
         cpu_us_per_conn=(cpu1 - cpu0) * 1e6 / c["completed"] if c["completed"] else None,
+        # The same time from schedstat, in ns rather than 10 ms ticks.
+        runtime_us_per_conn=(rt1 - rt0) * 1e6 / c["completed"] if c["completed"] else None,
         rss_bytes=rss, hwm_bytes=hwm, tcp=delta(tcp1, tcp0),
     )
-    log(f"  churn {spec.name} rep {rep + 1}: {c['completed']} done, {c['errors']} errors, "
+    log(f"  {'unix ' if unix_dir else ''}churn {spec.name} rep {rep + 1}: {c['completed']} done, {c['errors']} errors, "
         f"{fmt(c['conn_per_s'], 0)} conn/s, server {fmt(c['cpu_us_per_conn'], 1)} µs/conn "
+        f"(schedstat {fmt(c['runtime_us_per_conn'], 2)}) "
         f"(user {c['server_user_s']:.2f} s, sys {c['server_sys_s']:.2f} s)")
     return c
 
@@ -513,17 +568,21 @@ def syscalls(spec, P, logdir):
     return res
 
 
-def held(spec, P, logdir, big=False):
+def held(spec, P, logdir, big=False, unix_dir=None):
+    """Connections held at once (one process, or with `big` the 100k
+    variant across processes); with `unix_dir`, one process over a Unix
+    socket file in it."""
     conns = P["big_conns"] if big else P["held_conns"]
     hold_ms = P["big_hold_ms"] if big else P["held_hold_ms"]
     procs = P["big_procs"] if big else 1
     if big and spec.reuseport is None:
         return {"skipped": spec.note or "no SO_REUSEPORT"}
-    tag = f"{'held100k' if big else 'held'}-{spec.name}"
+    tag = f"{'unix-' if unix_dir else ''}{'held100k' if big else 'held'}-{spec.name}"
+    listen = os.path.join(unix_dir, f"{tag}.sock") if unix_dir else LISTEN
     servers = []
     try:
         for i in range(procs):
-            argv = spec.argv(hold_ms=hold_ms, reuseport=big)
+            argv = spec.argv(hold_ms=hold_ms, reuseport=big, listen=listen)
             if big and i > 0:
                 argv = [a if a != LISTEN else servers[0].addr for a in argv]
             servers.append(Server(argv, logdir, f"{tag}-{i}"))
@@ -540,7 +599,7 @@ def held(spec, P, logdir, big=False):
         base = [s.mem()[0] for s in servers]
         cpu0 = [s.cpu() for s in servers]
         tcp0 = tcp_ext()
-        sampler = Sampler(servers, port, 0.5 if big else 0.25)
+        sampler = Sampler(servers, addr, port, 0.5 if big else 0.25)
         sampler.start()
         per_client = [conns // procs + (1 if i < conns % procs else 0) for i in range(procs)]
         timeout_s = hold_ms // 1000 + 240
@@ -622,6 +681,40 @@ def echo(spec, P, logdir, rep):
     return res
 
 
+def unix(specs, P, logdir, results, save):
+    """The unix scenario: churn (its repetitions going round the servers,
+    as in churn) and then held, over a Unix socket file in a temporary
+    directory that is removed afterwards, for the servers with a Unix
+    socket mode; the others are marked as skipped."""
+    for spec in specs:
+        if not spec.unix:
+            results["servers"][spec.name]["unix"] = {"skipped": "no Unix socket mode"}
+    unix_specs = [s for s in specs if s.unix]
+    tmp = tempfile.mkdtemp(prefix="compare-unix-")
+    try:
+        runs = {spec.name: [] for spec in unix_specs}
+        for rep in range(P["churn_reps"]):
+            for spec in unix_specs:
+                try:
+                    runs[spec.name].append(churn(spec, P, logdir, rep, unix_dir=tmp))
+                except Exception as e:  # one broken server does not end the run
+                    log(f"  unix churn {spec.name}: FAILED: {e}")
+                    runs[spec.name].append({"failed": str(e)})
+                results["servers"][spec.name]["unix"] = {
+                    "churn": {"reps": runs[spec.name], "median": median_of(runs[spec.name])}}
+                save()
+        for spec in unix_specs:
+            try:
+                h = held(spec, P, logdir, unix_dir=tmp)
+            except Exception as e:
+                log(f"  unix held {spec.name}: FAILED: {e}")
+                h = {"failed": str(e)}
+            results["servers"][spec.name].setdefault("unix", {})["held"] = h
+            save()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 # ---------------------------------------------------------------------------
 # Report
 
@@ -651,6 +744,60 @@ def refresh_medians(results):
         for sc in ("churn", "echo"):
             if isinstance(r.get(sc), dict) and r[sc].get("reps"):
                 r[sc]["median"] = median_of(r[sc]["reps"])
+        c = (r.get("unix") or {}).get("churn")
+        if isinstance(c, dict) and c.get("reps"):
+            c["median"] = median_of(c["reps"])
+
+
+def unix_table(results):
+    """The Unix socket scenario: a row per server, TCP figures of the same
+    run beside it when churn and held ran too."""
+    names = [n for n in results["order"] if n in results["servers"]]
+    R = results["servers"]
+    if not any("unix" in R[n] for n in names):
+        return []
+
+    def get(name, *path):
+        cur = R.get(name, {})
+        for p in path:
+            if not isinstance(cur, dict):
+                return None
+            cur = cur.get(p)
+        return cur
+
+    cols = [
+        ("server CPU µs/conn (Unix churn)", ("unix", "churn", "median", "cpu_us_per_conn"), 1),
+        ("TCP churn, this run", ("churn", "median", "cpu_us_per_conn"), 1),
+        ("conn/s (Unix churn)", ("unix", "churn", "median", "conn_per_s"), 0),
+        ("p50 / p99 ms (Unix churn)", None, None),
+        ("held (Unix)", ("unix", "held", "peak_held"), 0),
+        ("B/held conn (Unix)", ("unix", "held", "bytes_per_held"), 0),
+        ("B/held conn (TCP, this run)", ("held", "bytes_per_held"), 0),
+        ("errors (Unix)", None, None),
+    ]
+    rows = ["| server | " + " | ".join(c[0] for c in cols) + " |",
+            "|---|" + "|".join("---:" for _ in cols) + "|"]
+    for n in names:
+        label = next((s.label for s in SPECS if s.name == n), n)
+        u = R[n].get("unix")
+        if not u:
+            continue
+        if "skipped" in u:
+            rows.append(f"| {label} | not run: {u['skipped']} |" + " |" * (len(cols) - 1))
+            continue
+        cells = []
+        for title, path, digits in cols:
+            if path:
+                cells.append(cell(get(n, *path), get("halfclose", *path), digits, is_ref=(n == "halfclose")))
+            elif title.startswith("p50"):
+                p50 = get(n, "unix", "churn", "median", "latency_us_p50")
+                p99 = get(n, "unix", "churn", "median", "latency_us_p99")
+                cells.append("n/a" if p50 is None else f"{p50 / 1000:.1f} / {p99 / 1000:.1f}")
+            else:
+                total = (get(n, "unix", "churn", "median", "errors") or 0) + (get(n, "unix", "held", "errors") or 0)
+                cells.append(str(total))
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+    return rows
 
 
 def table(results):
@@ -789,15 +936,19 @@ def report(results, outdir):
         split = ""
         if med.get("server_user_s") is not None:
             split = f" (user {med['server_user_s']:.2f} / sys {med['server_sys_s']:.2f})"
-        md.append(f"- {n}: {reps_line(n, 'churn', 'cpu_us_per_conn', 1)}{split}")
+        sched = ""
+        if med.get("runtime_us_per_conn") is not None:
+            sched = (f"; from schedstat: {reps_line(n, 'churn', 'runtime_us_per_conn', 2)}, "
+                     f"median {fmt(med['runtime_us_per_conn'], 2)}")
+        md.append(f"- {n}: {reps_line(n, 'churn', 'cpu_us_per_conn', 1)}{split}{sched}")
     md.append("")
     md.append("Held connections (one process; and the 100k variant across processes):")
     md.append("")
     md.append("| server | scenario | processes | held at peak | completed | errors | idle RSS MiB | peak RSS MiB | B/held conn | wall s |")
     md.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for sc in ("held", "held100k"):
+    for sc in ("held", "held100k", "unix held"):
         for n in order:
-            h = R[n].get(sc)
+            h = (R[n].get("unix") or {}).get("held") if sc == "unix held" else R[n].get(sc)
             if not h:
                 continue
             if "skipped" in h or "failed" in h:
@@ -819,6 +970,26 @@ def report(results, outdir):
             f"latency p50 {fmt(med.get('latency_us_p50'), 0)} µs, p99 {fmt(med.get('latency_us_p99'), 0)} µs; "
             f"repetitions: {reps_line(n, 'echo', 'msg_per_s', 0)} msg/s")
     md.append("")
+    urows = unix_table(results)
+    if urows:
+        md.append("Over a Unix stream socket (scenario unix; ratios are to halfclose's figure):")
+        md.append("")
+        md.extend(urows)
+        md.append("")
+        for n in order:
+            u = R[n].get("unix") or {}
+            reps = (u.get("churn") or {}).get("reps") or []
+            if reps:
+                med = u["churn"]["median"]
+                split = ""
+                if med.get("server_user_s") is not None:
+                    split = f" (user {med['server_user_s']:.2f} / sys {med['server_sys_s']:.2f})"
+                md.append(f"- {n}: Unix churn CPU per repetition, µs: "
+                          + ", ".join(fmt(r.get("cpu_us_per_conn"), 1) for r in reps) + split
+                          + "; from schedstat (ns resolution): "
+                          + ", ".join(fmt(r.get("runtime_us_per_conn"), 2) for r in reps)
+                          + f", median {fmt(med.get('runtime_us_per_conn'), 2)}")
+        md.append("")
     md.append("Syscalls per connection by call (strace -c -f, short churn run):")
     md.append("")
     for n in results["order"]:
@@ -844,13 +1015,14 @@ def main():
     ap.add_argument("--replot", metavar="DIR", help="rewrite table, plot and medians from DIR/compare.json")
     ap.add_argument(
         "--baseline", metavar="DIR",
-        help="also run DIR/halfclosed and DIR/echo (an earlier build) as server 'baseline': "
-        "a change measured before and after in the same run",
+        help="also run DIR/halfclosed and DIR/echo (an earlier build) as server 'baseline', "
+        "and DIR/peer_mio if it is there as server 'baseline-mio' (after mio): "
+        "a change measured before and after in the same run (TCP only)",
     )
     a = ap.parse_args()
     if a.baseline:
-        base_hc = os.path.join(os.path.abspath(a.baseline), "halfclosed")
-        base_echo = os.path.join(os.path.abspath(a.baseline), "echo")
+        base = os.path.abspath(a.baseline)
+        base_hc, base_echo, base_mio = (os.path.join(base, f) for f in ("halfclosed", "echo", "peer_mio"))
         for path in (base_hc, base_echo):
             if not os.access(path, os.X_OK):
                 ap.error(f"--baseline: {path} is not an executable")
@@ -860,8 +1032,19 @@ def main():
             lambda: [base_echo, "--listen", LISTEN],
             ["--threads", "2"],
         ))
-        if "baseline" not in a.servers.split(","):
-            a.servers = a.servers.split(",")[0] + ",baseline," + ",".join(a.servers.split(",")[1:])
+        wanted = a.servers.split(",")
+        if "baseline" not in wanted:
+            wanted.insert(1, "baseline")
+        if os.access(base_mio, os.X_OK):
+            SPECS.insert(3, Spec(
+                "baseline-mio", f"raw mio loop, earlier build ({a.baseline})",
+                lambda h, t: [base_mio] + peer_args(h),
+                lambda: [base_mio, "--listen", LISTEN, "--echo"],
+                ["--reuseport"],
+            ))
+            if "mio" in wanted and "baseline-mio" not in wanted:
+                wanted.insert(wanted.index("mio") + 1, "baseline-mio")
+        a.servers = ",".join(wanted)
 
     if a.replot:
         with open(os.path.join(a.replot, "compare.json")) as f:
@@ -915,6 +1098,9 @@ def main():
     t0 = time.monotonic()
     for scenario in scenarios:
         log(f"scenario {scenario}")
+        if scenario == "unix":
+            unix(specs, P, logdir, results, save)
+            continue
         if scenario in ("churn", "echo"):
             # Repetitions go round the servers, so that a change in the load
             # of the machine falls on every server alike; each figure's

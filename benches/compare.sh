@@ -5,7 +5,8 @@
 #   benches/compare.sh            # full run (about 20 minutes on 2 cores)
 #   benches/compare.sh --quick    # small sizes, a few minutes
 #   benches/compare.sh --only churn,syscalls --servers halfclose,mio
-#   benches/compare.sh --quick --baseline DIR   # DIR/halfclosed, DIR/echo: an earlier build, side by side
+#   benches/compare.sh --quick --baseline DIR   # DIR/halfclosed, DIR/echo (and DIR/peer_mio): an earlier build, side by side
+#   benches/compare.sh --quick --only unix --servers halfclose,mio   # over a Unix stream socket
 #
 # Builds everything in release mode, installs strace if it is missing,
 # raises net.core.somaxconn when it may (and says so; the old value is put

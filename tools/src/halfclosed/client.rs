@@ -7,15 +7,20 @@ use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use halfclose::{Closed, Config, Conn, Ctx, Eof, Handler, Reactor, Reason, TimerId};
+use halfclose::{Addr, Closed, Config, Conn, Connect, Ctx, Eof, Handler, Reactor, Reason, TimerId};
 use serde::Serialize;
 
 use super::{r3, Opts, RESET_AFTER};
+
+/// How long an exchange whose connect found the listener's queue full
+/// waits before it tries again (a Unix socket refuses such a connect at
+/// once with `EAGAIN`; TCP's SYN would be retransmitted after a second).
+const RETRY_AFTER: Duration = Duration::from_millis(1);
 use crate::procfs::{self, Cpu};
 
 /// State shared by every exchange of the client reactor.
 pub(super) struct Load {
-    pub(super) target: SocketAddr,
+    pub(super) target: Addr,
     pub(super) sources: Vec<IpAddr>,
     pub(super) next_source: usize,
     /// Request bytes: exchange `i` sends `B` bytes from offset `i % 251`, so
@@ -26,8 +31,15 @@ pub(super) struct Load {
     pub(super) total: u64,
     pub(super) concurrency: u64,
     pub(super) reset_every: u64,
+    /// Exchanges begun (each counted once, however often it connects).
     pub(super) started: u64,
     pub(super) finished: u64,
+    /// Exchanges whose connect found the listener's queue full, to be
+    /// connected again; started, not finished, not in flight.
+    pub(super) retry: Vec<u64>,
+    /// When they connect again: [`RETRY_AFTER`] after the last refusal.
+    pub(super) retry_at: Instant,
+    pub(super) connect_retries: u64,
     pub(super) completed: u64,
     pub(super) resets_sent: u64,
     /// Latency of each completed exchange, µs, connect to EOF; allocated
@@ -51,7 +63,7 @@ impl Load {
     }
 
     pub(super) fn in_flight(&self) -> u64 {
-        self.started - self.finished
+        self.started - self.finished - self.retry.len() as u64
     }
 
     pub(super) fn request(&self, idx: u64) -> &[u8] {
@@ -63,15 +75,26 @@ impl Load {
 type Shared = Rc<RefCell<Load>>;
 
 /// Start exchanges until `concurrency` are in flight or all have started.
+/// While some wait to connect again (the listener's queue was full),
+/// nothing starts before their time, and then they go first.
 fn launch(ctx: &mut Ctx<'_>, load: &Shared) {
     loop {
         let (idx, target, from) = {
             let mut l = load.borrow_mut();
-            if l.stopping || l.started >= l.total || l.in_flight() >= l.concurrency {
+            if l.stopping || l.in_flight() >= l.concurrency {
                 return;
             }
-            let idx = l.started;
-            l.started += 1;
+            let idx = if !l.retry.is_empty() {
+                if Instant::now() < l.retry_at {
+                    return;
+                }
+                l.retry.pop().expect("not empty")
+            } else if l.started < l.total {
+                l.started += 1;
+                l.started - 1
+            } else {
+                return;
+            };
             let from = if l.sources.is_empty() {
                 None
             } else {
@@ -79,7 +102,7 @@ fn launch(ctx: &mut Ctx<'_>, load: &Shared) {
                 l.next_source = l.next_source.wrapping_add(1);
                 Some(SocketAddr::new(ip, 0))
             };
-            (idx, l.target, from)
+            (idx, l.target.clone(), from)
         };
         let ex = Exchange {
             load: Rc::clone(load),
@@ -89,7 +112,10 @@ fn launch(ctx: &mut Ctx<'_>, load: &Shared) {
             state: ExState::Running,
         };
         let result = match from {
-            Some(from) => ctx.connect(halfclose::Connect::to(target).from(from), ex),
+            Some(from) => {
+                let to: Connect = target.into();
+                ctx.connect(to.from(from), ex)
+            }
             None => ctx.connect(target, ex),
         };
         if let Err(e) = result {
@@ -170,6 +196,18 @@ impl Handler for Exchange {
     fn handle_close(&mut self, ctx: &mut Ctx<'_>, closed: &Closed) {
         {
             let mut l = self.load.borrow_mut();
+            if self.state == ExState::Running
+                && closed.reason == Reason::Error(io::ErrorKind::WouldBlock)
+                && closed.bytes_out == 0
+            {
+                // The connect found the listener's queue full: connect
+                // again shortly (the loop in `run_client`), not now, when
+                // it would find the queue as full.
+                l.retry.push(self.idx);
+                l.retry_at = Instant::now() + RETRY_AFTER;
+                l.connect_retries += 1;
+                return;
+            }
             l.finished += 1;
             match self.state {
                 ExState::Done => {}
@@ -219,6 +257,8 @@ pub(super) struct ClientSummary {
     pub(super) errors: Vec<(String, u64)>,
     pub(super) not_started: u64,
     pub(super) resets_sent: u64,
+    /// Connects tried again after finding the listener's queue full.
+    pub(super) connect_retries: u64,
     pub(super) wall: Duration,
     /// Sorted, µs.
     pub(super) latencies: Vec<u32>,
@@ -297,6 +337,12 @@ impl ClientSummary {
                 self.resets_sent.to_string(),
             ));
         }
+        if self.connect_retries > 0 {
+            rows.push((
+                "connects retried (listener's queue full)".into(),
+                self.connect_retries.to_string(),
+            ));
+        }
         rows.push((
             "wall time".into(),
             format!("{:.3} s", self.wall.as_secs_f64()),
@@ -326,7 +372,7 @@ impl ClientSummary {
 /// second with the client's progress, for the progress line.
 pub(super) fn run_client(
     o: &Opts,
-    target: SocketAddr,
+    target: &Addr,
     mut on_tick: impl FnMut(&Load, Duration),
 ) -> io::Result<ClientSummary> {
     let mut config = Config::default();
@@ -336,7 +382,7 @@ pub(super) fn run_client(
     let mut reactor = Reactor::with_config(config)?;
     let pattern = crate::rng::bytes(o.request_bytes + 251, 1);
     let load = Rc::new(RefCell::new(Load {
-        target,
+        target: target.clone(),
         sources: o.sources.clone(),
         next_source: 0,
         pattern: pattern.into(),
@@ -346,6 +392,9 @@ pub(super) fn run_client(
         reset_every: o.reset_every,
         started: 0,
         finished: 0,
+        retry: Vec::new(),
+        retry_at: Instant::now(),
+        connect_retries: 0,
         completed: 0,
         resets_sent: 0,
         // Not zeros: a zeroed allocation stays untouched, and would grow
@@ -364,7 +413,18 @@ pub(super) fn run_client(
         if load.borrow().finished >= o.connections {
             break;
         }
-        reactor.run_once(Some(Duration::from_millis(100)))?;
+        let retry_at = {
+            let l = load.borrow();
+            (!l.retry.is_empty()).then_some(l.retry_at)
+        };
+        let wait = retry_at.map_or(Duration::from_millis(100), |at| {
+            at.saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(100))
+        });
+        reactor.run_once(Some(wait))?;
+        if retry_at.is_some() {
+            launch(&mut reactor.ctx(), &load);
+        }
         let now = Instant::now();
         if now >= next_tick {
             next_tick += Duration::from_secs(1);
@@ -391,8 +451,9 @@ pub(super) fn run_client(
         total: l.total,
         completed: l.completed,
         errors: std::mem::take(&mut l.errors),
-        not_started: l.total - l.started,
+        not_started: l.total - l.started + l.retry.len() as u64,
         resets_sent: l.resets_sent,
+        connect_retries: l.connect_retries,
         wall,
         latencies,
         cpu,

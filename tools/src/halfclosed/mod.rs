@@ -23,6 +23,26 @@
 //! halfclosed --client-only --connect 127.0.0.1:7001 --connections 50000 --json
 //! ```
 //!
+//! Every mode runs over a Unix stream socket as well: `--listen` and
+//! `--connect` take a socket path (`/...` or `./...`) or `@name` (Linux's
+//! abstract namespace) wherever they take `IP:PORT`, and the exchange, the
+//! client's work per connection and the server's figures are the same
+//! code. A socket file left by a crashed server (no one listens on it) is
+//! removed first; the server removes its own when it stops.
+//!
+//! ```text
+//! halfclosed --listen /tmp/hc.sock                           # both sides in one process
+//! halfclosed --server-only --listen /tmp/hc.sock --json      # first line: listening on /tmp/hc.sock
+//! halfclosed --client-only --connect /tmp/hc.sock --json
+//! ```
+//!
+//! A Unix stream socket has no `SO_REUSEPORT`, so `--threads` above 1
+//! needs TCP, and no source address, so `--sources` does too; both are
+//! refused with a Unix socket (exit status 2). A connect that finds the
+//! listener's queue full fails at once on a Unix socket (`EAGAIN`, where
+//! TCP would retransmit its SYN); the client tries that exchange again a
+//! millisecond later and counts it (`connects retried`; not an error).
+//!
 //! The server serves until SIGINT or SIGTERM (or `--timeout`), then prints
 //! its figures: peak half-closed connections, CPU time per connection of
 //! its reactor threads, peak RSS and RSS per connection above the idle
@@ -45,12 +65,13 @@ mod server;
 
 use std::fmt::Write as _;
 use std::io::{self, Write as _};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
+use halfclose::Addr;
 use serde::Serialize;
 
 use crate::fdlimit::{self, Limit};
@@ -71,23 +92,24 @@ const RESET_AFTER: Duration = Duration::from_millis(50);
 /// halfclosed: the half-close echo benchmark of the halfclose reactor
 ///
 /// With no mode, a server and a client run in this process over loopback
-/// and a summary is printed. Exit status: 0 when every exchange completed,
-/// 1 when any failed, 2 for bad arguments.
+/// and a summary is printed. ADDR is IP:PORT, a Unix socket path (/... or
+/// ./...) or @name (abstract Unix socket). Exit status: 0 when every
+/// exchange completed, 1 when any failed, 2 for bad arguments.
 #[derive(Parser, Clone, Debug)]
 #[command(name = "halfclosed", verbatim_doc_comment)]
 pub struct Args {
-    /// Serve; print `listening on IP:PORT` first; stop on SIGINT/SIGTERM
+    /// Serve; print `listening on ADDR` first; stop on SIGINT/SIGTERM
     #[arg(long = "server-only", conflicts_with = "client_only")]
     pub server_only: bool,
     /// Load the server at --connect
     #[arg(long = "client-only", requires = "connect")]
     pub client_only: bool,
-    /// Server address
+    /// Server address: IP:PORT, a Unix socket path, or @name
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
-    pub listen: SocketAddr,
-    /// Server to load with --client-only
+    pub listen: Addr,
+    /// Server to load with --client-only: IP:PORT, a Unix socket path, or @name
     #[arg(long, value_name = "ADDR", requires = "client_only")]
-    pub connect: Option<SocketAddr>,
+    pub connect: Option<Addr>,
     /// Exchanges in all
     #[arg(long, value_name = "N", default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
@@ -109,11 +131,11 @@ pub struct Args {
         verbatim_doc_comment
     )]
     pub hold_ms: u64,
-    /// Server reactors, one per thread, sharing the port
+    /// Server reactors, one per thread, sharing the port (TCP only)
     #[arg(long, value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u64).range(1..=256))]
     pub threads: u64,
-    /// Client source addresses, used round-robin (A or A-B, IPv4)
+    /// Client source addresses, used round-robin (A or A-B, IPv4; TCP only)
     #[arg(long, value_name = "A[-B]", value_parser = parse_sources)]
     pub sources: Option<Sources>,
     /// Client resets every K-th connection 50 ms after connecting (checks release)
@@ -159,8 +181,8 @@ enum Mode {
 #[derive(Clone, Debug)]
 struct Opts {
     mode: Mode,
-    listen: SocketAddr,
-    connect: Option<SocketAddr>,
+    listen: Addr,
+    connect: Option<Addr>,
     connections: u64,
     concurrency: usize,
     request_bytes: usize,
@@ -172,11 +194,13 @@ struct Opts {
     json: bool,
 }
 
-impl From<Args> for Opts {
-    fn from(a: Args) -> Opts {
+impl Opts {
+    /// The options `a` asks for, or why they do not go together (what the
+    /// parser alone cannot see: the transport of an address).
+    fn new(a: Args) -> Result<Opts, clap::Error> {
         // The ranges are checked by the parser.
         let size = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
-        Opts {
+        let o = Opts {
             mode: match (a.server_only, a.client_only) {
                 (true, _) => Mode::Server,
                 (_, true) => Mode::Client,
@@ -193,6 +217,32 @@ impl From<Args> for Opts {
             reset_every: a.reset_every,
             timeout: Duration::from_secs(a.timeout),
             json: a.json,
+        };
+        let conflict =
+            |msg: String| Args::command().error(clap::error::ErrorKind::ArgumentConflict, msg);
+        if o.mode != Mode::Client && o.listen.is_unix() && o.threads > 1 {
+            return Err(conflict(format!(
+                "--threads {} needs a TCP --listen address: the reactors share one port \
+                 through SO_REUSEPORT, which a Unix socket ({}) does not have",
+                o.threads, o.listen
+            )));
+        }
+        if !o.sources.is_empty() && o.mode != Mode::Server && o.target().is_unix() {
+            return Err(conflict(format!(
+                "--sources chooses TCP source addresses; a connection to the Unix socket {} \
+                 has none",
+                o.target()
+            )));
+        }
+        Ok(o)
+    }
+
+    /// Where the client connects: `--connect`, or in one process the
+    /// server's `--listen` (before its port is known).
+    fn target(&self) -> &Addr {
+        match (self.mode, &self.connect) {
+            (Mode::Client, Some(to)) => to,
+            _ => &self.listen,
         }
     }
 }
@@ -340,8 +390,8 @@ fn setup_rows(o: &Opts, fd: &Limit) -> Vec<(String, String)> {
 /// Server and client in this process.
 fn run_both(o: &Opts, fd: &Limit) -> io::Result<bool> {
     let deadline = Instant::now() + o.timeout;
-    let servers = Servers::start(o.listen, o.threads, o.hold, deadline)?;
-    let target = servers.addr;
+    let servers = Servers::start(&o.listen, o.threads, o.hold, deadline)?;
+    let target = servers.addr.clone();
     if !o.json {
         eprintln!(
             "server on {target}, {} thread(s); client starting",
@@ -349,7 +399,7 @@ fn run_both(o: &Opts, fd: &Limit) -> io::Result<bool> {
         );
     }
     let mut last_done = 0;
-    let client = run_client(o, target, |l, elapsed| {
+    let client = run_client(o, &target, |l, elapsed| {
         eprintln!(
             "[{:>4}s] {}/{} done, {} in flight, {} errors, {}/s; server: {} open, {} half-closed",
             elapsed.as_secs(),
@@ -380,8 +430,14 @@ fn run_both(o: &Opts, fd: &Limit) -> io::Result<bool> {
         let mut rows = setup_rows(o, fd);
         client.rows(&mut rows);
         server.rows(&mut rows, " (server and client)");
+        let over = match target {
+            Addr::Inet(_) => "loopback".to_string(),
+            unix => format!("the Unix socket {unix}"),
+        };
         print_rows(
-            "halfclosed: half-close echo over loopback, server and client reactors in one process",
+            &format!(
+                "halfclosed: half-close echo over {over}, server and client reactors in one process"
+            ),
             &rows,
         );
     }
@@ -394,7 +450,7 @@ fn run_server(o: &Opts, fd: &Limit) -> io::Result<bool> {
     let stop = crate::signals::stop_flag()?;
     let t0 = Instant::now();
     let deadline = t0 + o.timeout;
-    let servers = Servers::start(o.listen, o.threads, o.hold, deadline)?;
+    let servers = Servers::start(&o.listen, o.threads, o.hold, deadline)?;
     let rss_baseline = memory().rss;
     println!("listening on {}", servers.addr);
     io::stdout().flush()?;
@@ -445,7 +501,7 @@ fn run_server(o: &Opts, fd: &Limit) -> io::Result<bool> {
 }
 
 fn run_client_only(o: &Opts, fd: &Limit) -> io::Result<bool> {
-    let target = o.connect.expect("--client-only requires --connect");
+    let target = o.target();
     let mut last_done = 0;
     let client = run_client(o, target, |l, elapsed| {
         eprintln!(
@@ -491,7 +547,13 @@ pub fn main() -> ExitCode {
 
 /// Run the benchmark `args` describe; its exit code.
 pub fn run(args: Args) -> ExitCode {
-    let o = Opts::from(args);
+    let o = match Opts::new(args) {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
     let fd = fdlimit::raise();
     let per_conn = match o.mode {
         Mode::Both => 2,
@@ -525,7 +587,7 @@ mod tests {
 
     fn args(s: &str) -> Result<Opts, clap::Error> {
         let argv = std::iter::once("halfclosed").chain(s.split_whitespace());
-        Args::try_parse_from(argv).map(Opts::from)
+        Args::try_parse_from(argv).and_then(Opts::new)
     }
 
     #[test]
@@ -574,6 +636,176 @@ mod tests {
             args("--sources 127.0.0.1-127.0.0.3").unwrap().sources.len(),
             3
         );
+    }
+
+    #[test]
+    fn unix_addresses() {
+        let o = args("--listen /tmp/hc.sock").unwrap();
+        assert_eq!(o.listen, Addr::Path("/tmp/hc.sock".into()));
+        assert_eq!(o.target(), &o.listen);
+        assert_eq!(
+            args("--server-only --listen @hc").unwrap().listen,
+            Addr::Abstract(b"hc".to_vec())
+        );
+        let o = args("--client-only --connect ./hc.sock").unwrap();
+        assert_eq!(o.target(), &Addr::Path("./hc.sock".into()));
+        assert_eq!(
+            args("--listen hc.sock").unwrap_err().exit_code(),
+            2,
+            "a bare name is neither a path nor IP:PORT"
+        );
+    }
+
+    /// What a Unix socket cannot do is refused with exit status 2, in the
+    /// modes where it applies only.
+    #[test]
+    fn unix_refuses_threads_and_sources() {
+        for bad in [
+            "--listen /tmp/hc.sock --threads 2",
+            "--server-only --listen @hc --threads 2",
+            "--listen /tmp/hc.sock --sources 127.0.0.2",
+            "--client-only --connect @hc --sources 127.0.0.2-127.0.0.3",
+        ] {
+            let e = args(bad).expect_err(bad);
+            assert_eq!(e.exit_code(), 2, "{bad}");
+            assert!(
+                e.to_string().contains("Unix socket"),
+                "{bad}: the error names the reason: {e}"
+            );
+        }
+        for good in [
+            "--listen 127.0.0.1:0 --threads 2 --sources 127.0.0.2",
+            // The side that does not run ignores the option.
+            "--client-only --connect 127.0.0.1:7001 --listen /tmp/hc.sock --threads 2",
+            "--server-only --listen /tmp/hc.sock --sources 127.0.0.2",
+        ] {
+            assert!(args(good).is_ok(), "{good}");
+        }
+    }
+
+    /// A directory for socket files, removed with what is in it.
+    struct SockDir(std::path::PathBuf);
+
+    impl SockDir {
+        fn new(tag: &str) -> SockDir {
+            let dir = std::env::temp_dir().join(format!("halfclosed-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir(&dir).unwrap();
+            SockDir(dir)
+        }
+    }
+
+    impl Drop for SockDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// The benchmark's server and client over a Unix socket file: every
+    /// exchange completes, the server's figures count them, and the socket
+    /// file goes away with the server.
+    #[test]
+    fn server_and_client_over_a_unix_socket() {
+        let dir = SockDir::new("both");
+        let path = dir.0.join("hc.sock");
+        let listen = Addr::Path(path.clone());
+        let o = args(&format!(
+            "--listen {} --connections 300 --concurrency 50 --timeout 30",
+            path.display()
+        ))
+        .unwrap();
+        let deadline = Instant::now() + o.timeout;
+        let servers = Servers::start(&listen, 1, Duration::ZERO, deadline).unwrap();
+        assert_eq!(servers.addr, listen);
+        assert!(path.exists());
+        let client = run_client(&o, &servers.addr, |_, _| {}).unwrap();
+        let reports = servers.finish().unwrap();
+        assert_eq!((client.completed, client.errors()), (300, 0));
+        let server = ServerSummary::new(&reports, 0, 0);
+        assert_eq!(
+            (server.accepted, server.closed, server.errors),
+            (300, 300, 0)
+        );
+        assert!(!path.exists(), "the listener removed its socket file");
+        // One reactor only: no SO_REUSEPORT for a Unix socket.
+        let e = Servers::start(&listen, 2, Duration::ZERO, deadline)
+            .err()
+            .unwrap();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    /// A connect that finds a Unix listener's queue full fails at once
+    /// (`EAGAIN`); the client connects that exchange again later instead
+    /// of counting an error. The server here listens with a queue of one
+    /// and accepts nothing until the client has been refused (seen at its
+    /// first progress tick), then serves everything.
+    #[test]
+    fn a_full_listen_queue_is_connected_again() {
+        use halfclose::{Conn, Eof, Handler, Reactor};
+
+        struct Echo(Vec<u8>);
+        impl Handler for Echo {
+            fn handle_read(&mut self, _conn: &mut Conn<'_>, data: &[u8]) {
+                self.0.extend_from_slice(data);
+            }
+            fn handle_readable_eof(&mut self, conn: &mut Conn<'_>) -> Eof {
+                conn.write(&std::mem::take(&mut self.0));
+                conn.close();
+                Eof::HalfClose
+            }
+        }
+
+        const N: u64 = 8;
+        let dir = SockDir::new("retry");
+        let path = dir.0.join("full.sock");
+        let (listening_tx, listening_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let server_path = path.clone();
+        let server = std::thread::spawn(move || {
+            let mut config = halfclose::Config::default();
+            config.backlog = 1;
+            let mut reactor = Reactor::with_config(config).unwrap();
+            reactor
+                .listen(halfclose::Bind::unix(&server_path), || Echo(Vec::new()))
+                .unwrap();
+            listening_tx.send(()).unwrap();
+            go_rx
+                .recv_timeout(Duration::from_secs(20))
+                .expect("the client was refused");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while reactor.stats().closed < N && Instant::now() < deadline {
+                reactor.run_once(Some(Duration::from_millis(100))).unwrap();
+            }
+            reactor.stats()
+        });
+        listening_rx.recv().unwrap();
+        let o = args(&format!(
+            "--client-only --connect {} --connections {N} --concurrency {N} --timeout 30",
+            path.display()
+        ))
+        .unwrap();
+        let mut go = Some(go_tx);
+        let client = run_client(&o, o.target(), |l, _| {
+            if l.connect_retries > 0 {
+                if let Some(go) = go.take() {
+                    go.send(()).unwrap();
+                }
+            }
+        })
+        .unwrap();
+        let stats = server.join().unwrap();
+        assert_eq!(
+            (client.completed, client.errors()),
+            (N, 0),
+            "{:?}",
+            client.errors
+        );
+        assert!(
+            client.connect_retries >= N - 2,
+            "at most two fit a queue of one: {} retries",
+            client.connect_retries
+        );
+        assert_eq!(stats.accepted, N);
     }
 
     /// The keys `benches/compare.py` reads, in the order they were written

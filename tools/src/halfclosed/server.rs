@@ -1,17 +1,18 @@
-//! The server side of the benchmark: reactors on threads sharing the port,
-//! each connection held half-closed, then answered; and the figures they
-//! add up to.
+//! The server side of the benchmark: reactors on threads sharing the port
+//! (or one reactor on a Unix socket), each connection held half-closed,
+//! then answered; and the figures they add up to.
 
 use std::cell::Cell;
 use std::fmt::Write as _;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{mpsc, Arc, OnceLock};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use halfclose::{
-    Closed, Config, Conn, Ctx, Eof, Group, Handler, ProtocolError, Reactor, Reason, Stats, TimerId,
+    Addr, Closed, Config, Conn, Ctx, Eof, Group, Handle, Handler, ProtocolError, Reactor, Reason,
+    Stats, TimerId,
 };
 use serde::Serialize;
 
@@ -116,19 +117,103 @@ pub(super) struct ThreadReport {
     pub(super) reset_held_max_ms: u32,
 }
 
-/// The server reactors, one per thread, sharing the port: a
-/// [`Group`] whose threads each report what they did.
+/// The server reactors, each on its thread, and their gauges.
 pub(super) struct Servers {
-    pub(super) addr: SocketAddr,
-    group: Group<ThreadReport>,
+    /// Where they listen (with the port the kernel picked).
+    pub(super) addr: Addr,
+    reactors: Reactors,
     gauges: Arc<Vec<Gauges>>,
 }
 
+/// TCP: a [`Group`] of reactors sharing the port, each thread reporting
+/// what it did. A Unix socket: one reactor on one thread (no
+/// `SO_REUSEPORT`).
+enum Reactors {
+    Group(Group<ThreadReport>),
+    One(One),
+}
+
+/// The one server reactor of a Unix socket, on its thread. Dropped
+/// without [`finish`](One::finish), it is drained with no grace and
+/// waited for, as a [`Group`] is.
+struct One {
+    handle: Handle,
+    thread: Option<JoinHandle<io::Result<ThreadReport>>>,
+}
+
+impl One {
+    /// On a thread: a reactor with `config` listening on `bind` with
+    /// `factory`, served until it drains; its address once it listens.
+    fn spawn<H: Handler + 'static>(
+        config: Config,
+        bind: halfclose::Bind,
+        factory: impl FnMut() -> H + Send + 'static,
+        serve: impl FnOnce(Reactor) -> io::Result<ThreadReport> + Send + 'static,
+    ) -> io::Result<(One, Addr)> {
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("halfclose-0".into())
+            .spawn(move || {
+                let started = Reactor::with_config(config).and_then(|mut reactor| {
+                    let id = reactor.listen(bind, factory)?;
+                    let addr = reactor.local_addr(id).expect("listener is open");
+                    Ok((reactor, addr))
+                });
+                match started {
+                    Ok((reactor, addr)) => {
+                        let _ = tx.send(Ok((reactor.handle(), addr)));
+                        serve(reactor)
+                    }
+                    Err(e) => {
+                        let kind = e.kind();
+                        let _ = tx.send(Err(e));
+                        Err(io::Error::new(kind, "the server reactor did not start"))
+                    }
+                }
+            })?;
+        match rx.recv() {
+            Ok(Ok((handle, addr))) => Ok((
+                One {
+                    handle,
+                    thread: Some(thread),
+                },
+                addr,
+            )),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e)
+            }
+            Err(_) => Err(io::Error::other("the server thread ended while starting")),
+        }
+    }
+
+    fn finish(mut self) -> io::Result<Vec<ThreadReport>> {
+        // A reactor that already ended needs no drain.
+        let _ = self.handle.drain(DRAIN_GRACE);
+        let thread = self.thread.take().expect("joined once");
+        match thread.join() {
+            Ok(report) => Ok(vec![report?]),
+            Err(_) => Err(io::Error::other("the server thread panicked")),
+        }
+    }
+}
+
+impl Drop for One {
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = self.handle.drain(Duration::ZERO);
+            let _ = thread.join();
+        }
+    }
+}
+
 impl Servers {
-    /// Start `threads` reactors on `listen`; the first picks the port and
-    /// the others share it through `SO_REUSEPORT`.
+    /// Start `threads` reactors on `listen`. TCP: the first picks the port
+    /// and the others share it through `SO_REUSEPORT`. A Unix socket: one
+    /// reactor (`threads` must be 1); a socket file no one listens on is
+    /// removed first, and the listener removes its own when it closes.
     pub(super) fn start(
-        listen: SocketAddr,
+        listen: &Addr,
         threads: usize,
         hold: Duration,
         deadline: Instant,
@@ -140,32 +225,58 @@ impl Servers {
             Some((hold + Duration::from_secs(30)).max(Duration::from_secs(60)));
         config.idle_timeout = Some((hold + Duration::from_secs(60)).max(Duration::from_secs(300)));
         let hold_ms = u32::try_from(hold.as_millis()).unwrap_or(u32::MAX);
+        let factory = move || {
+            move || HoldEcho {
+                request: Vec::new(),
+                hold_ms,
+                held_since: 0,
+            }
+        };
         let g = Arc::clone(&gauges);
-        let group = Group::spawn(
-            threads,
-            config,
-            listen,
-            move |_, reactor, addr| {
-                let id = reactor.listen(addr, move || HoldEcho {
-                    request: Vec::new(),
-                    hold_ms,
-                    held_since: 0,
+        let (reactors, addr) = match listen {
+            Addr::Inet(listen) => {
+                let group = Group::spawn(
+                    threads,
+                    config,
+                    *listen,
+                    move |_, reactor, addr| {
+                        let id = reactor.listen(addr, factory())?;
+                        let local = reactor.local_addr(id).expect("listener is open");
+                        Ok(local.inet().expect("a TCP listener"))
+                    },
+                    move |i, reactor| serve(reactor, deadline, &g[i]),
+                )?;
+                let addr = Addr::Inet(group.local_addr());
+                (Reactors::Group(group), addr)
+            }
+            unix => {
+                if threads != 1 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "several reactors share a TCP port only (SO_REUSEPORT); \
+                         a Unix socket has one",
+                    ));
+                }
+                let bind = crate::support::bind(unix, None);
+                let (one, addr) = One::spawn(config, bind, factory(), move |reactor| {
+                    serve(reactor, deadline, &g[0])
                 })?;
-                let local = reactor.local_addr(id).expect("listener is open");
-                Ok(local.inet().expect("a TCP listener"))
-            },
-            move |i, reactor| serve(reactor, deadline, &g[i]),
-        )?;
+                (Reactors::One(one), addr)
+            }
+        };
         Ok(Servers {
-            addr: group.local_addr(),
-            group,
+            addr,
+            reactors,
             gauges,
         })
     }
 
     /// Drain every reactor and wait for their reports.
     pub(super) fn finish(self) -> io::Result<Vec<ThreadReport>> {
-        self.group.drain_each(DRAIN_GRACE)
+        match self.reactors {
+            Reactors::Group(group) => group.drain_each(DRAIN_GRACE),
+            Reactors::One(one) => one.finish(),
+        }
     }
 
     pub(super) fn gauge_sum(&self, f: impl Fn(&Gauges) -> &AtomicU64) -> u64 {

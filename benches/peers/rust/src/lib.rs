@@ -3,15 +3,22 @@
 //! Every peer server (Rust, Node.js, Python) takes the same options:
 //!
 //! ```text
-//! --listen ADDR   address to bind (default 127.0.0.1:0); `listening on IP:PORT` is printed first
+//! --listen ADDR   address to bind (default 127.0.0.1:0); `listening on ADDR` is printed first
 //! --hold-ms H     after the client's FIN, wait H ms before replying (default 0)
 //! --reuseport     set SO_REUSEPORT, so several processes can share the port
 //! --echo          echo mode: echo every byte as it arrives, close after the client's FIN
 //! ```
+//!
+//! `peer_mio` also listens on a Unix stream socket: `--listen` takes a
+//! socket path (`/...` or `./...`) or `@name` (Linux's abstract namespace)
+//! as well as `IP:PORT`. The other Rust peers are TCP only and refuse one
+//! ([`Args::tcp`]).
 
 #![forbid(unsafe_code)]
 
+use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
@@ -19,13 +26,51 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 /// The listen backlog of every peer (the kernel caps it at `net.core.somaxconn`).
 pub const BACKLOG: i32 = 4096;
 
+/// Where a peer listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Listen {
+    /// TCP: `IP:PORT`.
+    Tcp(SocketAddr),
+    /// A Unix stream socket at a path (`/...` or `./...`).
+    Path(PathBuf),
+    /// A Unix stream socket in Linux's abstract namespace (`@name`).
+    Abstract(String),
+}
+
+impl std::str::FromStr for Listen {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Listen, String> {
+        if let Some(name) = s.strip_prefix('@') {
+            return Ok(Listen::Abstract(name.to_string()));
+        }
+        if s.starts_with('/') || s.starts_with('.') {
+            return Ok(Listen::Path(PathBuf::from(s)));
+        }
+        s.parse()
+            .map(Listen::Tcp)
+            .map_err(|_| format!("{s:?} is not IP:PORT, a socket path (/... or ./...) or @name"))
+    }
+}
+
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Listen::Tcp(a) => write!(f, "{a}"),
+            Listen::Path(p) => write!(f, "{}", p.display()),
+            Listen::Abstract(name) => write!(f, "@{name}"),
+        }
+    }
+}
+
 /// A peer server of `benches/compare.sh`: the half-close echo (reply after
 /// the client's FIN, then close), or with --echo a plain echo.
 #[derive(Parser, Clone, Debug)]
 pub struct Args {
-    /// Address to bind; `listening on IP:PORT` is printed first
+    /// Address to bind: IP:PORT, or for peer_mio a Unix socket path (/... or
+    /// ./...) or @name; `listening on ADDR` is printed first
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
-    pub listen: SocketAddr,
+    pub listen: Listen,
     /// After the client's FIN, wait H ms before replying
     #[arg(long = "hold-ms", value_name = "H", default_value = "0", value_parser = millis)]
     pub hold: Duration,
@@ -46,6 +91,32 @@ impl Args {
     /// options, a bad argument exits with status 2 and the usage.
     pub fn from_env(name: &'static str) -> Args {
         let matches = Args::command().name(name).get_matches();
-        Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+        let args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        if args.reuseport && !matches!(args.listen, Listen::Tcp(_)) {
+            Args::usage_error(
+                name,
+                "--reuseport shares a TCP port; a Unix socket has none",
+            );
+        }
+        args
+    }
+
+    /// The TCP address to bind, for a peer that has no Unix socket mode;
+    /// a Unix socket exits with status 2 and the usage.
+    pub fn tcp(&self, name: &'static str) -> SocketAddr {
+        match self.listen {
+            Listen::Tcp(addr) => addr,
+            ref unix => Args::usage_error(
+                name,
+                &format!("{name} listens on TCP only, not on the Unix socket {unix}"),
+            ),
+        }
+    }
+
+    fn usage_error(name: &'static str, msg: &str) -> ! {
+        Args::command()
+            .name(name)
+            .error(clap::error::ErrorKind::ArgumentConflict, msg)
+            .exit()
     }
 }

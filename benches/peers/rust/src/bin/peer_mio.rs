@@ -2,6 +2,7 @@
 //! speed, with no framework around it.
 //!
 //! cargo run --release --manifest-path benches/peers/rust/Cargo.toml --bin peer_mio -- --listen 127.0.0.1:0
+//! cargo run --release --manifest-path benches/peers/rust/Cargo.toml --bin peer_mio -- --listen /tmp/peer_mio.sock
 //!
 //! One thread, one `Poll` (epoll, edge-triggered), a `Slab` of connections
 //! keyed by token. Each connection is read until `WouldBlock` or EOF; on
@@ -22,16 +23,24 @@
 //! Holds all have the same length, so the hold queue is a FIFO of
 //! deadlines. A held connection that the client resets is released as
 //! soon as the reset arrives. SIGTERM ends the process (default action).
+//!
+//! `--listen` also takes a Unix socket path or `@name`: the same loop then
+//! runs over a `mio::net::UnixListener`, with the same calls per
+//! connection (`read`/`write` rather than `recvfrom`/`sendto`; a Unix
+//! socket's EOF also shows as `EPOLLRDHUP`). The loop is generic over the
+//! listener, so the TCP build of it is the code it always was. A socket
+//! file is not removed at exit; a path that exists is refused (`EADDRINUSE`).
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::time::Instant;
 
-use halfclose_peers::{Args, BACKLOG};
-use mio::net::{TcpListener, TcpStream};
+use halfclose_peers::{Args, Listen, BACKLOG};
+use mio::event::Source;
+use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 const LISTENER: Token = Token(usize::MAX);
 const SCRATCH: usize = 64 * 1024;
@@ -48,10 +57,33 @@ enum State {
     Echo { out: Vec<u8>, eof: bool },
 }
 
-struct Conn {
-    stream: TcpStream,
+struct Conn<S> {
+    stream: S,
     gen: u64,
     state: State,
+}
+
+/// A listening socket of either transport, and its connections' type.
+trait Listener: Source {
+    type Stream: Read + Write + Source;
+
+    fn accept_one(&self) -> io::Result<Self::Stream>;
+}
+
+impl Listener for TcpListener {
+    type Stream = TcpStream;
+
+    fn accept_one(&self) -> io::Result<TcpStream> {
+        self.accept().map(|(stream, _)| stream)
+    }
+}
+
+impl Listener for UnixListener {
+    type Stream = UnixStream;
+
+    fn accept_one(&self) -> io::Result<UnixStream> {
+        self.accept().map(|(stream, _)| stream)
+    }
 }
 
 /// What the loop does with a connection after an event.
@@ -63,24 +95,35 @@ enum Next {
     Close,
 }
 
-fn listener(a: &Args) -> io::Result<TcpListener> {
-    let socket = Socket::new(
-        Domain::for_address(a.listen),
-        Type::STREAM,
-        Some(Protocol::TCP),
-    )?;
+fn tcp_listener(addr: std::net::SocketAddr, reuseport: bool) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
-    if a.reuseport {
+    if reuseport {
         socket.set_reuse_port(true)?;
     }
     socket.set_nonblocking(true)?;
-    socket.bind(&a.listen.into())?;
+    socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
     Ok(TcpListener::from_std(socket.into()))
 }
 
+/// A Unix stream listener at a path, or at a name in the abstract
+/// namespace (socket2 takes one as a path that begins with NUL).
+fn unix_listener(at: &Listen) -> io::Result<UnixListener> {
+    let addr = match at {
+        Listen::Path(path) => SockAddr::unix(path)?,
+        Listen::Abstract(name) => SockAddr::unix(format!("\0{name}"))?,
+        Listen::Tcp(_) => unreachable!("a TCP address"),
+    };
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr)?;
+    socket.listen(BACKLOG)?;
+    Ok(UnixListener::from_std(socket.into()))
+}
+
 /// Writes `data` from `off`; `Ok(true)` when all of it went out.
-fn write_from(stream: &mut TcpStream, data: &[u8], off: &mut usize) -> io::Result<bool> {
+fn write_from<S: Write>(stream: &mut S, data: &[u8], off: &mut usize) -> io::Result<bool> {
     while *off < data.len() {
         match stream.write(&data[*off..]) {
             Ok(n) => *off += n,
@@ -94,7 +137,7 @@ fn write_from(stream: &mut TcpStream, data: &[u8], off: &mut usize) -> io::Resul
 
 /// Starts the reply of a request; the rest, if the socket buffer is full,
 /// goes to `Writing`.
-fn reply(stream: &mut TcpStream, state: &mut State, data: &[u8]) -> Next {
+fn reply<S: Write>(stream: &mut S, state: &mut State, data: &[u8]) -> Next {
     let mut off = 0;
     match write_from(stream, data, &mut off) {
         Ok(true) => Next::Close,
@@ -107,7 +150,7 @@ fn reply(stream: &mut TcpStream, state: &mut State, data: &[u8]) -> Next {
 }
 
 /// The request is complete: hold it, or reply now.
-fn finish(stream: &mut TcpStream, state: &mut State, req: Vec<u8>, hold: bool) -> Next {
+fn finish<S: Write>(stream: &mut S, state: &mut State, req: Vec<u8>, hold: bool) -> Next {
     if hold {
         *state = State::Held(req);
         Next::Hold
@@ -116,7 +159,12 @@ fn finish(stream: &mut TcpStream, state: &mut State, req: Vec<u8>, hold: bool) -
     }
 }
 
-fn on_event(conn: &mut Conn, read_closed: bool, hold: bool, scratch: &mut [u8]) -> Next {
+fn on_event<S: Read + Write>(
+    conn: &mut Conn<S>,
+    read_closed: bool,
+    hold: bool,
+    scratch: &mut [u8],
+) -> Next {
     let stream = &mut conn.stream;
     let state = &mut conn.state;
     match state {
@@ -209,14 +257,28 @@ fn on_event(conn: &mut Conn, read_closed: bool, hold: bool, scratch: &mut [u8]) 
 
 fn main() -> io::Result<()> {
     let args = Args::from_env("peer_mio");
-    let mut listener = listener(&args)?;
+    match args.listen {
+        Listen::Tcp(addr) => {
+            let listener = tcp_listener(addr, args.reuseport)?;
+            println!("listening on {}", listener.local_addr()?);
+            serve(listener, &args)
+        }
+        ref unix => {
+            let listener = unix_listener(unix)?;
+            println!("listening on {unix}");
+            serve(listener, &args)
+        }
+    }
+}
+
+/// The loop: accept, read to EOF, hold, reply, close; until killed.
+fn serve<L: Listener>(mut listener: L, args: &Args) -> io::Result<()> {
     let mut poll = Poll::new()?;
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;
-    println!("listening on {}", listener.local_addr()?);
 
     let mut events = Events::with_capacity(1024);
-    let mut conns: Slab<Conn> = Slab::with_capacity(1024);
+    let mut conns: Slab<Conn<L::Stream>> = Slab::with_capacity(1024);
     let mut held: VecDeque<(Instant, usize, u64)> = VecDeque::new();
     let mut scratch = vec![0u8; SCRATCH];
     let mut next_gen: u64 = 0;
@@ -235,8 +297,8 @@ fn main() -> io::Result<()> {
         for ev in events.iter() {
             if ev.token() == LISTENER {
                 loop {
-                    match listener.accept() {
-                        Ok((mut stream, _)) => {
+                    match listener.accept_one() {
+                        Ok(mut stream) => {
                             let entry = conns.vacant_entry();
                             if poll
                                 .registry()

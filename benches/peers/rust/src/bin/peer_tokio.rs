@@ -34,7 +34,8 @@ async fn echo(mut stream: TcpStream) -> io::Result<()> {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> io::Result<()> {
     let args = Args::from_env("peer_tokio");
-    let socket = if args.listen.is_ipv4() {
+    let listen = args.tcp("peer_tokio");
+    let socket = if listen.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
         TcpSocket::new_v6()?
@@ -43,7 +44,7 @@ async fn main() -> io::Result<()> {
     if args.reuseport {
         socket.set_reuseport(true)?;
     }
-    socket.bind(args.listen)?;
+    socket.bind(listen)?;
     let listener = socket.listen(BACKLOG as u32)?;
     println!("listening on {}", listener.local_addr()?);
 
