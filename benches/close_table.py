@@ -1104,14 +1104,15 @@ def write_md(data, path):
         "(`client_reset`); in `upstream_refused` the proxy is held with SIGSTOP while the "
         "client connects and sends its request, and let go once the kernel has acknowledged "
         "it. Without that hold the request sometimes arrives after the proxy has already "
-        "given up, and whether the client then reads ECONNRESET or EOF is a race (nginx "
-        "showed both): a close with unread input sends RST, a close before the input came "
+        "given up, and whether the client then reads ECONNRESET or EOF is a race (nginx's "
+        "cell went both ways from run to run before the hold was added): a close with unread input sends RST, a close before the input came "
         "sends FIN, and the late request is answered with an RST that the client, having "
         "read the FIN first, never sees. The 2 s pauses in `*_slow_reply` and `*_idle` are "
         "part of those scenarios (a server that thinks, a client that pauses), not "
-        "synchronisation. Byte counts after EPIPE (`EPIPE after 256 KiB`) are what the "
-        "script's first `send` call handed to the kernel before the reset came back, not "
-        "something the proxy chose."
+        "synchronisation; the timeouts they meet (socat 0.5 s, haproxy's 1 s) are well "
+        "clear of them, and the next bound (5 s) is well past them. Where a send fails "
+        "(EPIPE), how much the kernel took first depends on the script's send size, not on "
+        "the proxy, so the cells leave it out (results.json has it)."
     )
     if varied:
         w("")
