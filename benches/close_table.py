@@ -121,9 +121,9 @@ IDLE = 2.0  # the *_slow/*_idle scenarios: the pause, seconds
 
 SCENARIOS = {
     "client_fin_upload": "client half-closes after a 4 MiB upload; upstream reads to EOF, replies 1 MiB, closes",
-    "client_fin_slow_reply": "as above, but the upstream takes 2 s after the EOF before it replies",
+    "client_fin_slow_reply": "client half-closes after a 4 MiB upload; upstream reads to EOF, waits 2 s, replies 1 MiB, closes",
     "upstream_fin_first": "upstream replies 256 KiB and half-closes first; client then sends 1 MiB more",
-    "upstream_fin_idle": "as above, but the client waits 2 s after the EOF before it sends more",
+    "upstream_fin_idle": "upstream replies 256 KiB and half-closes first; client waits 2 s, then sends 1 MiB more",
     "upstream_reset": "upstream resets after 300 KiB of a 1 MiB reply",
     "upstream_refused": "upstream refuses (nothing listens); the client sent a 128 B request",
     "upstream_refused_silent": "upstream refuses (nothing listens); the client sent nothing",
@@ -1123,7 +1123,10 @@ def write_md(data, path):
         )
     else:
         w("")
-        w(f"In this run every cell's {repeat} runs agreed.")
+        w(
+            f"In this run every cell's {repeat} runs agreed on the outcome; a counter may "
+            "still differ by a late RST between runs (shown as a range)."
+        )
     w("")
     w("## How to read the counters")
     w("")
@@ -1233,13 +1236,14 @@ def findings(mark, proxies, scenarios, data):
         )
     if has("socat", "upstream_refused") and m("socat", "upstream_refused") == "vague":
         closes = [r["counters"].get("TcpExtTCPAbortOnClose", 0) for r in data["runs"]["socat"]["upstream_refused"] if "counters" in r]
-        if closes and min(closes) > 0:
+        if closes and max(closes) > 0:
             notes.append(
-                "socat does send an RST on a refused upstream when the request is unread "
-                "(`close` 1 in `upstream_refused`), but after a FIN: its child calls "
-                "`shutdown(SHUT_RDWR)` on the client socket, then exits with the request "
-                "unread (strace shows it). A read returns EOF once the FIN is in, whatever "
-                "arrives after it, so the client never sees the reset."
+                "socat on a refused upstream: its child calls `shutdown(SHUT_RDWR)` on the "
+                "client socket (a FIN), then exits with the request unread, which adds an RST "
+                "unless the client has closed first (strace shows the calls; `close` "
+                + fmt_range(closes, str)
+                + " in `upstream_refused`). The FIN always comes first, and a read returns EOF "
+                "once the FIN is in, whatever arrives after it, so the client never sees a reset."
             )
     if has("socat", "client_fin_slow_reply") and m("socat", "client_fin_slow_reply") == "bad":
         notes.append(
