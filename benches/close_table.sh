@@ -4,7 +4,7 @@
 # connection sends FIN, resets, or is not there. Writes CLOSING.md and
 # target/close-table/results.json. Not part of .ci/run.
 #
-#   benches/close_table.sh                  # every proxy and scenario, 3 runs each (about 6 minutes)
+#   benches/close_table.sh                  # every proxy and scenario, 3 runs each (about 3 minutes)
 #   benches/close_table.sh --proxies nginx,haproxy --only upstream_reset --repeat 1
 #   benches/close_table.sh --help           # the scenarios and every option
 #
