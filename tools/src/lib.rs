@@ -32,3 +32,5 @@ pub mod rng;
 pub mod signals;
 pub mod soak;
 pub mod support;
+#[cfg(feature = "tls")]
+pub mod tls;
