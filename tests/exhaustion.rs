@@ -11,11 +11,11 @@
 //! and the children run one at a time.
 //!
 //! This is a test binary of its own, not a module of `tests/reactor.rs`:
-//! the children's bounds are on CPU time and latency (a legitimate client
-//! served under 200 ms through a storm of timeouts), and the parents
-//! generate load for them; next to the reactor's other tests, on parallel
-//! threads of the same run, that load and those bounds would be shared
-//! with unrelated transfers.
+//! the children hold bounds on CPU time and latency (a legitimate client
+//! served within 200 ms through a storm of idle timeouts) while their
+//! parents generate load for them. In the reactor binary the tests of
+//! other subjects would run beside them, and their transfers would count
+//! against those bounds.
 
 mod util;
 use util::*;
