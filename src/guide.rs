@@ -1,7 +1,8 @@
 //! A guide to closing TCP connections, for the reader who arrives confused.
 //!
-//! Each answer names the test or example that shows it on Linux; run one
-//! with `cargo test --test FILE NAME`.
+//! Each answer names the test or example that shows it on Linux, a test by
+//! its binary and module (`reactor::half_close` is the file
+//! `tests/reactor/half_close.rs`); run one with `cargo test --test BINARY NAME`.
 //!
 //! # What does `shutdown(SHUT_WR)` do on the wire?
 //!
@@ -16,11 +17,11 @@
 //! while it still reads the uppercased reply. Without it the server waits
 //! for more data and the client waits for the reply: a deadlock.
 //!
-//! - `examples/tcp_deadlock.rs`, and `tests/x_seeds.rs`:
+//! - `examples/tcp_deadlock.rs`, and `examples::seeds`:
 //!   `tcp_deadlock_python_client_gets_every_byte_uppercased` (the seed's own
 //!   client), `tcp_deadlock_without_shutdown_hangs_until_the_timeout`.
 //! - In this crate: [`Conn::shutdown_write`](crate::Conn::shutdown_write);
-//!   `tests/a_half_close.rs`: `a6_shutdown_write_keeps_reading`,
+//!   `reactor::half_close`: `a6_shutdown_write_keeps_reading`,
 //!   `a7_write_after_shutdown_refused`, `a8_shutdown_write_twice`.
 //!
 //! `SHUT_RD` sends nothing at all on Linux; `SHUT_RDWR` is a `SHUT_WR` plus
@@ -46,18 +47,18 @@
 //! end of file. [`Conn::close`](crate::Conn::close) does exactly this;
 //! [`Conn::abort`](crate::Conn::abort) sends the RST on purpose.
 //!
-//! - `tests/linux_facts.rs`: `v1_reply_that_reached_the_peer_is_read_whole_then_reset`
+//! - `linux_facts`: `v1_reply_that_reached_the_peer_is_read_whole_then_reset`
 //!   and `v1_close_with_unread_input_sends_rst_and_truncates_the_reply`
 //!   (the raw facts), `v1_lingering_close_delivers_the_whole_reply` (the cure).
-//! - `tests/b_graceful.rs`: `b5_close_with_unread_input_is_lossless`;
-//!   `tests/x_http.rs`: `b5_malformed_request_gets_400_then_clean_eof_not_reset`
+//! - `reactor::close_modes`: `b5_close_with_unread_input_is_lossless`;
+//!   `examples::http`: `b5_malformed_request_gets_400_then_clean_eof_not_reset`
 //!   (an error reply to a client still uploading arrives whole).
-//! - `tests/linux_facts.rs`: `close_after_eof_with_empty_queue_sends_fin`:
+//! - `linux_facts`: `close_after_eof_with_empty_queue_sends_fin`:
 //!   after reading to the peer's FIN, `close()` alone sends a clean FIN,
 //!   which is why this crate skips the `shutdown` call then.
 //!
 //! Other facts a closing strategy has to live with, each pinned in
-//! `tests/linux_facts.rs`: data that arrived before a peer's RST can still
+//! `linux_facts`: data that arrived before a peer's RST can still
 //! be read, then one `ECONNRESET`, then reads return 0 (V2); after the
 //! peer closed, our first `send` succeeds and a later one fails with
 //! `EPIPE` (V3); after end of file a socket stays readable forever, so a
@@ -65,7 +66,7 @@
 //! epoll a partial read gets no new event (V5); `shutdown` after a peer's
 //! RST fails with `ENOTCONN` (V6); `accept` failing with `EMFILE` leaves
 //! the listener readable, so a loop that only logs spins at 100% CPU (V7;
-//! `tests/d_connect_accept.rs`: `d1_emfile_no_spin_sheds_and_recovers`).
+//! `reactor::connect_accept`: `d1_emfile_no_spin_sheds_and_recovers`).
 //!
 //! # Why can the recipe's server still say "ERROR:no end!"?
 //!
@@ -76,12 +77,12 @@
 //! direction is still open: it can tell the client `ERROR:no end!`. Had
 //! the client called `close()`, there would be no one left to tell.
 //!
-//! - `examples/shut_srv.rs`; `tests/x_seeds.rs`:
+//! - `examples/shut_srv.rs`; `examples::seeds`:
 //!   `shut_srv_half_close_tells_the_client_no_end` (the recipe's
 //!   `send_data`, ported to Python 3) and
 //!   `shut_srv_matching_marker_replies_with_the_data_twice`.
 //! - The framing layer does the same for any frame cut short by the FIN:
-//!   `tests/e_framing.rs`: `e6_partial_frame_at_eof_is_reported_incomplete`.
+//!   `reactor::framing`: `e6_partial_frame_at_eof_is_reported_incomplete`.
 //!
 //! # What does asyncore's "readable with no data means disconnect" cost?
 //!
@@ -90,7 +91,7 @@
 //! as a disconnect and close. For a client that relied on the half-close,
 //! that means it gets nothing back: the server closed in answer to its
 //! FIN. `shut_srv server --on-eof close` is that server, and
-//! `shut_srv_asyncore_close_gives_the_client_nothing` in `tests/x_seeds.rs`
+//! `shut_srv_asyncore_close_gives_the_client_nothing` in `examples::seeds`
 //! shows the cost.
 //!
 //! The rule is right for protocols that frame their own messages and treat
@@ -101,8 +102,8 @@
 //! protocol say which it is, in
 //! [`Handler::handle_readable_eof`](crate::Handler::handle_readable_eof),
 //! and keeps the default lossless: [`Eof::Close`](crate::Eof::Close)
-//! flushes what is queued before our FIN (`tests/b_graceful.rs`:
-//! `b7_default_eof_flushes_before_fin`; `tests/a_half_close.rs`:
+//! flushes what is queued before our FIN (`reactor::close_modes`:
+//! `b7_default_eof_flushes_before_fin`; `reactor::half_close`:
 //! `a2_no_opt_in_closes_losslessly`).
 //!
 //! A FIN is never confused with a reset: a peer's RST reaches
@@ -110,7 +111,7 @@
 //! `handle_readable_eof`. The error is `ConnectionReset` when a read or
 //! `SO_ERROR` finds the reset, `BrokenPipe` when a write finds it first
 //! (V3); the connection's reason is [`Reason::Reset`](crate::Reason::Reset)
-//! either way (`tests/c_reset.rs`: `c6_data_then_peer_rst`,
+//! either way (`reactor::reset`: `c6_data_then_peer_rst`,
 //! `c7_writing_to_a_closed_peer_fails_once`, `c9_rst_after_fin_while_half_open`).
 //!
 //! # Which `Eof` should my protocol return?
@@ -124,10 +125,10 @@
 //! | line chat, interactive protocols | the user left | [`Eof::Close`](crate::Eof::Close) |
 //! | a peer you must not trust | nothing good | [`Eof::Abort`](crate::Eof::Abort) sends RST at once |
 //!
-//! Examples: `examples/http_server` (`tests/x_http.rs`:
+//! Examples: `examples/http_server` (`examples::http`:
 //! `a2_half_close_after_requests_gets_every_response`,
 //! `a2_fin_mid_request_closes_without_answer`), `examples/proxy.rs`
-//! (`tests/x_proxy.rs`: `proxy_node_half_open_client_gets_the_whole_reply_after_its_fin`,
+//! (`examples::proxy`: `proxy_node_half_open_client_gets_the_whole_reply_after_its_fin`,
 //! with Node.js `allowHalfOpen`), `examples/shut_srv.rs`,
 //! `examples/chat.rs`.
 //!
@@ -138,8 +139,8 @@
 //! answers sits in FIN_WAIT_2. [`Config`](crate::Config) guards both (the
 //! peer-EOF and linger timeouts), plus idle and connect timeouts; every
 //! timeout ends with [`Reason::TimedOut`](crate::Reason::TimedOut) and
-//! names which one (`tests/f_timeouts.rs`: `f1_idle_timeout_closes_gracefully`,
+//! names which one (`reactor::timeouts`: `f1_idle_timeout_closes_gracefully`,
 //! `f5_peer_eof_timeout`, `f5_linger_timeout_after_shutdown_write`,
 //! `f5_linger_timeout_after_close_despite_input`). A RST that arrives while
 //! we hold a half-closed connection is noticed at once, so nothing lingers
-//! in CLOSE_WAIT (`c9_rst_after_fin_while_half_open`).
+//! in CLOSE_WAIT (`reactor::reset`: `c9_rst_after_fin_while_half_open`).

@@ -67,7 +67,7 @@
 //! arrives whole but cannot be told from a crash, and a larger one (4 MiB
 //! here) arrives cut where our unsent data began. The lingering close reads
 //! to the peer's FIN first, so the reply arrives whole with a clean EOF
-//! (`tests/linux_facts.rs`, `tests/b_graceful.rs`). When the peer's FIN has
+//! (tests `linux_facts`, `reactor::close_modes`). When the peer's FIN has
 //! already been read, `close(2)` alone sends our FIN and no `shutdown` call
 //! is made.
 //!

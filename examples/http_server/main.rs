@@ -20,11 +20,13 @@
 //! request still gets the whole response. A FIN in the middle of a request
 //! leaves nothing to answer.
 //!
-//! `parse.rs` is the request parser: `httparse` reads the request line,
-//! header fields and chunk-size lines; the framing, the limits and the
-//! refusals beyond `httparse` are its own. Chunked bodies take CRLF line
-//! ends only: a bare LF there is a 400, since a proxy in front that reads
-//! it otherwise would frame the body differently (request smuggling).
+//! The request parser is `halfclose_tools::http` (`tools/src/http.rs`,
+//! where the bad-input tests and a fuzz target drive it too): `httparse`
+//! reads the request line, header fields and chunk-size lines; the
+//! framing, the limits and the refusals beyond `httparse` are its own.
+//! Chunked bodies take CRLF line ends only: a bare LF there is a 400,
+//! since a proxy in front that reads it otherwise would frame the body
+//! differently (request smuggling).
 //!
 //! Memory per connection is bounded by the limits: the request head (and a
 //! chunk-size or trailer line) is buffered up to `--max-header-bytes`, a body
@@ -40,11 +42,8 @@ use std::time::Duration;
 
 use halfclose::{Closed, Config, Conn, Ctx, Eof, Handler, ProtocolError, Reactor};
 
-mod parse;
-
+use halfclose_tools::http::{self, Event, Head, Limits, Parser};
 use halfclose_tools::support;
-
-use parse::{Event, Head, Limits, Parser};
 
 const HELLO: &str = "hello from halfclose\n";
 
@@ -144,7 +143,7 @@ impl Http {
     }
 
     fn respond(&mut self, conn: &mut Conn<'_>, head: &Head, body_len: u64) {
-        let with_body = head.body != parse::Body::None;
+        let with_body = head.body != http::Body::None;
         let (status, text) = if with_body || !matches!(head.method.as_str(), "GET" | "HEAD") {
             ("200 OK", format!("received {body_len} bytes\n"))
         } else if head.target == "/" {
@@ -181,7 +180,7 @@ impl Http {
 
     /// Answer a request we cannot serve, then close: the rest of the input
     /// cannot be framed (or is more than we accept).
-    fn reject(&mut self, conn: &mut Conn<'_>, err: parse::Error) {
+    fn reject(&mut self, conn: &mut Conn<'_>, err: http::Error) {
         let (code, phrase) = err.status();
         log::debug!("{:?} rejected: {err:?}", conn.id());
         let text = format!("{}\n", phrase.to_ascii_lowercase());
@@ -191,7 +190,7 @@ impl Http {
         );
         self.out.extend_from_slice(reply.as_bytes());
         let why = match err {
-            parse::Error::HeadTooLarge | parse::Error::BodyTooLarge => ProtocolError::FrameTooLarge,
+            http::Error::HeadTooLarge | http::Error::BodyTooLarge => ProtocolError::FrameTooLarge,
             _ => ProtocolError::Malformed,
         };
         self.close(conn, Some(why));

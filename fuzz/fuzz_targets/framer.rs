@@ -5,12 +5,9 @@
 //! RUSTC_BOOTSTRAP=1 cargo fuzz run framer --sanitizer none -- -max_total_time=60
 #![no_main]
 
-use framer_model::frame_split;
 use halfclose::framing::{Prefix, Terminator};
+use halfclose_tools::framer_model::frame_split;
 use libfuzzer_sys::fuzz_target;
-
-#[path = "../../tests/support/framer_model.rs"]
-mod framer_model;
 
 /// The first bytes of the input choose the terminator, the limit, whether
 /// frames announce the next one's length, and the read sizes.

@@ -1,20 +1,16 @@
-//! The HTTP example's request parser (its own source, included) fed any
-//! bytes: no panic, progress on every call, an error that stays, events in
-//! order within the limits, and the same outcome whole, byte at a time and
-//! in reads of the sizes the input picks.
+//! The HTTP example's request parser (`halfclose_tools::http`, the one the
+//! example runs) fed any bytes: no panic, progress on every call, an error
+//! that stays, events in order within the limits, and the same outcome
+//! whole, byte at a time and in reads of the sizes the input picks.
 //!
 //! The parser reads heads, chunk-size lines and trailer lines with
-//! `httparse` (a dependency of this crate for that reason).
+//! `httparse`.
 //!
 //! RUSTC_BOOTSTRAP=1 cargo fuzz run http_parser --sanitizer none -- -max_total_time=60 -dict=http.dict
 #![no_main]
 
-#[allow(dead_code)]
-#[path = "../../examples/http_server/parse.rs"]
-mod parse;
-
+use halfclose_tools::http::{Body, Error, Event, Limits, Parser};
 use libfuzzer_sys::fuzz_target;
-use parse::{Body, Error, Event, Limits, Parser};
 
 #[derive(Debug, PartialEq, Eq)]
 enum Got {

@@ -3,6 +3,10 @@
 //! thread as the reactor (no sleeps, no second thread needed); in
 //! submodules, child processes ([`process`]), `/proc` readers ([`sys`]) and
 //! a capturing logger ([`logs`]), all re-exported here.
+//!
+//! Every test binary (`reactor`, `examples`, `linux_facts`, `exhaustion`)
+//! declares `mod util;` and uses a part of these helpers; what one binary
+//! leaves unused must not warn there, hence the `allow`s below.
 #![allow(dead_code)]
 
 mod logs;

@@ -421,6 +421,11 @@ fn has_prlimit() -> bool {
 /// to `value`, under a descriptor limit of `nofile` (soft and hard) if
 /// given: through `prlimit`, or `ulimit -n` in `sh` where there is no
 /// prlimit. Stdin is closed, stdout and stderr are piped.
+///
+/// `test` is the test's full path in its binary, as `--list` prints it:
+/// `reactor::connect_accept::d1_child_under_emfile` in a binary with
+/// modules, the bare function name in a single-file one. A wrong path
+/// runs no test, which [`run_child`] reports as a failure.
 pub fn child_command(test: &str, env: &str, value: &str, nofile: Option<usize>) -> Command {
     let exe = std::env::current_exe().expect("test executable");
     let mut cmd = match nofile {

@@ -18,6 +18,8 @@
 //! | [`fdlimit`] | the descriptor limit, read and raised (soft to hard) |
 //! | [`signals`] | drain on SIGINT/SIGTERM |
 //! | [`support`] | the example servers' `serve` (announce, drain on signals, run) and a half-closing client |
+//! | [`http`] | the HTTP example's request parser, also driven by the bad-input tests and a fuzz target |
+//! | [`framer_model`] | a reference model of `halfclose::framing::Framer`'s contract, for the bad-input tests and a fuzz target |
 //!
 //! Every command line is parsed by `clap` (`--help` is generated; bad
 //! arguments exit with status 2). Linux only, like `halfclose`.
@@ -26,7 +28,9 @@
 
 pub mod faultproxy;
 pub mod fdlimit;
+pub mod framer_model;
 pub mod halfclosed;
+pub mod http;
 pub mod procfs;
 pub mod rng;
 pub mod signals;

@@ -1,13 +1,21 @@
-//! Resource exhaustion (issue 5, part 3): descriptors run out under a
-//! continuous burst of connects, `max_connections` is reached under load,
-//! a peer never reads while we send a large stream, and slowloris clients
+//! Resource exhaustion: descriptors run out under a continuous burst of
+//! connects (D1 at scale), `max_connections` is reached under load, a peer
+//! never reads while we send 1 GiB (F4 at scale), and slowloris clients
 //! hold thousands of connections open with partial requests.
 //!
 //! The tests that measure the process (CPU time, `VmRSS`, open
 //! descriptors) run their body in a child process: this test binary,
 //! re-executed with one test selected and an environment variable naming
 //! it, under `prlimit` where the descriptor limit matters. That keeps the
-//! other tests of this binary, running in parallel, out of the numbers.
+//! other tests of this binary, running in parallel, out of the numbers,
+//! and the children run one at a time.
+//!
+//! This is a test binary of its own, not a module of `tests/reactor.rs`:
+//! the children hold bounds on CPU time and latency (a legitimate client
+//! served within 200 ms through a storm of idle timeouts) while their
+//! parents generate load for them. In the reactor binary the tests of
+//! other subjects would run beside them, and their transfers would count
+//! against those bounds.
 
 mod util;
 use util::*;
@@ -177,9 +185,9 @@ impl Probe {
 /// the load generator and checks the accounting against the child's
 /// final `Stats`.
 #[test]
-fn r3_emfile_continuous_burst_no_spin_no_growth_accounted() {
+fn d1_emfile_continuous_burst_no_spin_no_growth_accounted() {
     let mut cmd = child_command(
-        "r3_emfile_child",
+        "d1_emfile_burst_child",
         &EMFILE_NOFILE.to_string(),
         Some(EMFILE_NOFILE),
     );
@@ -191,8 +199,8 @@ fn r3_emfile_continuous_burst_no_spin_no_growth_accounted() {
     let mut lines = Lines::new("the EMFILE child", child.0.stdout.take().unwrap());
     let stderr = Lines::new("the EMFILE child", child.0.stderr.take().unwrap());
 
-    let addr_line = lines.expect("R3 addr ");
-    let addr: SocketAddr = addr_line["R3 addr ".len()..]
+    let addr_line = lines.expect("D1 addr ");
+    let addr: SocketAddr = addr_line["D1 addr ".len()..]
         .trim()
         .parse()
         .expect("address");
@@ -230,7 +238,7 @@ fn r3_emfile_continuous_burst_no_spin_no_growth_accounted() {
             attempts += 1;
         }
         poll_all(&mut waiting, &mut held, &mut served, &mut shed);
-        if let Some(w) = lines.find("R3 window ", Duration::from_millis(2)) {
+        if let Some(w) = lines.find("D1 window ", Duration::from_millis(2)) {
             break w;
         }
     };
@@ -246,7 +254,7 @@ fn r3_emfile_continuous_burst_no_spin_no_growth_accounted() {
         lines.next_line(Duration::from_millis(5));
     }
     stdin.write_all(b"report\n").expect("ask for the report");
-    let report = lines.expect("R3 report ");
+    let report = lines.expect("D1 report ");
     let status = child.0.wait().expect("wait for the child");
     let killed = dog.disarm();
     let stderr = stderr.finish().join("\n");
@@ -262,7 +270,7 @@ fn r3_emfile_continuous_burst_no_spin_no_growth_accounted() {
     );
     println!("{window}");
     println!("{report}");
-    println!("R3 parent attempts={attempts} served={served} shed={shed}");
+    println!("D1 parent attempts={attempts} served={served} shed={shed}");
 
     assert_eq!(served + shed, attempts);
     assert_eq!(
@@ -279,11 +287,11 @@ fn r3_emfile_continuous_burst_no_spin_no_growth_accounted() {
     drop(held);
 }
 
-/// The reactor side of `r3_emfile_continuous_burst_no_spin_no_growth_accounted`,
+/// The reactor side of `d1_emfile_continuous_burst_no_spin_no_growth_accounted`,
 /// run only in its child process.
 #[test]
-fn r3_emfile_child() {
-    if emfile_child_limit("r3_emfile_child").is_none() {
+fn d1_emfile_burst_child() {
+    if emfile_child_limit("d1_emfile_burst_child").is_none() {
         return;
     }
     // Opened now: under exhaustion no file can be opened.
@@ -302,7 +310,7 @@ fn r3_emfile_child() {
         let _ = io::stdin().lock().read_line(&mut line);
         report2.store(true, Ordering::SeqCst);
     });
-    println!("R3 addr {addr}");
+    println!("D1 addr {addr}");
     io::stdout().flush().unwrap();
 
     run_until(&mut r, |r| r.stats().fd_exhausted > 0);
@@ -332,7 +340,7 @@ fn r3_emfile_child() {
     let exhausted = after.fd_exhausted - before.fd_exhausted;
     let refused = after.refused - before.refused;
     println!(
-        "R3 window wall_ms={} cpu_ms={} cpu_us={} iterations={iters} busy={busy} \
+        "D1 window wall_ms={} cpu_ms={} cpu_us={} iterations={iters} busy={busy} \
          accept_failures={exhausted} shed={refused} accepted={} rss_before_kib={rss_before} \
          rss_max_kib={rss_max} rss_after_kib={rss_after}",
         wall.as_millis(),
@@ -368,7 +376,7 @@ fn r3_emfile_child() {
     }
     let s = r.stats();
     println!(
-        "R3 report accepted={} refused={} fd_exhausted={} open={} closed={}",
+        "D1 report accepted={} refused={} fd_exhausted={} open={} closed={}",
         s.accepted, s.refused, s.fd_exhausted, s.open, s.closed
     );
     io::stdout().flush().unwrap();
@@ -379,21 +387,21 @@ fn r3_emfile_child() {
 /// `run_once` returns and a connection established before the exhaustion
 /// is served. Runs in a child under a limit of 64 descriptors.
 #[test]
-fn r3_emfile_zero_backoff_still_serves() {
+fn d1_emfile_zero_backoff_still_serves() {
     run_child(
-        "r3_emfile_zero_backoff_child",
+        "d1_emfile_zero_backoff_child",
         &EMFILE_NOFILE.to_string(),
         Some(EMFILE_NOFILE),
         DEADLINE,
-        "R3 zero-backoff",
+        "D1 zero-backoff",
     );
 }
 
-/// The body of `r3_emfile_zero_backoff_still_serves`, run only in its
+/// The body of `d1_emfile_zero_backoff_still_serves`, run only in its
 /// child.
 #[test]
-fn r3_emfile_zero_backoff_child() {
-    let Some(limit) = emfile_child_limit("r3_emfile_zero_backoff_child") else {
+fn d1_emfile_zero_backoff_child() {
+    let Some(limit) = emfile_child_limit("d1_emfile_zero_backoff_child") else {
         return;
     };
     let mut r = reactor_with(|c| c.accept_backoff = Duration::ZERO);
@@ -413,7 +421,7 @@ fn r3_emfile_zero_backoff_child() {
     let took = start.elapsed();
     echo_round_trip(&mut r, &mut veteran, b"during");
     println!(
-        "R3 zero-backoff clients={} turns_ms={} fd_exhausted={} refused={}",
+        "D1 zero-backoff clients={} turns_ms={} fd_exhausted={} refused={}",
         clients.len(),
         took.as_millis(),
         r.stats().fd_exhausted,
@@ -435,7 +443,7 @@ fn r3_emfile_zero_backoff_child() {
 /// byte. The limit counts open connections, not a lifetime total: once
 /// ten of the 50 leave, ten newcomers are served.
 #[test]
-fn r3_max_connections_under_load_refuses_cleanly() {
+fn max_connections_under_load_refuses_cleanly() {
     const MAX: usize = 50;
     const EXCESS: usize = 150;
     let made = Rc::new(Cell::new(0usize));
@@ -752,7 +760,7 @@ fn slow_reader_body(total: u64) {
         .expect("the reader was told to go");
     let closed = st.closed.get().unwrap();
     println!(
-        "R3 slow-reader total_mib={} stalled_at_kib={} pending_stalled_kib={} max_pending_kib={} \
+        "F4 slow-reader total_mib={} stalled_at_kib={} pending_stalled_kib={} max_pending_kib={} \
          handle_writes={} stops={} rss_base_kib={rss_base} rss_stalled_kib={rss_stalled} \
          rss_max_kib={rss_max} transfer_ms={} mib_per_s={}",
         total / MIB as u64,
@@ -795,8 +803,8 @@ fn slow_reader_body(total: u64) {
     );
 }
 
-/// Bytes the never-reading peer is sent: the issue's 1 GiB, which a
-/// debug build moves in about three seconds here.
+/// Bytes the never-reading peer is sent: 1 GiB, which a debug build moves
+/// in about three seconds here.
 const SLOW_READER_BYTES: u64 = 1024 * MIB as u64;
 
 /// F4 at scale: a peer that reads nothing while the handler has 1 GiB to
@@ -810,20 +818,20 @@ const SLOW_READER_BYTES: u64 = 1024 * MIB as u64;
 /// the close is lossless, and the process's `VmRSS` stays within 16 MiB of
 /// its baseline throughout.
 #[test]
-fn r3_never_reading_peer_1gib_bounded_memory_and_backpressure() {
+fn f4_never_reading_peer_1gib_bounded_memory_and_backpressure() {
     run_child(
-        "r3_slow_reader_child",
+        "f4_slow_reader_child",
         &SLOW_READER_BYTES.to_string(),
         None,
         DEADLINE * 8,
-        "R3 slow-reader",
+        "F4 slow-reader",
     );
 }
 
 /// The body of the never-reading-peer tests, run only in their child.
 #[test]
-fn r3_slow_reader_child() {
-    let Some(param) = child_param("r3_slow_reader_child") else {
+fn f4_slow_reader_child() {
+    let Some(param) = child_param("f4_slow_reader_child") else {
         return;
     };
     slow_reader_body(param.parse().expect("byte count"));
@@ -1008,7 +1016,7 @@ fn slowloris_body(n: usize, idle: Duration) {
     let (max, max_at) = *sorted.last().expect("no legit round trip");
     let p99 = sorted[sorted.len() * 99 / 100].0;
     println!(
-        "R3 slowloris n={n} idle_ms={} connect_ms={} hold_ms={} hold_cpu_ms={} hold_cpu_us={} \
+        "SLOWLORIS n={n} idle_ms={} connect_ms={} hold_ms={} hold_cpu_ms={} hold_cpu_us={} \
          hold_iterations={hold_iters} cleared_ms={} timeouts={} eof={} reset={} legit_round_trips={} \
          first_close_ms={} legit_max_ms={} legit_max_at_ms={} legit_p99_ms={} peak_open={}",
         idle.as_millis(),
@@ -1080,11 +1088,11 @@ fn run_slowloris(n: usize, idle_ms: u64) {
         "a descriptor limit of {hard} leaves no room for the test"
     );
     run_child(
-        "r3_slowloris_child",
+        "slowloris_child",
         &format!("{n}:{idle_ms}"),
         Some(hard),
         DEADLINE * 4,
-        "R3 slowloris",
+        "SLOWLORIS",
     );
 }
 
@@ -1098,7 +1106,7 @@ fn run_slowloris(n: usize, idle_ms: u64) {
 /// wall time in CPU (no spin), and that afterwards no connection is open
 /// and the process's descriptor count is back to its baseline.
 #[test]
-fn r3_slowloris_idle_timeout_closes_them_legit_client_served() {
+fn slowloris_idle_timeout_closes_them_legit_client_served() {
     run_slowloris(2000, 1000);
 }
 
@@ -1106,17 +1114,17 @@ fn r3_slowloris_idle_timeout_closes_them_legit_client_served() {
 /// descriptors with both ends in one process, under the 20,000 limit),
 /// with an idle timeout of three seconds. In a debug build the timeout
 /// storm can delay the legitimate client past 200 ms; run it with
-/// `cargo test --release --test r_exhaustion r3_slowloris_9000 -- --ignored`.
+/// `cargo test --release --test exhaustion slowloris_9000 -- --ignored`.
 #[test]
-#[ignore = "9,000 connections: cargo test --release --test r_exhaustion r3_slowloris_9000 -- --ignored"]
-fn r3_slowloris_9000_connections() {
+#[ignore = "9,000 connections: cargo test --release --test exhaustion slowloris_9000 -- --ignored"]
+fn slowloris_9000_connections() {
     run_slowloris(9000, 3000);
 }
 
 /// The body of the slowloris tests, run only in their child.
 #[test]
-fn r3_slowloris_child() {
-    let Some(param) = child_param("r3_slowloris_child") else {
+fn slowloris_child() {
+    let Some(param) = child_param("slowloris_child") else {
         return;
     };
     let (n, idle) = param.split_once(':').expect("n:idle_ms");

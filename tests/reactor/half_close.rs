@@ -1,8 +1,6 @@
-//! Scenario group A of SCENARIOS.md: half-close. The peer's FIN reaches
+//! Scenario group A of docs/scenarios.md: half-close. The peer's FIN reaches
 //! `handle_readable_eof`, whose `Eof` says what it means; our own
 //! `shutdown_write` closes only our direction.
-mod util;
-
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::mem::MaybeUninit;
@@ -10,8 +8,8 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::util::*;
 use halfclose::{Closed, Conn, ConnId, Eof, Error, Handler, Reactor, Reason};
-use util::*;
 
 /// A slot a handler fills with its connection's id, so that the test can
 /// reach the connection from outside any callback.

@@ -5,12 +5,10 @@
 //! `python3` is part of the CI image; a missing interpreter fails the tests
 //! rather than skipping them.
 
-mod util;
-
 use std::process::Command;
 use std::time::Instant;
 
-use util::{assert_clean_exit, example_bin, python, run, status_kib, text, Server};
+use crate::util::{assert_clean_exit, example_bin, python, run, status_kib, text, Server};
 
 fn port(server: &Server) -> String {
     server.addr.port().to_string()

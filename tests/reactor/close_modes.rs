@@ -1,14 +1,16 @@
-//! Scenario group B: graceful close and flushing. Every graceful path
-//! delivers all queued output before our FIN and never resets the peer.
-
-mod util;
+//! How a connection we close ends: gracefully (scenario group B, close and
+//! flushing), where every path delivers all queued output before our FIN
+//! and never resets the peer; or abortively with our own `abort()` (C1 to
+//! C4), which sends RST and counts what it drops. Resets that come from
+//! the peer are in [`super::reset`].
 
 use std::cell::{Cell, RefCell};
-use std::io;
+use std::io::{self, ErrorKind};
 use std::rc::Rc;
+use std::time::Duration;
 
-use halfclose::{Closed, Conn, ConnId, Ctx, Eof, Handler, Reason};
-use util::*;
+use crate::util::*;
+use halfclose::{Closed, Conn, ConnId, Ctx, Eof, Error, Handler, Reason};
 
 /// A small kernel send buffer for a server-side connection, so that a peer
 /// that does not read makes our own queue fill deterministically.
@@ -510,4 +512,151 @@ fn b8_close_twice_and_abort_after_close() {
     turns(&mut r, 5, std::time::Duration::ZERO);
     assert_eq!(count(&log_c, |e| matches!(e, Ev::Close(_))), 1);
     assert_eq!(r.stats().open, 0);
+}
+
+// ---------------------------------------------------------------------------
+// C1 to C4: our own abort
+// ---------------------------------------------------------------------------
+
+/// C1: `abort()` sends RST: the peer's read fails with `ECONNRESET`, and
+/// `Closed` says `Aborted` with nothing dropped (nothing was queued). No
+/// `handle_error`: the reset is ours.
+#[test]
+fn c1_abort_sends_rst() {
+    let log = log();
+    let mut r = reactor();
+    let l2 = log.clone();
+    let addr = listen(&mut r, move || Recorder::new(&l2).on_read(|c, _| c.abort()));
+    let mut c = Client::connect(addr);
+    c.send(b"x");
+    run_until(&mut r, |_| c.done() && closed(&log).is_some());
+    assert_eq!(c.end, End::Error(ErrorKind::ConnectionReset));
+    assert!(c.received.is_empty());
+    assert_eq!(shape(&log), ["connect", "read", "close"]);
+    let cl = closed(&log).unwrap();
+    assert_eq!(
+        (cl.reason, cl.bytes_in, cl.bytes_out, cl.dropped),
+        (Reason::Aborted, 1, 0, 0)
+    );
+    let stats = r.stats();
+    assert_eq!((stats.aborts, stats.resets, stats.open), (1, 0, 0));
+}
+
+/// C2: `abort()` with queued output: the queue is dropped and counted
+/// exactly, and writes after the abort are refused with `Error::Closed`.
+#[test]
+fn c2_abort_drops_and_counts_the_queue() {
+    let len = 8 * MIB;
+    let pending_at_abort = Rc::new(Cell::new(0usize));
+    let refused = Rc::new(Cell::new(false));
+    let log = log();
+    let mut r = reactor();
+    let (l2, p2, rf2) = (log.clone(), pending_at_abort.clone(), refused.clone());
+    let addr = listen(&mut r, move || {
+        let (p, rf) = (p2.clone(), rf2.clone());
+        Recorder::new(&l2).on_read(move |c, _| {
+            socket2::SockRef::from(&*c)
+                .set_send_buffer_size(64 * 1024)
+                .unwrap();
+            c.write(&vec![0x5a; len]);
+            p.set(c.pending());
+            c.abort();
+            rf.set(matches!(c.try_write(b"more"), Err(Error::Closed)));
+            assert!(!c.may_send());
+        })
+    });
+    let mut c = Client::connect(addr);
+    c.send(b"x");
+    run_until(&mut r, |_| closed(&log).is_some());
+    assert!(
+        refused.get(),
+        "a write after abort() was not refused with Error::Closed"
+    );
+    let cl = closed(&log).unwrap();
+    assert_eq!(cl.reason, Reason::Aborted);
+    assert!(pending_at_abort.get() > 0, "nothing was queued");
+    assert_eq!(cl.dropped, pending_at_abort.get() as u64);
+    assert_eq!(cl.bytes_out + cl.dropped, len as u64);
+    assert_eq!(shape(&log), ["connect", "read", "close"]);
+    assert!(r.conn(cl.id).is_none());
+    run_until(&mut r, |_| c.done());
+    assert_eq!(c.end, End::Error(ErrorKind::ConnectionReset));
+    assert!(c.received.len() < len);
+}
+
+/// C3: `abort()` inside `handle_read` takes effect after the callback
+/// returns: the callback finishes (more writes are refused, nothing is
+/// closed yet), then `handle_close` runs exactly once, with no read or other
+/// callback in between, although more input was waiting.
+#[test]
+fn c3_abort_inside_handle_read() {
+    let reads = Rc::new(Cell::new(0));
+    let closed_inside = Rc::new(Cell::new(false));
+    let log = log();
+    // A tiny read buffer: the 64 bytes sent take four reads, so a read loop
+    // that went on after the abort would show.
+    let mut r = reactor_with(|c| c.read_buffer_size = 16);
+    let (l2, n2, ci2) = (log.clone(), reads.clone(), closed_inside.clone());
+    let addr = listen(&mut r, move || {
+        let (l3, n, ci) = (l2.clone(), n2.clone(), ci2.clone());
+        Recorder::new(&l2).on_read(move |c, _| {
+            n.set(n.get() + 1);
+            c.abort();
+            ci.set(closed(&l3).is_some());
+        })
+    });
+    let mut c = Client::connect(addr);
+    c.send(&pattern(64, 3));
+    run_until(&mut r, |_| closed(&log).is_some());
+    turns(&mut r, 5, Duration::ZERO);
+    assert!(!closed_inside.get(), "handle_close ran inside handle_read");
+    assert_eq!(reads.get(), 1);
+    assert_eq!(shape(&log), ["connect", "read", "close"]);
+    assert_eq!(read_bytes(&log), pattern(16, 3));
+    assert_eq!(closed(&log).unwrap().reason, Reason::Aborted);
+    run_until(&mut r, |_| c.done());
+    assert_eq!(c.end, End::Error(ErrorKind::ConnectionReset));
+}
+
+/// C4: `abort()` while the peer does not read and 32 MiB are queued behind
+/// a full send buffer: the connection is gone within the next loop
+/// iteration, not after a flush that would never end; the queue is counted
+/// as dropped.
+#[test]
+fn c4_abort_with_full_send_buffer_is_immediate() {
+    let len = 32 * MIB;
+    let id: Rc<Cell<Option<ConnId>>> = Rc::default();
+    let log = log();
+    let mut r = reactor();
+    let (l2, id2) = (log.clone(), id.clone());
+    let addr = listen(&mut r, move || {
+        let id = id2.clone();
+        Recorder::new(&l2).on_read(move |c, _| {
+            id.set(Some(c.id()));
+            c.write(&vec![0xa5; len]);
+        })
+    });
+    let mut c = Client::connect(addr);
+    c.send(b"x");
+    run_until(&mut r, |_| id.get().is_some());
+    let sid = id.get().unwrap();
+    // Let the kernel buffers fill: a few iterations with no progress.
+    let mut last = usize::MAX;
+    let mut stable = 0;
+    run_until(&mut r, |r| {
+        let p = r.conn(sid).unwrap().pending();
+        stable = if p == last { stable + 1 } else { 0 };
+        last = p;
+        stable >= 3
+    });
+    assert!(last > 0, "nothing queued");
+    r.conn(sid).unwrap().abort();
+    let iters = run_until(&mut r, |_| closed(&log).is_some());
+    assert!(iters <= 2, "abort took {iters} iterations");
+    let cl = closed(&log).unwrap();
+    assert_eq!(cl.reason, Reason::Aborted);
+    assert_eq!(cl.dropped, last as u64);
+    assert_eq!(cl.bytes_out + cl.dropped, len as u64);
+    run_until(&mut r, |_| c.done());
+    assert_eq!(c.end, End::Error(ErrorKind::ConnectionReset));
 }

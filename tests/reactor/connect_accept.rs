@@ -1,8 +1,7 @@
-//! Scenario group D of SCENARIOS.md (connect and accept), and the
+//! Scenario group D of docs/scenarios.md (connect and accept), and the
 //! listener's configuration: backlog, `SO_REUSEPORT`, `max_connections`.
 
-mod util;
-use util::*;
+use crate::util::*;
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, Read, Write};
@@ -164,7 +163,7 @@ const D1_PENDING: usize = 30;
 fn d1_emfile_no_spin_sheds_and_recovers() {
     // The child bounds its own waits; the limit only guards against a hang.
     let out = run_child(
-        "d1_child_under_emfile",
+        "reactor::connect_accept::d1_child_under_emfile",
         D1_CHILD_ENV,
         &D1_NOFILE.to_string(),
         Some(D1_NOFILE),

@@ -8,15 +8,13 @@
 //! `node` and `python3` are part of the CI image; a missing one fails the
 //! tests rather than skipping them.
 
-mod util;
-
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use util::{
+use crate::util::{
     assert_clean_exit, blocking_connect, example_bin, node, pattern, python, read_to_end_or_error,
     reset, run, status_kib, text, Server, DEADLINE,
 };

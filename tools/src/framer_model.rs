@@ -1,8 +1,8 @@
-//! A reference model of `framing::Framer`'s contract, shared by the
-//! framing tests (`tests/r_bad_input.rs`) and the fuzz target
-//! (`fuzz/fuzz_targets/framer.rs`), each of which includes this file with
-//! `#[path]`. Not a test target of its own: cargo only takes `tests/*.rs`
-//! and `tests/*/main.rs`.
+//! A reference model of `halfclose::framing::Framer`'s contract: feed a
+//! stream in reads of chosen sizes and check, at every step, what the
+//! framer promises. Used by the framer's bad-input tests
+//! (`tests/examples/bad_input.rs`) and its fuzz target
+//! (`fuzz/fuzz_targets/framer.rs`).
 
 use halfclose::framing::{Error, Framer, Terminator};
 
@@ -20,8 +20,12 @@ pub fn framer_bound(term: &Terminator, max: usize) -> usize {
 /// What feeding a framer gave.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Framed {
+    /// Every frame delivered, in order.
     pub frames: Vec<Vec<u8>>,
+    /// Whether feeding failed with `FrameTooLarge` (then nothing follows).
     pub too_large: bool,
+    /// What `finish` gave, when feeding did not fail: `Ok`, or the bytes
+    /// of the incomplete frame.
     pub finish: Option<Result<(), Vec<u8>>>,
 }
 

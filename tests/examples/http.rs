@@ -7,14 +7,12 @@
 //! reset: the server closes with a lingering close (B5), even when the client
 //! sent more than the server read.
 
-mod util;
-
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use util::{
+use crate::util::{
     blocking_connect, example_bin, pattern, python, run, run_bounded, status_kib, text, Server,
     DEADLINE,
 };
@@ -241,7 +239,8 @@ struct TempFile(std::path::PathBuf);
 
 impl TempFile {
     fn new(name: &str, data: &[u8]) -> TempFile {
-        let path = std::env::temp_dir().join(format!("x_http_{}_{name}", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("halfclose_http_{}_{name}", std::process::id()));
         std::fs::write(&path, data).unwrap();
         TempFile(path)
     }

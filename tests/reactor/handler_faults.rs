@@ -5,8 +5,7 @@
 //! serving the others. Also what a panic in a task posted with
 //! `Handle::post` does to the reactor.
 
-mod util;
-use util::*;
+use crate::util::*;
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -40,7 +39,7 @@ enum Cb {
 impl Cb {
     /// The panic message, unique per case (the tests share one logger).
     fn message(self) -> String {
-        format!("r_handler_faults: injected panic in {self:?}")
+        format!("handler_faults: injected panic in {self:?}")
     }
 }
 
@@ -502,7 +501,7 @@ fn a11_table_covers_every_callback() {
 /// same batch. There is no connection to abort: existing ones are served.
 #[test]
 fn posted_task_panic_is_caught_and_later_tasks_run() {
-    let mut r = util::reactor();
+    let mut r = crate::util::reactor();
     let addr = listen(&mut r, || Faulty {
         fault: None,
         seen: Rc::default(),
@@ -514,7 +513,7 @@ fn posted_task_panic_is_caught_and_later_tasks_run() {
     let ran = Arc::new(AtomicUsize::new(0));
     let ran2 = ran.clone();
     handle
-        .post(|_| panic!("r_handler_faults: posted task panicked on purpose"))
+        .post(|_| panic!("handler_faults: posted task panicked on purpose"))
         .expect("post");
     handle
         .post(move |_| {

@@ -8,8 +8,9 @@
 //! frames, then need-more, or a named error that stays); never more
 //! buffered than the configured limit plus a small constant, at any step;
 //! the same outcome however the bytes are split into reads. The parser is
-//! the example's own source (`examples/http_server/parse.rs`), included
-//! here, not a copy. The framer's split-invariance over a small alphabet is
+//! the one the example runs (`halfclose_tools::http`), not a copy; the
+//! framer is checked against `halfclose_tools::framer_model`, which its
+//! fuzz target shares. The framer's split-invariance over a small alphabet is
 //! pinned by its unit tests in `src/framing/framer.rs`; here the alphabet is
 //! every byte, the terminators are hostile and lengths are announced by the
 //! peer.
@@ -19,30 +20,22 @@
 //! client; the parser, run in this process, says what the server must
 //! answer.
 
-mod util;
-
-#[allow(dead_code)] // The server uses parts of the parser these tests do not.
-#[path = "../examples/http_server/parse.rs"]
-mod parse;
-
-#[path = "support/framer_model.rs"]
-mod framer_model;
-
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use framer_model::{frame_split, framer_bound};
 use halfclose::framing::{self, Framer, Prefix, Terminator};
-use parse::{Body, Error, Event, Limits, Parser};
+use halfclose_tools::framer_model::{frame_split, framer_bound};
+use halfclose_tools::http::{Body, Error, Event, Limits, Parser};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
-use util::{blocking_connect, pattern, status_kib, Server, DEADLINE};
+
+use crate::util::{blocking_connect, pattern, status_kib, Server, DEADLINE};
 
 /// Cases per property: enough to reach the deep states, few enough that
 /// the file runs in seconds in a debug build.
@@ -865,7 +858,7 @@ fn beyond_httparse_targets_and_versions() {
 }
 
 // ---------------------------------------------------------------------------
-// The framing layer (the model: tests/support/framer_model.rs).
+// The framing layer (the model: halfclose_tools::framer_model).
 
 /// Terminators a peer may be up against: short and long byte strings of
 /// any bytes (NUL, 0xff, self-overlapping), fixed lengths small and huge,

@@ -6,8 +6,6 @@
 //! reactor is gone, an id of one reactor finds nothing in another, and a
 //! drain serves the connections already waiting in the accept queue.
 
-mod util;
-
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
@@ -16,10 +14,10 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::util::*;
 use halfclose::{Config, Conn, Eof, Handler, Reactor, Reason, Timeout, TimerId};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
-use util::*;
 
 /// A host loop with nothing in it but the reactor's descriptor.
 struct Host {

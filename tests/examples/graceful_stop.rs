@@ -1,10 +1,10 @@
-//! Graceful stop of every example server (issue 5, part 7): on SIGTERM (and
-//! SIGINT), an exchange in flight when the signal arrives still completes,
-//! byte for byte; new connections are refused from the moment the drain
-//! starts; the process exits with status 0 within the drain deadline,
-//! without aborting anything when nothing was left unfinished; and a
-//! connection that does not finish by the deadline is reset at the
-//! deadline, after which the process still exits 0.
+//! Graceful stop of every example server: on SIGTERM (and SIGINT), an
+//! exchange in flight when the signal arrives still completes, byte for
+//! byte; new connections are refused from the moment the drain starts;
+//! the process exits with status 0 within the drain deadline, without
+//! aborting anything when nothing was left unfinished; and a connection
+//! that does not finish by the deadline is reset at the deadline, after
+//! which the process still exits 0.
 //!
 //! Each server runs as its own process with `RUST_LOG=info,halfclose=debug`
 //! and stderr captured: the `signal N: draining` line tells the test which
@@ -16,16 +16,14 @@
 //! retried, bounded, until one is refused (a connect racing the drain's
 //! start may still be accepted; it is closed at once).
 
-mod util;
-
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use crate::util::{blocking_connect, pattern, LineClient, Server, DEADLINE, KIB, MIB};
 use halfclose_tools::support::DRAIN_DEADLINE;
-use util::{blocking_connect, pattern, LineClient, Server, DEADLINE, KIB, MIB};
 
 /// What the reactor logs (at debug) when the drain deadline aborts a
 /// connection: `Reason::Stopped`.
@@ -307,7 +305,7 @@ fn stream_case(case: StreamCase<'_>) {
 /// after it, comes back whole; then EOF, and exit 0. `echo` has no
 /// `handle_drain`: the exchange ends by itself at the client's FIN.
 #[test]
-fn r7_echo_sigterm_finishes_stream_in_flight() {
+fn echo_sigterm_finishes_stream_in_flight() {
     stream_case(StreamCase {
         example: "echo",
         args: &["--listen", "127.0.0.1:0"],
@@ -320,7 +318,7 @@ fn r7_echo_sigterm_finishes_stream_in_flight() {
 
 /// `echo`, SIGINT: the same as SIGTERM.
 #[test]
-fn r7_echo_sigint_finishes_stream_in_flight() {
+fn echo_sigint_finishes_stream_in_flight() {
     stream_case(StreamCase {
         example: "echo",
         args: &["--listen", "127.0.0.1:0"],
@@ -334,7 +332,7 @@ fn r7_echo_sigint_finishes_stream_in_flight() {
 /// `tcp_deadlock server`, SIGTERM: 4 MiB of text, 1 MiB sent before the
 /// signal, comes back uppercased in full, then EOF; exit 0.
 #[test]
-fn r7_tcp_deadlock_sigterm_finishes_stream_in_flight() {
+fn tcp_deadlock_sigterm_finishes_stream_in_flight() {
     stream_case(StreamCase {
         example: "tcp_deadlock",
         args: &["server", "--listen", "127.0.0.1:0"],
@@ -351,7 +349,7 @@ fn r7_tcp_deadlock_sigterm_finishes_stream_in_flight() {
 /// FIN is forwarded; the proxy exits 0 and the upstream, never signalled
 /// by the proxy's drain, is still serving (then drains on its own SIGTERM).
 #[test]
-fn r7_proxy_sigterm_finishes_stream_in_flight() {
+fn proxy_sigterm_finishes_stream_in_flight() {
     let upstream = Server::start("tcp_deadlock", &["server", "--listen", "127.0.0.1:0"]);
     let up = upstream.addr.to_string();
     stream_case(StreamCase {
@@ -375,7 +373,7 @@ fn r7_proxy_sigterm_finishes_stream_in_flight() {
 /// before the signal and whose rest and `END` marker arrive during the
 /// drain is answered in full (the request twice, 1 MiB), then EOF; exit 0.
 #[test]
-fn r7_shut_srv_sigterm_answers_request_in_progress() {
+fn shut_srv_sigterm_answers_request_in_progress() {
     let mut p = start("shut_srv", &["server", "--listen", "127.0.0.1:0"]);
     let data = text(512 * KIB, 75);
     let mut rest = data[256 * KIB..].to_vec();
@@ -493,13 +491,13 @@ fn http_case(sig: Sig) {
 
 /// `http_server`, SIGTERM: see [`http_case`].
 #[test]
-fn r7_http_server_sigterm_finishes_requests_in_progress_closes_idle() {
+fn http_server_sigterm_finishes_requests_in_progress_closes_idle() {
     http_case(Sig::Term);
 }
 
 /// `http_server`, SIGINT: the same.
 #[test]
-fn r7_http_server_sigint_finishes_requests_in_progress_closes_idle() {
+fn http_server_sigint_finishes_requests_in_progress_closes_idle() {
     http_case(Sig::Int);
 }
 
@@ -555,13 +553,13 @@ fn chat_case(sig: Sig) {
 
 /// `chat`, SIGTERM: see [`chat_case`].
 #[test]
-fn r7_chat_sigterm_delivers_backlog_then_goodbye() {
+fn chat_sigterm_delivers_backlog_then_goodbye() {
     chat_case(Sig::Term);
 }
 
 /// `chat`, SIGINT: the same.
 #[test]
-fn r7_chat_sigint_delivers_backlog_then_goodbye() {
+fn chat_sigint_delivers_backlog_then_goodbye() {
     chat_case(Sig::Int);
 }
 
@@ -574,7 +572,7 @@ fn r7_chat_sigint_delivers_backlog_then_goodbye() {
 /// right after the deadline, not before and not much later. Only that one
 /// connection was aborted.
 #[test]
-fn r7_drain_deadline_aborts_unfinished_connection_and_exits_0() {
+fn drain_deadline_aborts_unfinished_connection_and_exits_0() {
     let mut p = start("echo", &["--listen", "127.0.0.1:0"]);
     let payload = pattern(2 * MIB, 77);
     let mut done = Exchange::start(p.addr, payload[..MIB].to_vec(), payload[MIB..].to_vec());

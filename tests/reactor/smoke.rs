@@ -1,6 +1,10 @@
-mod util;
+//! The shortest checks that the reactor works at all: an echo closed by
+//! the peer's FIN, and a half-close answered late. Each scenario they
+//! touch is pinned in detail in its own module.
+
 use halfclose::{Eof, Reason};
-use util::*;
+
+use crate::util::*;
 
 #[test]
 fn echo_then_peer_fin_closes_losslessly() {

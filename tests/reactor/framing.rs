@@ -3,14 +3,12 @@
 //! terminator), and the `chat` example end to end. The framer itself is
 //! unit-tested without sockets in `src/framing/framer.rs`.
 
-mod util;
-
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
+use crate::util::*;
 use halfclose::framing::{FrameHandler, Framed, Terminator};
 use halfclose::{Closed, Conn, Ctx, Eof, ProtocolError, Reason};
-use util::*;
 
 /// What a frame handler saw, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! A sans-IO HTTP/1.x request parser: bytes in, events out.
 //!
 //! `httparse` reads the request line, the header fields, the trailer
-//! fields and each chunk-size line. This file frames them: it collects a
+//! fields and each chunk-size line. This module frames them: it collects a
 //! head (or a chunk-size or trailer line) within its limit
 //! before handing it over, counts the body without buffering it, and
 //! refuses what `httparse` lets through but this server does not; each
@@ -13,9 +13,10 @@
 //! bare LF otherwise would see another body end, and another request after
 //! it (request smuggling).
 //!
-//! The server in `main.rs` feeds it the bytes of each read.
-//! `tests/r_bad_input.rs` and the fuzz target `fuzz/fuzz_targets/http_parser.rs`
-//! include this same file to drive it with hostile input.
+//! The HTTP example (`examples/http_server/main.rs`) feeds it the bytes of
+//! each read; the bad-input tests (`tests/examples/bad_input.rs`) and the
+//! fuzz target `fuzz/fuzz_targets/http_parser.rs` drive the same parser
+//! with hostile input.
 
 use std::mem::MaybeUninit;
 
@@ -43,7 +44,9 @@ pub enum Body {
 /// A parsed request head.
 #[derive(Debug)]
 pub struct Head {
+    /// The method, as sent (`GET`, `PUT`, ...).
     pub method: String,
+    /// The request target, as sent.
     pub target: String,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub minor: u8,
@@ -51,6 +54,7 @@ pub struct Head {
     pub keep_alive: bool,
     /// `Expect: 100-continue` on an HTTP/1.1 request with a body.
     pub expect_continue: bool,
+    /// How the body that follows is framed.
     pub body: Body,
 }
 
@@ -61,18 +65,30 @@ pub enum Event {
     NeedMore,
     /// A request head is complete; its body (if any) follows.
     Head(Head),
-    /// The request is complete; its body had this many bytes.
-    Done { body: u64 },
+    /// The request is complete.
+    Done {
+        /// How many bytes its body had.
+        body: u64,
+    },
 }
 
 /// Why a request was rejected; the connection cannot go on after it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Error {
+    /// 400: the request is malformed; the text says how.
     BadRequest(&'static str),
+    /// 431: the head (or a chunk-size or trailer line) passed
+    /// [`Limits::max_head`].
     HeadTooLarge,
+    /// 413: the body passed [`Limits::max_body`].
     BodyTooLarge,
+    /// 417: an `Expect` other than `100-continue` on an HTTP/1.1 request.
     ExpectationFailed,
+    /// 501: a transfer coding applied before `chunked` (only `chunked`
+    /// alone is implemented).
     NotImplemented,
+    /// 505: a well-formed HTTP version other than 1.0 and 1.1 (`HTTP/2.0`,
+    /// `HTTP/0.9`).
     VersionNotSupported,
 }
 
@@ -130,6 +146,7 @@ pub struct Parser {
 }
 
 impl Parser {
+    /// A parser waiting for the first request, within `limits`.
     pub fn new(limits: Limits) -> Parser {
         Parser {
             limits,
@@ -147,16 +164,12 @@ impl Parser {
     }
 
     /// Bytes held for the head, or the chunk-size or trailer line, being
-    /// collected. Only for `tests/r_bad_input.rs`, which includes
-    /// this file (the example is not built with `cfg(test)`).
-    #[cfg(test)]
+    /// collected: what the bad-input tests bound by the limit.
     pub fn buffered(&self) -> usize {
         self.buf.len()
     }
 
-    /// Memory allocated for [`buffered`](Parser::buffered) bytes; as above,
-    /// only for the tests.
-    #[cfg(test)]
+    /// Memory allocated for [`buffered`](Parser::buffered) bytes.
     pub fn buffer_capacity(&self) -> usize {
         self.buf.capacity()
     }
@@ -356,7 +369,7 @@ fn decimal(s: &[u8]) -> Option<u64> {
 /// being invalid. Whitespace between a field name and its colon, and
 /// obs-fold (a line starting with SP or HTAB), `httparse` never accepts in
 /// a request or in `parse_headers`: both are errors (`HeaderName`), which
-/// `tests/x_http.rs` pins.
+/// `tests/examples/http.rs` pins.
 fn httparse_config() -> httparse::ParserConfig {
     let mut config = httparse::ParserConfig::default();
     config

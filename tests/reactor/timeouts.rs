@@ -6,17 +6,15 @@
 //! "not early" assertions allow for that one tick ([`TICK`]) and measure
 //! from an instant taken before the connection existed.
 
-mod util;
-
 use std::cell::{Cell, RefCell};
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::util::*;
 use halfclose::{Closed, Conn, ConnId, Eof, Reactor, Reason, Timeout, TimerId};
 use socket2::{Domain, Socket, Type};
-use util::*;
 
 /// The reactor's clock resolution.
 const TICK: Duration = Duration::from_millis(1);

@@ -15,14 +15,12 @@
 //! Synchronisation is by the processes' own output lines (read with a
 //! deadline) and by blocking sockets with timeouts; there are no sleeps.
 
-mod util;
-
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use util::{
+use crate::util::{
     example_bin, half_closed_sockets, pattern, process_fds, status_kib, Lines, Server, Watchdog,
     DEADLINE,
 };
