@@ -22,7 +22,7 @@
 //! }
 //!
 //! let mut reactor = Reactor::new()?;
-//! let listener = reactor.listen("127.0.0.1:0".parse()?, || Upper)?;
+//! let listener = reactor.listen("127.0.0.1:0", || Upper)?;
 //! println!("listening on {}", reactor.local_addr(listener).unwrap());
 //! reactor.run()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())

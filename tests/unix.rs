@@ -127,11 +127,13 @@ impl Handler for ReplyThenClose {
     }
 }
 
-/// B5 on a Unix socket, with late input: the client keeps sending after
-/// the server began closing (its reply is still being flushed). A plain
-/// close would leave that input unread and the client would read the whole
-/// reply, then `ECONNRESET`; the lingering close reads and discards it to
-/// the client's end of file, so the reply ends with a clean end of file.
+/// B5 on a Unix socket: the client keeps sending while the server closes
+/// (its reply still being flushed), and again after the server's end of
+/// file reached it. The lingering close reads and discards all of it up to
+/// the client's own end of file: the reply ends with a clean end of file,
+/// and the client's late writes do not fail. A plain close would have left
+/// the late input unread: the client's reads would end in `ECONNRESET`, or
+/// its writes in `EPIPE`.
 #[test]
 fn unix_lingering_close_turns_the_reset_into_a_clean_eof() {
     let dir = Dir::new("linger");
@@ -155,16 +157,20 @@ fn unix_lingering_close_turns_the_reset_into_a_clean_eof() {
         s.write_all(&[b'x'; 32 * KIB]).unwrap();
         let (rest, end) = read_all(&mut s);
         first.extend_from_slice(&rest);
+        // After the server's end of file: more input, twice.
+        let late = (0..2)
+            .map(|_| s.write_all(b"late input").map_err(|e| e.kind()))
+            .collect::<Vec<_>>();
         s.shutdown(Shutdown::Write).unwrap();
-        (first, end)
+        (first, end, late)
     });
-    let log = r.stats();
-    assert_eq!(log.open, 0);
     run_until(&mut r, |r| r.stats().closed == 1);
-    let (got, end) = client.join().unwrap();
+    let (got, end, late) = client.join().unwrap();
     assert_eq!(end, Ok(()), "a clean end of file, not a reset");
     assert_eq!(got.len(), reply.len());
     assert!(got == reply, "the reply arrived corrupted");
+    assert_eq!(late, [Ok(()), Ok(())], "late input after our end of file");
+    assert_eq!(r.stats().resets, 0);
 }
 
 /// The half-close protocol of `tcp_deadlock` over a Unix socket, from the
@@ -385,7 +391,8 @@ fn connecting_to_a_path_no_one_listens_on_is_refused_once() {
         1
     );
     let mut r = reactor();
-    let log = log();
+    let log2 = util::log();
+    let log = log2;
     r.connect(Connect::unix(dir.sock("missing")), Recorder::new(&log))
         .unwrap();
     run_until(&mut r, |_| closed(&log).is_some());
@@ -403,7 +410,7 @@ fn python_and_socat_peers_get_their_reply_over_a_unix_socket() {
     let path = dir.sock("deadlock.sock");
     let p = path.to_str().unwrap();
     let server = Server::start("tcp_deadlock", &["server", "--unix", p]);
-    assert_eq!(server.addr_line(), p);
+    assert_eq!(server.at, Addr::Path(path.clone()));
 
     let script = "import socket,sys\n\
         s=socket.socket(socket.AF_UNIX)\n\
@@ -478,7 +485,7 @@ fn the_proxy_joins_tcp_to_a_unix_socket_with_each_end_forwarded() {
 }
 
 fn python_path() -> &'static str {
-    python_interpreter()
+    python_exe()
 }
 
 fn which_socat() -> &'static str {

@@ -121,7 +121,7 @@ pub trait FrameHandler {
 /// }
 ///
 /// let mut reactor = Reactor::new()?;
-/// reactor.listen("127.0.0.1:0".parse()?, || Framed::new(Count, Terminator::CRLF, 4096))?;
+/// reactor.listen("127.0.0.1:0", || Framed::new(Count, Terminator::CRLF, 4096))?;
 /// reactor.run()?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

@@ -67,7 +67,7 @@
 //! }
 //!
 //! let mut reactor = Reactor::new()?;
-//! reactor.listen("127.0.0.1:0".parse()?, || Framed::new(Put, Terminator::LF, 1 << 20))?;
+//! reactor.listen("127.0.0.1:0", || Framed::new(Put, Terminator::LF, 1 << 20))?;
 //! reactor.run()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

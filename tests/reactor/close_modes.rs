@@ -327,7 +327,9 @@ fn b4_interleaved_writes_arrive_in_order() {
 /// A plain `close(2)` with unread input would send RST and the peer would
 /// lose the tail of our reply; the lingering close flushes the 4 MiB reply,
 /// sends FIN, and discards input until the peer's FIN. The peer gets the
-/// whole reply and a clean EOF.
+/// whole reply and a clean EOF, and input it sends after our FIN (late
+/// input: a plain close would have the kernel answer it with RST) is still
+/// read and discarded.
 #[test]
 fn b5_close_with_unread_input_is_lossless() {
     let reply = Rc::new(pattern(4 * MIB, 5));
@@ -358,6 +360,16 @@ fn b5_close_with_unread_input_is_lossless() {
     assert_eq!(c.end, End::Open, "sending failed");
     run_until(&mut r, |_| c.done());
     c.assert_whole_reply(&reply);
+    // Our FIN is out and the peer has not sent its own: the close lingers.
+    assert!(closed(&log).is_none(), "closed before the peer's FIN");
+    assert_eq!(r.stats().lingering, 1);
+    let late = b"late input after the server's FIN";
+    for _ in 0..2 {
+        c.send(late);
+        turns(&mut r, 3, std::time::Duration::from_millis(5));
+    }
+    assert_eq!(c.unsent(), 0);
+    assert_eq!(c.end, End::Eof, "late input was answered with a reset");
     drop(c);
     run_until(&mut r, |_| closed(&log).is_some());
     assert_eq!(shape_no_write(&log), ["connect", "read", "close"]);
@@ -367,7 +379,7 @@ fn b5_close_with_unread_input_is_lossless() {
     assert_eq!(cl.dropped, 0);
     assert_eq!(cl.bytes_out, reply.len() as u64);
     // The discarded input is counted: we read to the peer's FIN.
-    assert_eq!(cl.bytes_in, upload.len() as u64);
+    assert_eq!(cl.bytes_in, (upload.len() + 2 * late.len()) as u64);
 }
 
 /// Replies once with a large body; leaves `handle_readable_eof` to the

@@ -785,14 +785,12 @@ fn listener_reuse_port_lets_two_reactors_share_a_port() {
     const N: usize = 32;
     let mut r1 = reactor_with(|c| c.reuse_port = true);
     let mut r2 = reactor_with(|c| c.reuse_port = true);
-    let l1 = r1
-        .listen("127.0.0.1:0".parse().unwrap(), || Echo)
-        .expect("listen 1");
-    let addr = r1.local_addr(l1).unwrap();
+    let l1 = r1.listen("127.0.0.1:0", || Echo).expect("listen 1");
+    let addr = r1.local_addr(l1).and_then(|a| a.inet()).unwrap();
     let l2 = r2
         .listen(addr, || Echo)
         .expect("second listener on the same port");
-    assert_eq!(r2.local_addr(l2), Some(addr));
+    assert_eq!(r2.local_addr(l2), Some(addr.into()));
 
     let mut plain = reactor();
     let err = plain

@@ -165,10 +165,8 @@ fn a_read_budget_of_one_still_finishes_a_large_upload() {
         c.read_budget = 1;
         c.read_buffer_size = 4 * KIB;
     });
-    let listener = r
-        .listen("127.0.0.1:0".parse().unwrap(), || Upper(Vec::new()))
-        .unwrap();
-    let addr = r.local_addr(listener).unwrap();
+    let listener = r.listen("127.0.0.1:0", || Upper(Vec::new())).unwrap();
+    let addr = r.local_addr(listener).and_then(|a| a.inet()).unwrap();
     let mut host = Host::new(&r);
     let request = pattern(200_000, 1);
     let c = client(addr, request.clone());
@@ -180,10 +178,8 @@ fn a_read_budget_of_one_still_finishes_a_large_upload() {
 #[test]
 fn clients_queued_behind_a_small_accept_batch_are_all_served() {
     let mut r = reactor_with(|c| c.accept_batch = 2);
-    let listener = r
-        .listen("127.0.0.1:0".parse().unwrap(), || Upper(Vec::new()))
-        .unwrap();
-    let addr = r.local_addr(listener).unwrap();
+    let listener = r.listen("127.0.0.1:0", || Upper(Vec::new())).unwrap();
+    let addr = r.local_addr(listener).and_then(|a| a.inet()).unwrap();
     // Six handshakes complete in the kernel before the reactor runs once.
     let streams: Vec<TcpStream> = (0..6).map(|_| TcpStream::connect(addr).unwrap()).collect();
     let mut host = Host::new(&r);
@@ -360,10 +356,8 @@ fn track(log: &Log, slot: &std::rc::Rc<std::cell::Cell<Option<halfclose::ConnId>
 #[test]
 fn a_drain_serves_the_connections_waiting_in_the_backlog() {
     let mut r = reactor_with(no_timeouts);
-    let listener = r
-        .listen("127.0.0.1:0".parse().unwrap(), || Upper(Vec::new()))
-        .unwrap();
-    let addr = r.local_addr(listener).unwrap();
+    let listener = r.listen("127.0.0.1:0", || Upper(Vec::new())).unwrap();
+    let addr = r.local_addr(listener).and_then(|a| a.inet()).unwrap();
     // Five clients complete the handshake, send their request and FIN,
     // all before the reactor has run once.
     let clients: Vec<_> = (0..5)
@@ -420,13 +414,13 @@ fn the_recipe_under_load_loses_no_wakeup() {
         let late = Arc::new(AtomicUsize::new(0));
         let l2 = late.clone();
         let listener = r
-            .listen("127.0.0.1:0".parse().unwrap(), move || Delayed {
+            .listen("127.0.0.1:0", move || Delayed {
                 got: Vec::new(),
                 asked: None,
                 late: l2.clone(),
             })
             .unwrap();
-        let addr = r.local_addr(listener).unwrap();
+        let addr = r.local_addr(listener).and_then(|a| a.inet()).unwrap();
         let mut host = Host::new(&r);
         let ran = Arc::new(AtomicUsize::new(0));
         let (h, ran2) = (r.handle(), ran.clone());

@@ -239,10 +239,8 @@ pub fn listen<H: Handler + 'static>(
     reactor: &mut Reactor,
     factory: impl FnMut() -> H + 'static,
 ) -> SocketAddr {
-    let id = reactor
-        .listen("127.0.0.1:0".parse().unwrap(), factory)
-        .expect("listen");
-    reactor.local_addr(id).unwrap()
+    let id = reactor.listen("127.0.0.1:0", factory).expect("listen");
+    reactor.local_addr(id).and_then(|a| a.inet()).unwrap()
 }
 
 /// An [`Echo`] factory for [`listen`] that counts in `made` the handlers

@@ -112,15 +112,19 @@ fn interpreter(tool: &str, cell: &'static OnceLock<String>, probe: &[&str]) -> &
     })
 }
 
-/// `python3 tests/clients/<script> args...`.
-pub fn python(script: &str, args: &[&str]) -> Command {
+/// Python 3's own executable.
+pub fn python_exe() -> &'static str {
     static EXE: OnceLock<String> = OnceLock::new();
-    let exe = interpreter(
+    interpreter(
         "python3",
         &EXE,
         &["-c", "import sys; print(sys.executable)"],
-    );
-    let mut cmd = Command::new(exe);
+    )
+}
+
+/// `python3 tests/clients/<script> args...`.
+pub fn python(script: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(python_exe());
     cmd.arg(client_script(script)).args(args);
     cmd
 }
@@ -291,6 +295,9 @@ impl Lines {
 pub struct Server {
     pub name: String,
     pub child: Child,
+    /// Where it listens, from its `listening on ADDR` line.
+    pub at: halfclose::Addr,
+    /// The same, for a TCP server (unspecified for a Unix socket).
     pub addr: SocketAddr,
     pub stdout: BufReader<ChildStdout>,
     /// Its stderr, when started with [`Server::start_logged`].
@@ -325,15 +332,19 @@ impl Server {
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         stdout.read_line(&mut line).expect("read first line");
-        let addr = line
+        let at: halfclose::Addr = line
             .trim()
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("{name}: unexpected first line {line:?}"))
             .parse()
             .expect("address");
+        let addr = at
+            .inet()
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         Server {
             name: name.to_string(),
             child,
+            at,
             addr,
             stdout,
             log,
