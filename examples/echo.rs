@@ -3,6 +3,7 @@
 //!
 //! cargo run --release --example echo -- --listen 127.0.0.1:0
 //! cargo run --release --example echo -- --unix /tmp/echo.sock
+//! cargo run --release --features tls --example echo -- --tls-self-signed
 //!
 //! Prints `listening on ADDR` (`IP:PORT`, or the socket's path) as its
 //! first line; SIGINT or SIGTERM drains it gracefully (5 s deadline). The
@@ -41,6 +42,8 @@ struct Args {
     /// Listen on the Unix stream socket at PATH instead
     #[arg(long, value_name = "PATH", conflicts_with = "listen")]
     unix: Option<PathBuf>,
+    #[command(flatten)]
+    tls: support::ServeTls,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -48,6 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let mut reactor = Reactor::new()?;
     let at = support::bind(&args.listen, args.unix.as_deref());
+    let (at, note) = args.tls.apply(at, &[])?;
     let listener = reactor.listen(at, || Echo)?;
-    support::serve(&mut reactor, listener)
+    support::serve_noting(&mut reactor, listener, note)
 }

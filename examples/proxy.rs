@@ -70,6 +70,11 @@ struct Args {
     /// joined (TCP to Unix and back)
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8000")]
     listen: Addr,
+    /// Terminate TLS on the listening side (feature `tls`): a client's
+    /// close_notify becomes a FIN toward the upstream, and the upstream's
+    /// FIN our close_notify toward the client
+    #[command(flatten)]
+    tls: support::ServeTls,
 }
 
 /// Forward `data` read on `conn` to `other`; stop reading `conn` while
@@ -243,10 +248,11 @@ fn run(args: Args) -> support::ModeResult {
     let upstream_addr = args.upstream;
     log::info!("forwarding to {upstream_addr}");
     let mut reactor = Reactor::new()?;
-    let listener = reactor.listen(support::bind(&args.listen, None), move || Downstream {
+    let (at, note) = args.tls.apply(support::bind(&args.listen, None), &[])?;
+    let listener = reactor.listen(at, move || Downstream {
         upstream_addr: upstream_addr.clone(),
         upstream: None,
     })?;
-    support::serve(&mut reactor, listener)?;
+    support::serve_noting(&mut reactor, listener, note)?;
     Ok(ExitCode::SUCCESS)
 }

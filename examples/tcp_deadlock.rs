@@ -74,6 +74,8 @@ enum Mode {
         /// Listen on the Unix stream socket at PATH instead
         #[arg(long, value_name = "PATH", conflicts_with = "listen")]
         unix: Option<PathBuf>,
+        #[command(flatten)]
+        tls: support::ServeTls,
     },
     /// Send BYTES of text, half-close, read the reply to EOF
     Client {
@@ -85,6 +87,8 @@ enum Mode {
         /// Connect to the Unix stream socket at PATH instead
         #[arg(long, value_name = "PATH", conflicts_with = "connect")]
         unix: Option<PathBuf>,
+        #[command(flatten)]
+        tls: support::ConnectTls,
         /// Never half-close: the server never sees EOF and waits for more
         /// data forever; the client gives up after --timeout seconds
         /// without progress (exit 3)
@@ -107,19 +111,21 @@ fn seconds(s: &str) -> Result<Duration, String> {
 fn main() -> ExitCode {
     env_logger::init();
     let result = match Args::parse().mode {
-        Mode::Server { listen, unix } => server(support::bind(&listen, unix.as_deref())),
+        Mode::Server { listen, unix, tls } => tls
+            .apply(support::bind(&listen, unix.as_deref()), &[])
+            .map_err(Into::into)
+            .and_then(|(at, note)| server(at, note)),
         Mode::Client {
             bytes,
             connect,
             unix,
+            tls,
             no_shutdown,
             timeout,
-        } => client(
-            bytes,
-            support::target(&connect, unix.as_deref()),
-            !no_shutdown,
-            timeout,
-        ),
+        } => tls
+            .apply(support::target(&connect, unix.as_deref()))
+            .map_err(Into::into)
+            .and_then(|to| client(bytes, to, !no_shutdown, timeout)),
     };
     support::exit_code("tcp_deadlock", result)
 }
@@ -183,13 +189,13 @@ impl Handler for Upper {
     }
 }
 
-fn server(listen: halfclose::Bind) -> ModeResult {
+fn server(listen: halfclose::Bind, note: Option<String>) -> ModeResult {
     let mut reactor = Reactor::new()?;
     let listener = reactor.listen(listen, || Upper {
         peer: None,
         processed: 0,
     })?;
-    support::serve(&mut reactor, listener)?;
+    support::serve_noting(&mut reactor, listener, note)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -399,14 +399,11 @@ impl ConnState {
                 };
             }
             Writing::Handshaking { .. } => {
-                return if self
-                    .ready
-                    .has(Ready::READABLE | Ready::WRITABLE | Ready::ERROR)
-                {
-                    Action::Handshake
-                } else {
-                    Action::Wait
-                };
+                // Input to process, an error to meet, or messages of ours
+                // the socket can now take.
+                let due = self.ready.has(Ready::READABLE | Ready::ERROR)
+                    || (io.holds_output && self.ready.has(Ready::WRITABLE));
+                return if due { Action::Handshake } else { Action::Wait };
             }
             _ => {}
         }
@@ -1029,6 +1026,81 @@ mod tests {
             assert_eq!(
                 st.error().map(io::Error::kind),
                 Some(io::ErrorKind::TimedOut)
+            );
+        }
+    }
+
+    mod handshaking {
+        use super::*;
+
+        const TLS_IDLE: Io = Io {
+            holds_output: false,
+            close_sends_fin: false,
+        };
+        const TLS_SENDING: Io = Io {
+            holds_output: true,
+            close_sends_fin: false,
+        };
+
+        #[test]
+        fn waits_when_nothing_is_readable_and_nothing_to_send() {
+            let mut st = state(Writing::Handshaking { fin: false }, Reading::Open);
+            st.readiness(false, false, true, false);
+            assert_eq!(
+                st.next_action(LOW, TLS_IDLE),
+                Action::Wait,
+                "writable alone"
+            );
+            assert_eq!(st.next_action(LOW, TLS_SENDING), Action::Handshake);
+            st.readiness(true, false, false, false);
+            assert_eq!(st.next_action(LOW, TLS_IDLE), Action::Handshake);
+            st.handshake_pending(false);
+            assert_eq!(st.next_action(LOW, TLS_IDLE), Action::Wait);
+        }
+
+        #[test]
+        fn writes_are_queued_and_the_end_waits() {
+            let mut st = state(Writing::Handshaking { fin: false }, Reading::Open);
+            assert_eq!(st.write_refusal(), None);
+            assert!(!st.may_write_through());
+            st.shutdown_write();
+            assert_eq!(st.writing, Writing::Handshaking { fin: true });
+            st.handshaken(2_000);
+            assert_eq!(st.writing, Writing::Closing);
+            assert_eq!(st.classify(), Gauge::Established);
+        }
+
+        #[test]
+        fn the_handshake_timeout_fails_with_its_own_reason() {
+            let mut st = state(Writing::Connecting { fin: false }, Reading::Open);
+            st.connected(1_000, true);
+            assert_eq!(st.classify(), Gauge::Connecting);
+            let mut cfg = cfg();
+            cfg.handshake_timeout = Some(Duration::from_millis(100));
+            assert_eq!(st.next_timeout(&cfg), Some((1_100, Timeout::Handshake)));
+            assert_eq!(st.expire(1_100, &cfg), Some(Timeout::Handshake));
+            assert!(matches!(
+                st.end,
+                End::Fail(Reason::TimedOut(Timeout::Handshake), _)
+            ));
+        }
+
+        #[test]
+        fn close_notify_goes_out_before_the_close() {
+            // The peer's close_notify was read; we close: TLS cannot end by
+            // close(2) alone, so our close_notify (and FIN) first.
+            let mut st = state(Writing::Open, Reading::Eof);
+            st.close(Reason::PeerClosed);
+            assert_eq!(st.next_action(LOW, TLS_IDLE), Action::ShutdownWrite);
+            // close_notify queued, not out yet: flush it when writable.
+            st.send_buffer_full();
+            assert_eq!(st.next_action(LOW, TLS_SENDING), Action::Wait);
+            st.readiness(false, false, true, false);
+            assert_eq!(st.next_action(LOW, TLS_SENDING), Action::Flush);
+            st.shut_write(1_001);
+            assert_eq!(
+                st.next_action(LOW, TLS_IDLE),
+                Action::Finalize(Reason::PeerClosed, Teardown::Close)
             );
         }
     }

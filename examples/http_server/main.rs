@@ -287,6 +287,8 @@ struct Args {
     /// Close a connection idle this long; 0 never
     #[arg(long = "idle-timeout", value_name = "SECS", default_value_t = 60)]
     idle_timeout: u64,
+    #[command(flatten)]
+    tls: support::ServeTls,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -300,6 +302,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = Config::default();
     config.idle_timeout = (idle > 0).then(|| Duration::from_secs(idle));
     let mut reactor = Reactor::with_config(config)?;
-    let listener = reactor.listen(listen.as_str(), move || Http::new(limits))?;
-    support::serve(&mut reactor, listener)
+    // HTTPS: ALPN offers HTTP/1.1 only.
+    let (at, note) = args.tls.apply(listen.as_str().into(), &[b"http/1.1"])?;
+    let listener = reactor.listen(at, move || Http::new(limits))?;
+    support::serve_noting(&mut reactor, listener, note)
 }

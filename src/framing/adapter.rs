@@ -5,7 +5,7 @@ use std::io;
 
 use super::{Error, Framer, Terminator};
 use crate::conn::{Conn, Ctx};
-use crate::{Closed, Eof, Handler, ProtocolError, TimerId};
+use crate::{Closed, Eof, Handler, ProtocolError, TimerId, Truncated};
 
 /// The callbacks of a framed protocol, turned into a [`Handler`] by
 /// [`Framed`].
@@ -56,6 +56,16 @@ pub trait FrameHandler {
     fn handle_eof(&mut self, conn: &mut Conn<'_>) -> Eof {
         let _ = conn;
         Eof::Close
+    }
+
+    /// TLS only: the stream ended between frames with a TCP FIN but no
+    /// `close_notify` (a frame in progress, or one that runs to the end of
+    /// the stream, is reported through
+    /// [`incomplete_frame`](FrameHandler::incomplete_frame) instead). As
+    /// [`Handler::handle_truncated_eof`]; the default fails the connection.
+    fn handle_truncated_eof(&mut self, conn: &mut Conn<'_>) -> Truncated {
+        let _ = conn;
+        Truncated::Fail
     }
 
     /// See [`Handler::handle_write`].
@@ -193,6 +203,22 @@ impl<H: FrameHandler> Handler for Framed<H> {
             Err(e) => {
                 fail(handler, conn, e);
                 Eof::Close
+            }
+        }
+    }
+
+    fn handle_truncated_eof(&mut self, conn: &mut Conn<'_>) -> Truncated {
+        let handler = &mut self.handler;
+        match self
+            .framer
+            .finish_truncated(|frame, terminator| handler.found_frame(conn, frame, terminator))
+        {
+            // Between two frames: whether that ends the protocol cleanly is
+            // the frame handler's call.
+            Ok(()) => handler.handle_truncated_eof(conn),
+            Err(e) => {
+                fail(handler, conn, e);
+                Truncated::Accept(Eof::Close)
             }
         }
     }

@@ -183,7 +183,34 @@ impl Framer {
     /// # Panics
     ///
     /// As [`feed`](Framer::feed).
-    pub fn finish<F>(&mut self, mut on_frame: F) -> Result<(), Error>
+    pub fn finish<F>(&mut self, on_frame: F) -> Result<(), Error>
+    where
+        F: FnMut(&[u8], &mut Terminator),
+    {
+        self.end(true, on_frame)
+    }
+
+    /// [`finish`](Framer::finish) for an end of stream that is not
+    /// authenticated (TLS: a TCP FIN without `close_notify`): the stream may
+    /// have been cut short, so a frame that only its end would complete
+    /// ([`Terminator::Eof`]) is reported as [`Error::Incomplete`] too,
+    /// never delivered.
+    ///
+    /// # Errors
+    ///
+    /// As [`finish`](Framer::finish), and for a frame running to the end.
+    ///
+    /// # Panics
+    ///
+    /// As [`feed`](Framer::feed).
+    pub fn finish_truncated<F>(&mut self, on_frame: F) -> Result<(), Error>
+    where
+        F: FnMut(&[u8], &mut Terminator),
+    {
+        self.end(false, on_frame)
+    }
+
+    fn end<F>(&mut self, authenticated: bool, mut on_frame: F) -> Result<(), Error>
     where
         F: FnMut(&[u8], &mut Terminator),
     {
@@ -202,7 +229,9 @@ impl Framer {
             Terminator::Bytes(t) => t.is_empty(),
             _ => false,
         };
-        if until_eof {
+        if until_eof && !authenticated {
+            return Err(Error::Incomplete { partial: buf });
+        } else if until_eof {
             on_frame(&buf, &mut self.terminator);
         } else if !buf.is_empty() {
             return Err(Error::Incomplete { partial: buf });
@@ -783,6 +812,34 @@ mod tests {
 
     mod eof {
         use super::*;
+
+        /// An end that is not authenticated (TLS without `close_notify`)
+        /// never completes a frame that runs to the end: it is incomplete,
+        /// with its bytes; frames already complete were delivered.
+        #[test]
+        fn a_truncated_end_does_not_complete_an_eof_frame() {
+            let mut framer = Framer::new(Terminator::Eof, 64);
+            framer
+                .feed(b"all of it?", |_, _| panic!("no frame before the end"))
+                .unwrap();
+            let err = framer
+                .finish_truncated(|_, _| panic!("not delivered"))
+                .expect_err("incomplete");
+            assert!(matches!(err, Error::Incomplete { ref partial } if partial == b"all of it?"));
+
+            let mut framer = Framer::new(Terminator::LF, 64);
+            let mut got = Vec::new();
+            framer
+                .feed(b"one\ntw", |f, _| got.push(f.to_vec()))
+                .unwrap();
+            let err = framer.finish_truncated(|f, _| got.push(f.to_vec()));
+            assert!(matches!(err, Err(Error::Incomplete { ref partial }) if partial == b"tw"));
+            assert_eq!(got, [b"one".to_vec()]);
+
+            let mut framer = Framer::new(Terminator::LF, 64);
+            framer.feed(b"one\n", |_, _| {}).unwrap();
+            assert!(framer.finish_truncated(|_, _| {}).is_ok(), "between frames");
+        }
 
         /// E3: `Eof` collects everything until EOF as one frame, delivered
         /// by `finish`, not before.

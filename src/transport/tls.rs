@@ -158,14 +158,26 @@ impl TlsStream {
         }
     }
 
-    /// Plaintext into rustls (as much as its buffer limit takes), then out.
+    /// Plaintext into rustls and ciphertext out, until all of `data` is
+    /// taken or the socket would block: as for a plain socket, a short
+    /// write means the kernel's buffer is full (rustls's own buffer limit
+    /// is emptied into the socket first, never reported as such).
     pub(crate) fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let n = self.session.writer().write(data)?;
-        self.send()?;
-        if n == 0 && !data.is_empty() {
-            return Err(io::ErrorKind::WouldBlock.into());
+        let mut taken = 0;
+        loop {
+            taken += self.session.writer().write(&data[taken..])?;
+            let all_out = self.send()?;
+            if taken == data.len() {
+                return Ok(taken);
+            }
+            if !all_out {
+                return if taken > 0 {
+                    Ok(taken)
+                } else {
+                    Err(io::ErrorKind::WouldBlock.into())
+                };
+            }
         }
-        Ok(n)
     }
 
     /// Our queue into rustls, and everything out.

@@ -191,6 +191,11 @@ pub fn example_bin(name: &str) -> PathBuf {
     } else {
         cmd.args(["-p", "halfclose", "--example", name]);
     }
+    // The same features as this test binary, so that the build does not
+    // undo the one `cargo test` made.
+    if cfg!(feature = "tls") {
+        cmd.args(["--features", "tls"]);
+    }
     let status = cmd.status().expect("run cargo build");
     assert!(status.success(), "{cmd:?} failed");
     assert!(path.exists(), "{} not found", path.display());

@@ -64,10 +64,24 @@ pub fn serve(
     reactor: &mut Reactor,
     listener: ListenerId,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    serve_noting(reactor, listener, None)
+}
+
+/// [`serve`], printing `note` as the second line (a TLS certificate's
+/// path, for instance), flushed.
+pub fn serve_noting(
+    reactor: &mut Reactor,
+    listener: ListenerId,
+    note: Option<String>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let addr = reactor.local_addr(listener).expect("listener is open");
     // Installed first: a signal sent as soon as the line is read finds it.
     drain_on_signals(reactor)?;
     announce(addr)?;
+    if let Some(note) = note {
+        println!("{note}");
+        std::io::stdout().flush()?;
+    }
     reactor.run()?;
     let stats = reactor.stats();
     log::info!(
@@ -213,6 +227,111 @@ impl Handler for Sender {
             closed.bytes_out,
             closed.bytes_in
         );
+    }
+}
+
+/// The TLS options of an example server (feature `tls`; without it they
+/// are refused with a clear error).
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct ServeTls {
+    /// Serve TLS with a self-signed certificate for localhost and
+    /// 127.0.0.1; its PEM file's path is printed as the second line
+    /// (`certificate PATH`)
+    #[arg(long = "tls-self-signed", conflicts_with = "cert")]
+    pub self_signed: bool,
+    /// Serve TLS with this certificate chain (PEM)
+    #[arg(long = "tls-cert", value_name = "PEM", requires = "key")]
+    pub cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM)
+    #[arg(long = "tls-key", value_name = "PEM", requires = "cert")]
+    pub key: Option<std::path::PathBuf>,
+}
+
+impl ServeTls {
+    /// Whether TLS was asked for.
+    pub fn wanted(&self) -> bool {
+        self.self_signed || self.cert.is_some()
+    }
+
+    /// `bind` with TLS if asked for (offering `alpn`), and the line to
+    /// print after the listening line: where the self-signed certificate
+    /// is.
+    pub fn apply(
+        &self,
+        bind: halfclose::Bind,
+        alpn: &[&[u8]],
+    ) -> io::Result<(halfclose::Bind, Option<String>)> {
+        if !self.wanted() {
+            return Ok((bind, None));
+        }
+        #[cfg(feature = "tls")]
+        {
+            let (id, note) = if self.self_signed {
+                let id = crate::tls::Identity::self_signed(&["localhost", "127.0.0.1"])?;
+                let path =
+                    std::env::temp_dir().join(format!("halfclose-{}.pem", std::process::id()));
+                std::fs::write(&path, &id.cert_pem)?;
+                (id, Some(format!("certificate {}", path.display())))
+            } else {
+                let (cert, key) = (self.cert.as_deref(), self.key.as_deref());
+                let id = crate::tls::Identity::from_pem_files(
+                    cert.expect("clap requires both"),
+                    key.expect("clap requires both"),
+                )?;
+                (id, None)
+            };
+            Ok((bind.tls(id.server_config(alpn)?), note))
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            let _ = (bind, alpn);
+            Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "built without TLS: add --features tls",
+            ))
+        }
+    }
+}
+
+/// The TLS options of an example client (feature `tls`).
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct ConnectTls {
+    /// Speak TLS, trusting the certificates in this PEM file
+    #[arg(long = "tls-ca", value_name = "PEM")]
+    pub ca: Option<std::path::PathBuf>,
+    /// The server name to ask for and check (SNI)
+    #[arg(long = "tls-name", value_name = "NAME", default_value = "localhost")]
+    pub name: String,
+}
+
+impl ConnectTls {
+    /// `to` with TLS if asked for.
+    pub fn apply(&self, to: halfclose::Connect) -> io::Result<halfclose::Connect> {
+        let Some(ca) = &self.ca else {
+            return Ok(to);
+        };
+        #[cfg(feature = "tls")]
+        {
+            let mut roots = rustls::RootCertStore::empty();
+            use rustls::pki_types::pem::PemObject;
+            for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca)
+                .map_err(|e| io::Error::other(e.to_string()))?
+            {
+                roots
+                    .add(cert.map_err(|e| io::Error::other(e.to_string()))?)
+                    .map_err(|e| io::Error::other(e.to_string()))?;
+            }
+            let config = crate::tls::client_config(roots)?;
+            Ok(to.tls(config, crate::tls::server_name(&self.name)?))
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            let _ = (to, ca);
+            Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "built without TLS: add --features tls",
+            ))
+        }
     }
 }
 

@@ -77,14 +77,22 @@ impl Identity {
         for der in &self.chain {
             roots.add(der.clone()).map_err(other)?;
         }
-        let mut config = ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .map_err(other)?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        Ok(Arc::new(config))
+        let mut config = client_config(roots)?;
+        Arc::get_mut(&mut config)
+            .expect("not shared yet")
+            .alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Ok(config)
     }
+}
+
+/// A client configuration trusting `roots`.
+pub fn client_config(roots: RootCertStore) -> io::Result<Arc<ClientConfig>> {
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(other)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 /// A server name for a client configuration.
