@@ -144,3 +144,73 @@
 //! `f5_linger_timeout_after_close_despite_input`). A RST that arrives while
 //! we hold a half-closed connection is noticed at once, so nothing lingers
 //! in CLOSE_WAIT (`reactor::reset`: `c9_rst_after_fin_while_half_open`).
+//!
+//! # Does any of this apply to Unix domain sockets?
+//!
+//! All of it. `shutdown(SHUT_WR)` on a Unix stream socket gives the peer
+//! end of file while the other direction stays open, and closing one with
+//! unread input in its receive queue makes the peer's next read fail with
+//! `ECONNRESET` once it has read every byte we sent: a complete reply that
+//! cannot be told from a crash, as over TCP (`unix`:
+//! `unix_shutdown_write_gives_eof_and_keeps_the_other_direction`,
+//! `unix_close_with_unread_input_ends_in_econnreset`). The lingering close
+//! cures it the same way (`unix_lingering_close_turns_the_reset_into_a_clean_eof`),
+//! and a handler written for TCP runs unchanged: listen with
+//! [`Bind::unix`](crate::Bind::unix), connect with
+//! [`Connect::unix`](crate::Connect::unix).
+//!
+//! Two things differ. There is no reset on a Unix socket: an abort closes
+//! at once and drops our queue, and the peer reads end of file
+//! (`unix_abort_drops_the_queue_and_the_peer_sees_eof`); a proxy that
+//! aborts a Unix side to pass on a TCP reset can only close it (the close
+//! table in `CLOSING.md` shows it). And a Unix socket tells who is at the
+//! other end: [`Conn::peer_cred`](crate::Conn::peer_cred)
+//! (`the_peer_credentials_are_those_of_the_connecting_process`). A socket
+//! file left by a crashed server makes `listen` fail with `AddrInUse`
+//! until it is removed; [`Bind::remove_stale`](crate::Bind::remove_stale)
+//! removes it only when no one listens there
+//! (`a_stale_socket_file_is_removed_only_when_asked`).
+//!
+//! # Why does a missing `close_notify` matter?
+//!
+//! Over TLS, anyone on the path can send a TCP FIN: it is not protected.
+//! `close_notify` is TLS's own end of stream, authenticated like the data.
+//! A stream that ends with a FIN but no `close_notify` may have been cut
+//! short on purpose, and a body delimited by the end of the stream would
+//! then look complete when it is not (a truncation attack). So a handler
+//! hears the two ends apart: `close_notify` reaches
+//! [`Handler::handle_readable_eof`](crate::Handler::handle_readable_eof)
+//! like a FIN; a bare FIN reaches
+//! [`Handler::handle_truncated_eof`](crate::Handler::handle_truncated_eof),
+//! whose default makes it an error ([`Reason::Truncated`](crate::Reason::Truncated),
+//! `UnexpectedEof`) (`tls`: `close_notify_is_a_clean_end`,
+//! `a_fin_without_close_notify_is_reported_as_truncated`). Our own end is
+//! `close_notify`, then `shutdown(SHUT_WR)`: `close(2)` alone never ends a
+//! TLS stream properly.
+//!
+//! # When may a protocol accept an end without `close_notify`?
+//!
+//! When it knows by itself that every message it received was complete.
+//! HTTP/1.1 frames each message (`Content-Length`, chunked), so a bare FIN
+//! between requests loses nothing, and the HTTPS example accepts it
+//! ([`Truncated::Accept`](crate::Truncated::Accept)); in the middle of a
+//! request it refuses it, and that request gets no answer (`tls`:
+//! `https_accepts_an_unauthenticated_end_between_requests_only`,
+//! `a_handler_may_accept_a_truncated_end`). A body that runs to the end of
+//! the stream (HTTP/1.0 without a length, a framing
+//! [`Terminator::Eof`](crate::framing::Terminator::Eof)) must not: the
+//! framing layer reports it as incomplete, never as a frame
+//! (`an_end_of_stream_frame_needs_close_notify`).
+//!
+//! # What is a TLS 1.3 half-close?
+//!
+//! TLS 1.3 lets each side close its own direction: after sending
+//! `close_notify` a client may go on reading the reply, exactly as after a
+//! TCP `shutdown(SHUT_WR)`, and
+//! [`Conn::shutdown_write`](crate::Conn::shutdown_write) does just that
+//! (`tls`: `a_tls13_half_close_still_gets_the_whole_response`,
+//! `a_node_client_half_closes_over_tls_and_gets_the_whole_reply`). TLS 1.2
+//! does not: a peer receiving `close_notify` must answer with its own and
+//! close at once, discarding what it had still to write. So over TLS 1.2
+//! a half-closing client may lose the reply; rustls negotiates TLS 1.3
+//! whenever the peer can.

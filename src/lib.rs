@@ -96,6 +96,20 @@
 //! bounded batches, may share a port through `SO_REUSEPORT`, and survive
 //! `EMFILE` without spinning.
 //!
+//! # Transports
+//!
+//! TCP, Unix stream sockets and TLS over TCP run the same handlers with
+//! the same close semantics. [`Reactor::listen`] takes a [`Bind`] (a
+//! `SocketAddr`, `"127.0.0.1:0"`, [`Bind::unix`] for a socket path,
+//! [`Bind::unix_abstract`] for Linux's abstract namespace);
+//! [`Ctx::connect`] takes a [`Connect`]. Over TLS (feature `tls`),
+//! `close_notify` is the FIN: [`Conn::shutdown_write`] sends it before our
+//! TCP FIN, the peer's reaches [`Handler::handle_readable_eof`], and a TCP
+//! FIN without it, a possible truncation, reaches
+//! [`Handler::handle_truncated_eof`] instead. Where the transports differ
+//! (a Unix socket has no reset; only it knows the peer's credentials), the
+//! method docs say so, and the [`guide`] answers the questions.
+//!
 //! # Embedding, threads, several cores
 //!
 //! The reactor's epoll descriptor ([`AsRawFd`](std::os::fd::AsRawFd)) is
@@ -118,8 +132,16 @@
 //! # Platform
 //!
 //! Linux only. The behaviour described here (RST on close with unread
-//! input, `EPOLLRDHUP`, edge-triggered readiness, `SO_REUSEPORT` balancing)
-//! is Linux's, and the tests pin it.
+//! input, `EPOLLRDHUP`, edge-triggered readiness, `SO_REUSEPORT` balancing,
+//! the abstract namespace of Unix sockets, `SO_PEERCRED`, `timerfd`) is
+//! Linux's, and the tests pin it.
+//!
+//! # Features
+//!
+//! - `tls` (off by default): TLS over TCP on [rustls](https://docs.rs/rustls)
+//!   with its `ring` crypto provider, which builds with the C compiler
+//!   alone (no cmake, no system package): `Bind::tls`, `Connect::tls`,
+//!   `Conn::tls`, `TlsInfo`. Without it no TLS code is built.
 //!
 //! # Layout
 //!
@@ -138,7 +160,8 @@
 //! | `conn` | the API handlers use: [`Conn`], [`Ctx`], [`Connect`], and [`Outside`] for host code |
 //! | `handler` | [`Handler`] and [`Eof`] |
 //! | `closed` | [`Closed`], [`Reason`], [`Timeout`], [`ProtocolError`] |
-//! | `listener` | accept loop, backlog, `EMFILE`, `SO_REUSEPORT` |
+//! | `listener` | accept loop, batch limit, connection limit, `EMFILE` |
+//! | `transport` | TCP, Unix and TLS (`tls.rs`) streams and listeners behind one interface; [`Addr`], [`Bind`], [`Connect`], [`PeerCred`] |
 //! | `outq` | the output queue |
 //! | `timer` | the pure timer queue |
 //! | `token` | ids ([`ConnId`] with generations, [`ListenerId`], [`TimerId`]) and `mio::Token`s |

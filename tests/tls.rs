@@ -615,3 +615,164 @@ fn the_proxy_turns_close_notify_into_fin_and_back() {
     assert_clean_exit(proxy);
     assert_clean_exit(upstream);
 }
+
+/// HTTP/1.1 frames its messages itself, so the HTTPS example accepts an
+/// end without `close_notify` between requests: closed by the peer, not
+/// truncated (and our `close_notify` still goes out). In the middle of a
+/// request the same end is a truncation: that request gets no answer.
+#[test]
+fn https_accepts_an_unauthenticated_end_between_requests_only() {
+    let mut server = Server::start_logged(
+        "http_server",
+        &["--listen", "127.0.0.1:0", "--tls-self-signed"],
+        "halfclose=debug",
+    );
+    let cert = certificate_line(&mut server);
+    let roots = {
+        let mut roots = rustls::RootCertStore::empty();
+        let pem = std::fs::read(&cert).unwrap();
+        for c in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        roots
+    };
+    use rustls::pki_types::pem::PemObject;
+    let config = halfclose_tools::tls::client_config(roots).unwrap();
+    let addr = server.addr;
+    let connect = |config| {
+        let session =
+            rustls::ClientConnection::new(config, server_name("localhost").unwrap()).unwrap();
+        let tcp = TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(DEADLINE)).unwrap();
+        rustls::StreamOwned::new(session, tcp)
+    };
+
+    // A whole request and its whole reply, then a bare TCP FIN.
+    let mut tls = connect(config.clone());
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !reply.ends_with(b"hello from halfclose\n") {
+        let n = tls.read(&mut buf).unwrap();
+        assert!(n > 0, "the reply ended early");
+        reply.extend_from_slice(&buf[..n]);
+    }
+    tls.sock.shutdown(Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    assert_eq!(
+        tls.read_to_end(&mut rest).map_err(|e| e.kind()),
+        Ok(0),
+        "our close_notify"
+    );
+    let line = server.expect_log(" closed: ");
+    assert!(line.contains("closed by peer"), "between requests: {line}");
+
+    // Half a request, then a bare TCP FIN.
+    let mut tls = connect(config);
+    tls.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly part")
+        .unwrap();
+    tls.flush().unwrap();
+    tls.sock.shutdown(Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    let _ = tls.read_to_end(&mut rest);
+    assert!(
+        rest.is_empty(),
+        "no answer to a truncated request: {rest:?}"
+    );
+    let line = server.expect_log(" closed: ");
+    assert!(line.contains("truncated"), "inside a request: {line}");
+    assert_clean_exit(server);
+}
+
+/// The framing layer over TLS: a frame that runs to the end of the stream
+/// (`Terminator::Eof`) is complete only if the end is authenticated. A
+/// bare TCP FIN makes it incomplete (reason `Protocol(IncompleteFrame)`),
+/// never a frame; with `close_notify` it is delivered.
+#[test]
+fn an_end_of_stream_frame_needs_close_notify() {
+    use halfclose::framing::{FrameHandler, Framed, Terminator};
+    use halfclose::ProtocolError;
+
+    struct Body {
+        frames: Rc<RefCell<Vec<Vec<u8>>>>,
+        incomplete: Rc<RefCell<Option<usize>>>,
+    }
+    impl FrameHandler for Body {
+        fn found_frame(&mut self, _c: &mut Conn<'_>, frame: &[u8], _t: &mut Terminator) {
+            self.frames.borrow_mut().push(frame.to_vec());
+        }
+        fn incomplete_frame(&mut self, _c: &mut Conn<'_>, partial: &[u8]) {
+            *self.incomplete.borrow_mut() = Some(partial.len());
+        }
+    }
+
+    let cert = Cert::new("framing");
+    for authenticated in [false, true] {
+        let frames = Rc::new(RefCell::new(Vec::new()));
+        let incomplete = Rc::new(RefCell::new(None));
+        let reason = Rc::new(RefCell::new(None));
+        let (f2, i2, r2) = (frames.clone(), incomplete.clone(), reason.clone());
+        struct Tell<H> {
+            inner: H,
+            reason: Rc<RefCell<Option<Reason>>>,
+        }
+        impl<H: Handler> Handler for Tell<H> {
+            fn handle_read(&mut self, c: &mut Conn<'_>, d: &[u8]) {
+                self.inner.handle_read(c, d)
+            }
+            fn handle_readable_eof(&mut self, c: &mut Conn<'_>) -> Eof {
+                self.inner.handle_readable_eof(c)
+            }
+            fn handle_truncated_eof(&mut self, c: &mut Conn<'_>) -> Truncated {
+                self.inner.handle_truncated_eof(c)
+            }
+            fn handle_close(&mut self, ctx: &mut Ctx<'_>, closed: &Closed) {
+                *self.reason.borrow_mut() = Some(closed.reason);
+                self.inner.handle_close(ctx, closed)
+            }
+        }
+        let (mut r, addr) = tls_server(&cert, Config::default(), move || Tell {
+            inner: Framed::new(
+                Body {
+                    frames: f2.clone(),
+                    incomplete: i2.clone(),
+                },
+                Terminator::Eof,
+                1 << 20,
+            ),
+            reason: r2.clone(),
+        });
+        let config = cert.id.client_config(&[]).unwrap();
+        let client = std::thread::spawn(move || {
+            let session =
+                rustls::ClientConnection::new(config, server_name("localhost").unwrap()).unwrap();
+            let tcp = TcpStream::connect(addr).unwrap();
+            tcp.set_read_timeout(Some(DEADLINE)).unwrap();
+            let mut tls = rustls::StreamOwned::new(session, tcp);
+            tls.write_all(b"the whole body?").unwrap();
+            if authenticated {
+                tls.conn.send_close_notify();
+            }
+            tls.flush().unwrap();
+            tls.sock.shutdown(Shutdown::Write).unwrap();
+            let mut rest = Vec::new();
+            let _ = tls.read_to_end(&mut rest);
+        });
+        run_until(&mut r, |_| reason.borrow().is_some());
+        client.join().unwrap();
+        if authenticated {
+            assert_eq!(*frames.borrow(), [b"the whole body?".to_vec()]);
+            assert_eq!(*reason.borrow(), Some(Reason::PeerClosed));
+        } else {
+            assert!(
+                frames.borrow().is_empty(),
+                "a truncated body delivered as a frame"
+            );
+            assert_eq!(*incomplete.borrow(), Some(15));
+            assert_eq!(
+                *reason.borrow(),
+                Some(Reason::Protocol(ProtocolError::IncompleteFrame))
+            );
+        }
+    }
+}

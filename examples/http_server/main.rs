@@ -40,7 +40,7 @@
 
 use std::time::Duration;
 
-use halfclose::{Closed, Config, Conn, Ctx, Eof, Handler, ProtocolError, Reactor};
+use halfclose::{Closed, Config, Conn, Ctx, Eof, Handler, ProtocolError, Reactor, Truncated};
 
 use halfclose_tools::http::{self, Event, Head, Limits, Parser};
 use halfclose_tools::support;
@@ -245,6 +245,27 @@ impl Handler for Http {
             conn.close_with(ProtocolError::IncompleteFrame);
         }
         Eof::Close
+    }
+
+    /// Over TLS, a TCP FIN without `close_notify`. HTTP/1.1 frames every
+    /// message itself (Content-Length, chunked), so between requests the
+    /// end is as good as a FIN: nothing can have been cut off. In the
+    /// middle of a request it is not: that request may be truncated, and
+    /// gets no answer.
+    fn handle_truncated_eof(&mut self, conn: &mut Conn<'_>) -> Truncated {
+        if self.parser.is_idle() {
+            log::debug!(
+                "{:?} end without close_notify between requests: accepted",
+                conn.id()
+            );
+            Truncated::Accept(self.handle_readable_eof(conn))
+        } else {
+            log::debug!(
+                "{:?} end without close_notify in a request: truncated",
+                conn.id()
+            );
+            Truncated::Fail
+        }
     }
 
     fn handle_drain(&mut self, conn: &mut Conn<'_>) {
