@@ -102,8 +102,9 @@ impl Config {
     /// # Errors
     ///
     /// [`Error::InvalidConfig`] naming the first setting that is wrong: a
-    /// low-water mark above the high-water mark, or a zero read buffer,
-    /// read budget, accept batch or event capacity.
+    /// low-water mark above the high-water mark, a zero read buffer, read
+    /// budget, accept batch or event capacity, or a timeout longer than
+    /// 49 days (2^32 ms, how far a connection's clock reaches).
     pub fn validate(&self) -> Result<(), Error> {
         let wrong = |why: &'static str| Err(Error::InvalidConfig(why));
         if self.write_low_water > self.write_high_water {
@@ -120,6 +121,28 @@ impl Config {
         }
         if self.events_capacity == 0 {
             return wrong("events_capacity is 0");
+        }
+        // A connection keeps its moments in 32-bit milliseconds.
+        let longest = Duration::from_millis(u64::from(u32::MAX));
+        for (timeout, why) in [
+            (self.idle_timeout, "idle_timeout is longer than 49 days"),
+            (
+                self.peer_eof_timeout,
+                "peer_eof_timeout is longer than 49 days",
+            ),
+            (self.linger_timeout, "linger_timeout is longer than 49 days"),
+            (
+                self.connect_timeout,
+                "connect_timeout is longer than 49 days",
+            ),
+            (
+                self.handshake_timeout,
+                "handshake_timeout is longer than 49 days",
+            ),
+        ] {
+            if timeout.is_some_and(|t| t > longest) {
+                return wrong(why);
+            }
         }
         Ok(())
     }
@@ -148,7 +171,7 @@ mod tests {
     #[test]
     fn contradictions_and_zero_sizes_are_refused_by_name() {
         type Spoil = fn(&mut Config);
-        let cases: [(Spoil, &str); 5] = [
+        let cases: [(Spoil, &str); 6] = [
             (
                 |c| c.write_low_water = c.write_high_water + 1,
                 "write_low_water",
@@ -157,6 +180,10 @@ mod tests {
             (|c| c.read_budget = 0, "read_budget"),
             (|c| c.accept_batch = 0, "accept_batch"),
             (|c| c.events_capacity = 0, "events_capacity"),
+            (
+                |c| c.linger_timeout = Some(Duration::from_secs(50 * 86_400)),
+                "linger_timeout",
+            ),
         ];
         for (spoil, name) in cases {
             let mut c = Config::default();

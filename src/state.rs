@@ -246,13 +246,32 @@ pub(crate) struct ConnState {
     bytes_in: u64,
     bytes_out: u64,
     /// Tick of the last byte moved in either direction.
-    last_activity: u64,
+    last_activity: Tick,
     /// Tick the current phase began: connect started, peer FIN, our FIN.
-    since: u64,
+    since: Tick,
     /// Idle timeout in ms; 0 disables it.
     idle_ms: u32,
     /// The one timer entry that guards every timeout of this connection.
     armed: Armed,
+}
+
+/// A moment of the reactor's millisecond clock kept in 32 bits (its low
+/// bits), read back against `now`: exact while it lies less than 2^32 ms
+/// (49 days) in the past, which every timeout does
+/// ([`Config::validate`](crate::Config::validate) refuses longer ones).
+/// Half the size of a `u64` in every connection's state.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Tick(u32);
+
+impl Tick {
+    fn at(now: u64) -> Tick {
+        Tick(now as u32)
+    }
+
+    /// The full tick this one stands for, `now` being later.
+    fn back(self, now: u64) -> u64 {
+        now.saturating_sub(u64::from((now as u32).wrapping_sub(self.0)))
+    }
 }
 
 macro_rules! transition {
@@ -279,8 +298,8 @@ impl ConnState {
             out: None,
             bytes_in: 0,
             bytes_out: 0,
-            last_activity: now,
-            since: now,
+            last_activity: Tick::at(now),
+            since: Tick::at(now),
             idle_ms,
             armed: Armed::NONE,
         };
@@ -549,7 +568,7 @@ impl ConnState {
     pub(crate) fn wrote(&mut self, n: usize, now: u64) {
         if n > 0 {
             self.bytes_out += n as u64;
-            self.last_activity = now;
+            self.last_activity = Tick::at(now);
         }
     }
 
@@ -608,8 +627,8 @@ impl ConnState {
         };
         transition!("writing {:?} -> {next:?}", self.writing);
         self.writing = next;
-        self.last_activity = now;
-        self.since = now;
+        self.last_activity = Tick::at(now);
+        self.since = Tick::at(now);
     }
 
     /// The TLS handshake completed: the connection is established.
@@ -620,7 +639,7 @@ impl ConnState {
         let next = if fin { Writing::Closing } else { Writing::Open };
         transition!("writing {:?} -> {next:?}", self.writing);
         self.writing = next;
-        self.last_activity = now;
+        self.last_activity = Tick::at(now);
         // The handshake's last read may have brought application data
         // along, which no new event will announce.
         self.ready.set(Ready::READABLE);
@@ -654,7 +673,7 @@ impl ConnState {
     pub(crate) fn shut_write(&mut self, now: u64) {
         transition!("writing {:?} -> Shut", self.writing);
         self.writing = Writing::Shut;
-        self.since = now;
+        self.since = Tick::at(now);
     }
 
     /// `shutdown(SHUT_WR)` failed; `ENOTCONN` means the peer reset (V6).
@@ -670,7 +689,7 @@ impl ConnState {
     /// queue empty (a short read of a plain socket).
     pub(crate) fn read_data(&mut self, n: usize, drained: bool, now: u64) {
         self.bytes_in += n as u64;
-        self.last_activity = now;
+        self.last_activity = Tick::at(now);
         // A short read emptied the queue: a new edge comes with new data.
         // If the event also carried the FIN (and no error), EOF follows the
         // data with no further read.
@@ -706,7 +725,7 @@ impl ConnState {
         );
         transition!("reading {:?} -> Eof", self.reading);
         let was = std::mem::replace(&mut self.reading, Reading::Eof);
-        self.since = now;
+        self.since = Tick::at(now);
         (was == Reading::Open).then_some(ours_first)
     }
 
@@ -758,21 +777,22 @@ impl ConnState {
 
     // ------------------------------------------------------------ time
 
-    /// The earliest timeout this connection is subject to now.
-    pub(crate) fn next_timeout(&self, cfg: &Config) -> Option<(u64, Timeout)> {
+    /// The earliest timeout this connection is subject to, at `now`.
+    pub(crate) fn next_timeout(&self, cfg: &Config, now: u64) -> Option<(u64, Timeout)> {
         let ms = |d: Option<std::time::Duration>| d.map(millis);
+        let since = self.since.back(now);
+        let last_activity = self.last_activity.back(now);
         match self.writing {
             Writing::Connecting { .. } => {
-                return ms(cfg.connect_timeout)
-                    .map(|t| (self.since.saturating_add(t), Timeout::Connect))
+                return ms(cfg.connect_timeout).map(|t| (since.saturating_add(t), Timeout::Connect))
             }
             Writing::Handshaking { .. } => {
                 return ms(cfg.handshake_timeout)
-                    .map(|t| (self.since.saturating_add(t), Timeout::Handshake))
+                    .map(|t| (since.saturating_add(t), Timeout::Handshake))
             }
             _ => {}
         }
-        let progress = self.since.max(self.last_activity);
+        let progress = since.max(last_activity);
         let mut best: Option<(u64, Timeout)> = None;
         let mut consider = |at: Option<u64>, t: Timeout| {
             if let Some(at) = at {
@@ -785,13 +805,13 @@ impl ConnState {
         // the peer's.
         if self.idle_ms > 0 && self.writing != Writing::Shut {
             consider(
-                Some(self.last_activity.saturating_add(u64::from(self.idle_ms))),
+                Some(last_activity.saturating_add(u64::from(self.idle_ms))),
                 Timeout::Idle,
             );
         }
         match (self.writing, self.reading) {
             (Writing::Shut, Reading::Discarding) => consider(
-                ms(cfg.linger_timeout).map(|t| self.since.saturating_add(t)),
+                ms(cfg.linger_timeout).map(|t| since.saturating_add(t)),
                 Timeout::Linger,
             ),
             (Writing::Shut, _) => consider(
@@ -822,7 +842,7 @@ impl ConnState {
     /// if progress did not move it. Returns it.
     pub(crate) fn expire(&mut self, now: u64, cfg: &Config) -> Option<Timeout> {
         self.armed = Armed::NONE;
-        let (at, kind) = self.next_timeout(cfg)?;
+        let (at, kind) = self.next_timeout(cfg, now)?;
         if at > now {
             return None; // progress moved the deadline
         }
@@ -844,7 +864,7 @@ impl ConnState {
                 if matches!(self.end, End::Running) && self.writing == Writing::Open {
                     // The close starts a new phase: its deadlines run from
                     // now.
-                    self.last_activity = now;
+                    self.last_activity = Tick::at(now);
                     self.close(reason);
                 } else {
                     // Already closing and still stuck: give up.
@@ -888,7 +908,17 @@ mod tests {
     fn state_is_small() {
         let size = std::mem::size_of::<ConnState>();
         println!("size_of::<ConnState>() = {size} bytes");
-        assert!(size <= 104, "ConnState takes {size} bytes");
+        assert!(size <= 80, "ConnState takes {size} bytes");
+    }
+
+    #[test]
+    fn a_tick_reads_back_across_the_32_bit_wrap() {
+        let before = u64::from(u32::MAX) - 10;
+        let t = Tick::at(before);
+        assert_eq!(t.back(before + 25), before, "after the low bits wrapped");
+        assert_eq!(t.back(before), before);
+        let far = (7u64 << 32) + 123;
+        assert_eq!(Tick::at(far - 1_000).back(far), far - 1_000);
     }
 
     mod ranking {
@@ -972,7 +1002,10 @@ mod tests {
         fn counts_as_connecting_and_only_the_connect_timeout_applies() {
             let st = state(Writing::Connecting { fin: false }, Reading::Open);
             assert_eq!(st.classify(), Gauge::Connecting);
-            assert_eq!(st.next_timeout(&cfg()), Some((1_200, Timeout::Connect)));
+            assert_eq!(
+                st.next_timeout(&cfg(), 1_000),
+                Some((1_200, Timeout::Connect))
+            );
             assert_eq!(st.next_action(LOW, Io::PLAIN), Action::Wait);
         }
 
@@ -1077,7 +1110,10 @@ mod tests {
             assert_eq!(st.classify(), Gauge::Connecting);
             let mut cfg = cfg();
             cfg.handshake_timeout = Some(Duration::from_millis(100));
-            assert_eq!(st.next_timeout(&cfg), Some((1_100, Timeout::Handshake)));
+            assert_eq!(
+                st.next_timeout(&cfg, 1_000),
+                Some((1_100, Timeout::Handshake))
+            );
             assert_eq!(st.expire(1_100, &cfg), Some(Timeout::Handshake));
             assert!(matches!(
                 st.end,
@@ -1222,8 +1258,8 @@ mod tests {
         fn idle_timeout_runs_from_the_last_activity_and_closes_gracefully() {
             let mut st = state(Writing::Open, Reading::Open);
             st.idle_ms = 50;
-            st.last_activity = 5_000;
-            assert_eq!(st.next_timeout(&cfg()), Some((5_050, Timeout::Idle)));
+            st.last_activity = Tick::at(5_000);
+            assert_eq!(st.next_timeout(&cfg(), 5_000), Some((5_050, Timeout::Idle)));
             assert_eq!(st.expire(5_049, &cfg()), None);
             assert_eq!(st.expire(5_050, &cfg()), Some(Timeout::Idle));
             assert!(matches!(
@@ -1301,9 +1337,15 @@ mod tests {
         #[test]
         fn peer_eof_timeout_is_restarted_by_progress() {
             let mut st = state(Writing::Open, Reading::Eof);
-            assert_eq!(st.next_timeout(&cfg()), Some((1_500, Timeout::PeerEof)));
-            st.last_activity = 2_000;
-            assert_eq!(st.next_timeout(&cfg()), Some((2_500, Timeout::PeerEof)));
+            assert_eq!(
+                st.next_timeout(&cfg(), 1_000),
+                Some((1_500, Timeout::PeerEof))
+            );
+            st.last_activity = Tick::at(2_000);
+            assert_eq!(
+                st.next_timeout(&cfg(), 2_000),
+                Some((2_500, Timeout::PeerEof))
+            );
         }
 
         #[test]
@@ -1330,17 +1372,23 @@ mod tests {
         fn linger_after_shutdown_is_restarted_by_input() {
             let mut st = state(Writing::Shut, Reading::Open);
             assert_eq!(st.classify(), Gauge::HalfClosedOut);
-            st.since = 1_000;
-            st.last_activity = 1_100;
-            assert_eq!(st.next_timeout(&cfg()), Some((1_400, Timeout::Linger)));
+            st.since = Tick::at(1_000);
+            st.last_activity = Tick::at(1_100);
+            assert_eq!(
+                st.next_timeout(&cfg(), 1_100),
+                Some((1_400, Timeout::Linger))
+            );
         }
 
         #[test]
         fn linger_after_close_runs_from_our_fin() {
             let mut st = state(Writing::Shut, Reading::Discarding);
-            st.since = 1_000;
-            st.last_activity = 1_200;
-            assert_eq!(st.next_timeout(&cfg()), Some((1_300, Timeout::Linger)));
+            st.since = Tick::at(1_000);
+            st.last_activity = Tick::at(1_200);
+            assert_eq!(
+                st.next_timeout(&cfg(), 1_200),
+                Some((1_300, Timeout::Linger))
+            );
         }
 
         #[test]

@@ -603,7 +603,7 @@ impl World {
                     .readiness(false, false, true, !matches!(ev, Event::ConnectOk));
             }
             Event::Deadline => {
-                let Some((at, _)) = sim.st.next_timeout(&self.cfg) else {
+                let Some((at, _)) = sim.st.next_timeout(&self.cfg, self.now) else {
                     return;
                 };
                 self.now = self.now.max(at);
