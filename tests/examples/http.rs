@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::util::{
     blocking_connect, example_bin, pattern, python, run, run_bounded, status_kib, text, Server,
-    DEADLINE,
+    Stream, DEADLINE,
 };
 
 const HELLO: &[u8] = b"hello from halfclose\n";
@@ -50,7 +50,7 @@ impl Response {
 /// Reads responses off one connection, keeping bytes that belong to the
 /// next one.
 struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     buf: Vec<u8>,
 }
 
