@@ -16,4 +16,5 @@ mod examples {
     mod http;
     mod proxy;
     mod seeds;
+    mod unix;
 }

@@ -26,4 +26,5 @@ mod reactor {
     mod reset;
     mod smoke;
     mod timeouts;
+    mod unix;
 }
