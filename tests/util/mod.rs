@@ -1,8 +1,10 @@
 //! Helpers shared by the integration tests: a recording handler, a bounded
-//! loop driver, and a non-blocking client that is pumped from the same
-//! thread as the reactor (no sleeps, no second thread needed); in
-//! submodules, child processes ([`process`]), `/proc` readers ([`sys`]) and
-//! a capturing logger ([`logs`]), all re-exported here.
+//! loop driver, and a non-blocking client of either transport that is
+//! pumped from the same thread as the reactor (no sleeps, no second thread
+//! needed); in submodules, the transports and the macros that run one test
+//! definition on each ([`transport`]), child processes ([`process`]),
+//! `/proc` readers ([`sys`]) and a capturing logger ([`logs`]), all
+//! re-exported here.
 //!
 //! Every test binary (`reactor`, `examples`, `linux_facts`, `exhaustion`)
 //! declares `mod util;` and uses a part of these helpers; what one binary
