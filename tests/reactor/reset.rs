@@ -105,8 +105,9 @@ fn c6_data_then_peer_rst(t: Transport) {
 
 /// C7 (V3): the peer closed its socket entirely (its FIN looks like a
 /// half-close, so we hold the connection with `Eof::HalfClose`) and we keep
-/// writing from a timer. The first write succeeds, the peer answers RST;
-/// the failure (`ECONNRESET` or `EPIPE`) is reported once, the connection
+/// writing from a timer. On TCP the first write succeeds and the peer
+/// answers RST; on a Unix socket the first write already fails (`EPIPE`).
+/// The failure (`ECONNRESET` or `EPIPE`) is reported once, the connection
 /// closes with `Reason::Reset`, and every byte we wrote is either handed to
 /// the kernel or counted as dropped.
 fn c7_writing_to_a_closed_peer_fails_once(t: Transport) {

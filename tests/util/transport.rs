@@ -76,15 +76,6 @@ impl Transport {
             End::Eof
         }
     }
-
-    /// The transport of `addr`.
-    pub fn of(addr: &Addr) -> Transport {
-        if addr.is_unix() {
-            Transport::Unix
-        } else {
-            Transport::Tcp
-        }
-    }
 }
 
 /// A name no other call in any process returns:
@@ -153,13 +144,6 @@ impl Stream {
         match at {
             Addr::Inet(a) => TcpStream::connect(a).map(Stream::Tcp),
             other => UnixStream::connect_addr(&unix_addr(other)?).map(Stream::Unix),
-        }
-    }
-
-    pub fn transport(&self) -> Transport {
-        match self {
-            Stream::Tcp(_) => Transport::Tcp,
-            Stream::Unix(_) => Transport::Unix,
         }
     }
 
