@@ -9,6 +9,8 @@ with `cargo test -- --list`, then reads every backticked token of the docs
 and of the comments in the Rust sources:
 
   `reactor::half_close::a3_...`    binary, module, function: must exist
+                                   (a definition run on both transports,
+                                   or one run: `...::a3_...::unix`)
   `linux_facts::v1_...`            binary of one file, function: must exist
   `src/state.rs::tests::x`         a unit test, by file and module path
   `::e2_len_stays_until_changed`   the previous path, last part replaced
@@ -35,15 +37,23 @@ def listed(args):
                          capture_output=True, text=True, check=True).stdout
     return [l[: -len(": test")] for l in out.splitlines() if l.endswith(": test")]
 
+# A test definition run on several transports (tests/util/transport.rs:
+# `transports!`, `transport_pairs!`) is a module of tests named by transport:
+# `reactor::half_close::a1_x::tcp` and `::unix`. The definition,
+# `reactor::half_close::a1_x`, is cited as a test; so is each of its runs.
+TRANSPORTS = {"tcp", "unix", "tcp_to_tcp", "tcp_to_unix", "unix_to_tcp", "unix_to_unix"}
 tests = set()
 for b in BINARIES:
     for name in listed(["--test", b]):
         tests.add(name if name.startswith(b + "::") else f"{b}::{name}")
+definitions = {t.rsplit("::", 1)[0] for t in tests if t.rsplit("::", 1)[-1] in TRANSPORTS}
+tests |= definitions
 units = {"src": set(listed(["-p", "halfclose", "--lib"])),
          "tools/src": set(listed(["-p", "halfclose-tools", "--lib"]))}
-modules = {t.rsplit("::", 1)[0] for t in tests} | set(BINARIES)
+modules = {t.rsplit("::", k)[0] for t in tests for k in range(1, t.count("::") + 1)}
+modules = (modules - tests) | set(BINARIES)
 last = {}
-for t in tests:
+for t in tests - {d + "::" + x for d in definitions for x in TRANSPORTS}:
     last.setdefault(t.rsplit("::", 1)[-1], set()).add(t.rsplit("::", 1)[0])
 for names in units.values():
     for t in names:

@@ -1,7 +1,9 @@
 //! The example servers and the tools' programs driven as separate
 //! processes, and the HTTP example's parser under hostile input: one test
 //! binary with a module per subject (`tests/examples/<subject>.rs`); test
-//! names read `examples::<subject>::<test>`.
+//! names read `examples::<subject>::<test>`, followed by `::tcp` and
+//! `::unix` (or, for the proxy, `::tcp_to_unix` and the other pairs) for a
+//! test defined once for every transport.
 //!
 //! The layout is that of `tests/reactor.rs`: the subjects sit under an
 //! inline module so that cargo does not build each as a target, and this
@@ -16,4 +18,5 @@ mod examples {
     mod http;
     mod proxy;
     mod seeds;
+    mod unix;
 }

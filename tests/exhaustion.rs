@@ -3,6 +3,12 @@
 //! never reads while we send 1 GiB (F4 at scale), and slowloris clients
 //! hold thousands of connections open with partial requests.
 //!
+//! TCP only: descriptor exhaustion at a TCP listener and thousands of
+//! loopback connections are the load these tests are about; the memory
+//! and timeout bounds they measure do not depend on the transport, and the
+//! behaviours themselves (F4, F1) run on both transports in
+//! `reactor::timeouts`.
+//!
 //! The tests that measure the process (CPU time, `VmRSS`, open
 //! descriptors) run their body in a child process: this test binary,
 //! re-executed with one test selected and an environment variable naming

@@ -1,6 +1,14 @@
 //! The Linux TCP facts of DESIGN.md section 1 (V1-V7), pinned with raw
 //! sockets (std, socket2, mio; no reactor), and, where the reactor exists
-//! to protect against a fact, the reactor's behaviour next to it.
+//! to protect against a fact, the reactor's behaviour next to it. At the
+//! end, the same facts on Unix stream sockets: those that hold there too
+//! (V1, V2, a close after end of file, `shutdown`), and those that differ
+//! (V3, V6, `SO_LINGER` 0), which the tests that run on both transports
+//! rely on.
+//!
+//! The TCP facts stay TCP-only: they are about TCP's segments, window and
+//! states; the Unix section pins each one that has a Unix counterpart on
+//! its own terms.
 //!
 //! Raw sockets are driven from one thread: on loopback a segment is
 //! delivered to the peer socket during the sending syscall, and every wait
@@ -12,6 +20,7 @@ mod util;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::{Duration, Instant};
 
 use halfclose::{Eof, Reason};
@@ -553,4 +562,149 @@ fn v7_child_under_fd_limit() {
     let (_accepted, peer) = listener.accept().expect("accept once a descriptor is free");
     assert_eq!(peer, client.local_addr().unwrap(), "the queued connection");
     drop(hogs);
+}
+
+// ---------------------------------------------------------------- Unix stream sockets
+
+/// A connected pair of blocking Unix stream sockets: (client, server),
+/// through a listener on a socket file in `dir`. Blocking reads give up
+/// after [`DEADLINE`].
+fn unix_pair(dir: &TempDir) -> (UnixStream, UnixStream) {
+    let path = dir.path("s");
+    let listener = UnixListener::bind(&path).unwrap();
+    let client = UnixStream::connect(&path).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    for s in [&client, &server] {
+        s.set_read_timeout(Some(DEADLINE)).unwrap();
+    }
+    (client, server)
+}
+
+/// Read to the end; what was read and how it ended.
+fn read_all(s: &mut UnixStream) -> (Vec<u8>, Result<(), io::ErrorKind>) {
+    let (got, end) = read_to_end_or_error(s);
+    (got, end.map_err(|e| e.kind()))
+}
+
+/// V1 on a Unix socket: closing with unread bytes in our receive queue
+/// makes the peer's read fail with `ECONNRESET` once it has read every byte
+/// we sent: a complete reply cannot be told from a crash. (Unlike TCP,
+/// nothing we sent is lost: a Unix socket's bytes are in the peer's
+/// receive queue as soon as `write` returns.)
+#[test]
+fn v1_unix_close_with_unread_input_ends_in_econnreset() {
+    let dir = TempDir::new("v1");
+    let (mut client, mut server) = unix_pair(&dir);
+    client.write_all(b"request the server never reads").unwrap();
+    let reply = pattern(10_000, 1);
+    server.write_all(&reply).unwrap();
+    drop(server); // the request is still unread
+    let (got, end) = read_all(&mut client);
+    assert_eq!(got, reply, "every byte sent before the close arrives");
+    assert_eq!(
+        end,
+        Err(io::ErrorKind::ConnectionReset),
+        "then a reset, not EOF"
+    );
+}
+
+/// On a Unix socket as on TCP, a close after the input was read to its end
+/// gives the peer a clean end of file.
+#[test]
+fn unix_close_after_reading_everything_ends_in_eof() {
+    let dir = TempDir::new("v1eof");
+    let (mut client, mut server) = unix_pair(&dir);
+    client.write_all(b"request").unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    let (req, end) = read_all(&mut server);
+    assert_eq!((req.as_slice(), end), (&b"request"[..], Ok(())));
+    server.write_all(b"reply").unwrap();
+    drop(server);
+    assert_eq!(read_all(&mut client), (b"reply".to_vec(), Ok(())));
+}
+
+/// `shutdown(SHUT_WR)` on a Unix socket: the peer reads end of file, and
+/// can still send to us.
+#[test]
+fn unix_shutdown_write_gives_eof_and_keeps_the_other_direction() {
+    let (mut a, mut b) = UnixStream::pair().unwrap();
+    for s in [&a, &b] {
+        s.set_read_timeout(Some(DEADLINE)).unwrap();
+    }
+    a.write_all(b"all of it").unwrap();
+    a.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_all(&mut b), (b"all of it".to_vec(), Ok(())));
+    b.write_all(b"answer").unwrap();
+    drop(b);
+    assert_eq!(read_all(&mut a), (b"answer".to_vec(), Ok(())));
+}
+
+/// V2 on a Unix socket, whose only "reset" is a close with unread input:
+/// the data that came before it can still be read; then one read fails
+/// with `ECONNRESET`; after that reads return 0, as after a TCP RST.
+#[test]
+fn v2_unix_data_before_the_reset_is_readable_then_one_reset_then_zero() {
+    let (mut a, mut b) = UnixStream::pair().unwrap();
+    b.set_read_timeout(Some(DEADLINE)).unwrap();
+    b.write_all(b"left unread").unwrap();
+    a.write_all(&[7u8; 100]).unwrap();
+    drop(a); // "left unread" is: a reset
+    let mut buf = [0u8; 1000];
+    assert_eq!(b.read(&mut buf).unwrap(), 100);
+    assert!(buf[..100].iter().all(|&x| x == 7));
+    assert_eq!(
+        b.read(&mut buf).map_err(|e| e.kind()),
+        Err(io::ErrorKind::ConnectionReset)
+    );
+    for _ in 0..3 {
+        assert_eq!(b.read(&mut buf).map_err(|e| e.kind()), Ok(0));
+    }
+}
+
+/// V3 differs on a Unix socket: once the peer has closed, the very first
+/// `send` fails with `EPIPE` (TCP lets one through and fails the next,
+/// after the peer's RST); a Unix socket knows at once that no one will
+/// read.
+#[test]
+fn v3_unix_send_after_the_peer_closed_fails_at_once() {
+    let (mut a, b) = UnixStream::pair().unwrap();
+    drop(b);
+    let mut buf = [0u8; 16];
+    assert_eq!(a.read(&mut buf).unwrap(), 0, "the peer's end of file");
+    for _ in 0..3 {
+        assert_eq!(
+            a.write(b"later").map_err(|e| e.kind()),
+            Err(io::ErrorKind::BrokenPipe)
+        );
+    }
+}
+
+/// V6 differs on a Unix socket: `shutdown(Write)` after the peer's
+/// "reset" (its close with our bytes unread) succeeds, where TCP fails
+/// with `ENOTCONN`; the reset is still pending, and the next read meets
+/// `ECONNRESET`.
+#[test]
+fn v6_unix_shutdown_after_the_peer_reset_succeeds() {
+    let (mut a, b) = UnixStream::pair().unwrap();
+    a.write_all(b"never read").unwrap();
+    drop(b);
+    assert_eq!(a.shutdown(Shutdown::Write).map_err(|e| e.kind()), Ok(()));
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        a.read(&mut buf).map_err(|e| e.kind()),
+        Err(io::ErrorKind::ConnectionReset)
+    );
+}
+
+/// `SO_LINGER` 0, TCP's way to reset, does nothing on a Unix socket: a
+/// close with it and nothing unread gives the peer every byte and a clean
+/// end of file.
+#[test]
+fn unix_so_linger_zero_does_not_reset() {
+    let (mut a, b) = UnixStream::pair().unwrap();
+    a.set_read_timeout(Some(DEADLINE)).unwrap();
+    SockRef::from(&b).set_linger(Some(Duration::ZERO)).unwrap();
+    (&b).write_all(b"bye").unwrap();
+    drop(b);
+    assert_eq!(read_all(&mut a), (b"bye".to_vec(), Ok(())));
 }

@@ -1,7 +1,9 @@
 //! The reactor over loopback sockets, in one test binary with a module per
 //! subject (`tests/reactor/<subject>.rs`); test names read
 //! `reactor::<subject>::<test>`, and a scenario id of `docs/scenarios.md`
-//! at the start of a test's own name says which behaviour it pins.
+//! at the start of a test's own name says which behaviour it pins. A test
+//! defined once for both transports runs as `<test>::tcp` and
+//! `<test>::unix` (the `transports!` table at the top of its module).
 //!
 //! One binary rather than one per subject, so that the tests link once.
 //! The subjects live in `tests/reactor/` under the inline module below, so
@@ -26,4 +28,5 @@ mod reactor {
     mod reset;
     mod smoke;
     mod timeouts;
+    mod unix;
 }

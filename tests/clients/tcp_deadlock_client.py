@@ -3,6 +3,11 @@
 Programming), ported to Python 3.
 
 usage: tcp_deadlock_client.py HOST PORT BYTES [TIMEOUT]
+       tcp_deadlock_client.py PATH - BYTES [TIMEOUT]
+
+HOST PORT is a TCP server; PATH (a path beginning with /, or @name in the
+abstract namespace) with - for the port is a Unix stream socket server,
+which speaks the same protocol with the same close semantics.
 
 Sends BYTES (rounded up to a multiple of 16) of 'capitalize this!' with
 sendall, half-closes with shutdown(SHUT_WR), reads the reply to EOF, and
@@ -25,16 +30,21 @@ CHUNK = MESSAGE * 1024  # sendall 16 KiB at a time (the original: 16 bytes)
 
 def main():
     if len(sys.argv) not in (4, 5) or not sys.argv[3].isdigit():
-        print('usage: tcp_deadlock_client.py HOST PORT BYTES [TIMEOUT]', file=sys.stderr)
+        print('usage: tcp_deadlock_client.py HOST PORT|- BYTES [TIMEOUT]', file=sys.stderr)
         return 2
-    host, port = sys.argv[1], int(sys.argv[2])
+    host, port = sys.argv[1], sys.argv[2]
     nbytes = (int(sys.argv[3]) + 15) // 16 * 16  # round up to // 16
     timeout = float(sys.argv[4]) if len(sys.argv) == 5 else None
 
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if host.startswith(('/', '@')) and port == '-':
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        address = '\0' + host[1:] if host.startswith('@') else host
+    else:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        address = (host, int(port))
     s.settimeout(timeout)
     print('sending', nbytes, 'bytes:', repr(MESSAGE), 'repeated', file=sys.stderr)
-    s.connect((host, port))
+    s.connect(address)
 
     sent = 0
     try:

@@ -18,7 +18,7 @@
 //! Over the wire, the same generators give a corpus of hostile requests sent
 //! to the running `http_server` example next to a well-behaved keep-alive
 //! client; the parser, run in this process, says what the server must
-//! answer.
+//! answer. That part runs on TCP only: the parser never sees the transport.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};

@@ -14,6 +14,9 @@
 //!
 //! Synchronisation is by the processes' own output lines (read with a
 //! deadline) and by blocking sockets with timeouts; there are no sleeps.
+//!
+//! TCP only: the fault proxy speaks TCP, and its faults (a RST at byte N)
+//! are TCP's.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};

@@ -6,6 +6,11 @@
 //! Every reply that ends a connection must be followed by a clean EOF, not a
 //! reset: the server closes with a lingering close (B5), even when the client
 //! sent more than the server read.
+//!
+//! TCP only: curl and Python's `http.client` are driven over TCP, as the
+//! example's users do; the server's own Unix socket path is exercised by its
+//! graceful stop (`examples::graceful_stop`, on both transports), and the
+//! close behaviour (B5, F1, F4) on both transports in the reactor tests.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -14,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::util::{
     blocking_connect, example_bin, pattern, python, run, run_bounded, status_kib, text, Server,
-    DEADLINE,
+    Stream, DEADLINE,
 };
 
 const HELLO: &[u8] = b"hello from halfclose\n";
@@ -50,7 +55,7 @@ impl Response {
 /// Reads responses off one connection, keeping bytes that belong to the
 /// next one.
 struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     buf: Vec<u8>,
 }
 

@@ -1,14 +1,32 @@
 //! The seed programs, run as a user would: the `tcp_deadlock` and
 //! `shut_srv` examples as servers, driven by Python 3 ports of the seeds'
-//! own clients (`tests/clients/`) and by the examples' own clients.
+//! own clients (`tests/clients/`), by `socat` and by the examples' own
+//! clients.
 //!
-//! `python3` is part of the CI image; a missing interpreter fails the tests
-//! rather than skipping them.
+//! `tcp_deadlock` speaks TCP and Unix stream sockets with the same close
+//! semantics, so its tests run on both, from one definition each (the
+//! table below); the Python client connects with `socket.AF_UNIX` there.
+//! `shut_srv` listens on TCP only, and so do its tests.
+//!
+//! `python3` and `socat` are part of the CI image; a missing one fails
+//! the tests rather than skipping them.
 
 use std::process::Command;
 use std::time::Instant;
 
-use crate::util::{assert_clean_exit, example_bin, python, run, status_kib, text, Server};
+use crate::util::{
+    assert_clean_exit, example_bin, python, run, run_bounded, socat_exe, status_kib, text, Server,
+    Transport, DEADLINE,
+};
+use halfclose::Addr;
+
+crate::transports!(
+    tcp_deadlock_python_client_gets_every_byte_uppercased,
+    tcp_deadlock_socat_client_half_closes_at_the_end_of_its_input,
+    tcp_deadlock_client_that_reads_only_after_sending_deadlocks,
+    tcp_deadlock_rust_client_reads_while_it_sends,
+    tcp_deadlock_without_shutdown_hangs_until_the_timeout,
+);
 
 fn port(server: &Server) -> String {
     server.addr.port().to_string()
@@ -16,28 +34,75 @@ fn port(server: &Server) -> String {
 
 // ------------------------------------------------------------ tcp_deadlock
 
-fn tcp_deadlock_server() -> Server {
-    Server::start("tcp_deadlock", &["server", "--listen", "127.0.0.1:0"])
+fn tcp_deadlock_server(t: Transport) -> Server {
+    Server::start(
+        "tcp_deadlock",
+        &["server", "--listen", &t.fresh().to_string()],
+    )
+}
+
+/// `tcp_deadlock_client.py` with `args` after the server's address:
+/// `HOST PORT` for TCP, `PATH -` or `@name -` for a Unix socket.
+fn python_client(server: &Server, args: &[&str]) -> Command {
+    let at = match &server.at {
+        Addr::Inet(a) => vec![a.ip().to_string(), a.port().to_string()],
+        unix => vec![unix.to_string(), "-".to_string()],
+    };
+    let mut all: Vec<&str> = at.iter().map(String::as_str).collect();
+    all.extend_from_slice(args);
+    python("tcp_deadlock_client.py", &all)
 }
 
 /// The seed's Python client (sendall, `shutdown(SHUT_WR)`, recv to EOF)
-/// against our server, 1 MiB: the server reads until the client's FIN,
-/// then flushes everything and closes, so the client gets every byte
-/// uppercased and a clean EOF (the script checks the text and exits 0 only
-/// then). Then SIGTERM: a graceful drain, exit 0.
-#[test]
-fn tcp_deadlock_python_client_gets_every_byte_uppercased() {
-    let server = tcp_deadlock_server();
-    let out = run(&mut python(
-        "tcp_deadlock_client.py",
-        &["127.0.0.1", &port(&server), "1048576"],
-    ));
+/// against our server: the server reads until the client's FIN, then
+/// flushes everything and closes, so the client gets every byte uppercased
+/// and a clean EOF (the script checks the text and exits 0 only then).
+/// Then SIGTERM: a graceful drain, exit 0.
+///
+/// The client sends everything before it reads, so the upload must fit in
+/// what the buffers between it and the server hold (the next test shows
+/// what happens otherwise): several MiB over TCP loopback, a few hundred
+/// KiB over a Unix socket, whose default `SO_SNDBUF` (208 KiB here) alone
+/// bounds each direction. 1 MiB over TCP, 128 KiB over a Unix socket.
+fn tcp_deadlock_python_client_gets_every_byte_uppercased(t: Transport) {
+    let bytes = match t {
+        Transport::Tcp => 1 << 20,
+        Transport::Unix => 128 << 10,
+    };
+    let server = tcp_deadlock_server(t);
+    let out = run(&mut python_client(&server, &[&bytes.to_string()]));
     assert!(
         out.status.success(),
         "client failed: {out:?}\n{}",
         text(&out.stderr)
     );
-    assert_eq!(text(&out.stdout), "received 1048576 bytes\n");
+    assert_eq!(text(&out.stdout), format!("received {bytes} bytes\n"));
+    assert_clean_exit(server);
+}
+
+/// `socat` as the client (`TCP:`, or `ABSTRACT-CONNECT:` for a Unix
+/// socket), which half-closes when its input ends and keeps reading the
+/// reply until the server's end of file: every byte comes back uppercased.
+fn tcp_deadlock_socat_client_half_closes_at_the_end_of_its_input(t: Transport) {
+    let server = tcp_deadlock_server(t);
+    let target = match &server.at {
+        Addr::Inet(a) => format!("TCP:{a}"),
+        Addr::Abstract(name) => format!("ABSTRACT-CONNECT:{}", String::from_utf8_lossy(name)),
+        Addr::Path(p) => format!("UNIX-CONNECT:{}", p.display()),
+        other => panic!("cannot connect to {other}"),
+    };
+    let input = b"half-closed by socat at the end of its input\n".repeat(1000);
+    let out = run_bounded(
+        Command::new(socat_exe()).args(["-t", "5", "-", &target]),
+        &input,
+        DEADLINE,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        out.stdout == input.to_ascii_uppercase(),
+        "socat got {} bytes",
+        out.stdout.len()
+    );
     assert_clean_exit(server);
 }
 
@@ -48,13 +113,9 @@ fn tcp_deadlock_python_client_gets_every_byte_uppercased() {
 /// sendall stalls: the script gives up after 1 s without progress (exit 3,
 /// "deadlock"). The server's memory stays bounded (it did not buffer the
 /// upload), and it goes on serving other clients.
-#[test]
-fn tcp_deadlock_client_that_reads_only_after_sending_deadlocks() {
-    let server = tcp_deadlock_server();
-    let out = run(&mut python(
-        "tcp_deadlock_client.py",
-        &["127.0.0.1", &port(&server), "134217728", "1"],
-    ));
+fn tcp_deadlock_client_that_reads_only_after_sending_deadlocks(t: Transport) {
+    let server = tcp_deadlock_server(t);
+    let out = run(&mut python_client(&server, &["134217728", "1"]));
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("deadlock: sendall made no progress"),
@@ -67,25 +128,22 @@ fn tcp_deadlock_client_that_reads_only_after_sending_deadlocks() {
         "server peak memory {hwm} KiB: backpressure should keep the 128 MiB upload in the kernel"
     );
     // The stalled connection is gone (the client closed it); others work.
-    let out = run(&mut python(
-        "tcp_deadlock_client.py",
-        &["127.0.0.1", &port(&server), "4096"],
-    ));
+    let out = run(&mut python_client(&server, &["4096"]));
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_clean_exit(server);
 }
 
 /// Our own client (on `Reactor::connect`) reads while it sends, so any size
-/// works, well past the ~7 MiB at which the Python client deadlocks here:
-/// 16 MiB + 1 byte, rounded up to a multiple of 16 as the seed does.
-#[test]
-fn tcp_deadlock_rust_client_reads_while_it_sends() {
-    let server = tcp_deadlock_server();
+/// works, well past the ~7 MiB (TCP) or ~400 KiB (Unix socket) at which
+/// the Python client deadlocks here: 16 MiB + 1 byte, rounded up to a
+/// multiple of 16 as the seed does.
+fn tcp_deadlock_rust_client_reads_while_it_sends(t: Transport) {
+    let server = tcp_deadlock_server(t);
     let out = run(Command::new(example_bin("tcp_deadlock")).args([
         "client",
         "16777217",
         "--connect",
-        &server.addr.to_string(),
+        &server.at.to_string(),
     ]));
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
@@ -98,15 +156,14 @@ fn tcp_deadlock_rust_client_reads_while_it_sends() {
 /// Without `shutdown(SHUT_WR)` the server never sees EOF: it has sent back
 /// every byte but waits for more, and the client waits for its close. The
 /// client gives up after `--timeout 1`, says why on stderr, exits 3.
-#[test]
-fn tcp_deadlock_without_shutdown_hangs_until_the_timeout() {
-    let server = tcp_deadlock_server();
+fn tcp_deadlock_without_shutdown_hangs_until_the_timeout(t: Transport) {
+    let server = tcp_deadlock_server(t);
     let started = Instant::now();
     let out = run(Command::new(example_bin("tcp_deadlock")).args([
         "client",
         "1000",
         "--connect",
-        &server.addr.to_string(),
+        &server.at.to_string(),
         "--no-shutdown",
         "--timeout",
         "1",

@@ -3,6 +3,15 @@
 //! and never resets the peer; or abortively with our own `abort()` (C1 to
 //! C4), which sends RST and counts what it drops. Resets that come from
 //! the peer are in [`super::reset`].
+//!
+//! Every test here runs on TCP and on a Unix stream socket, from the one
+//! definition each (the table below). A Unix socket has no RST: there
+//! `abort()` is a plain close, so the peer reads end of file (or
+//! `ECONNRESET` if its own bytes were left unread, as in C3), and nothing
+//! already handed to the kernel is lost; the tests state that through
+//! `Transport::peer_end_after_abort`. `SO_SNDBUF` bounds what a Unix
+//! socket holds in flight as it bounds TCP's send queue, so the small
+//! send buffers below work on both.
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, ErrorKind};
@@ -11,6 +20,20 @@ use std::time::Duration;
 
 use crate::util::*;
 use halfclose::{Closed, Conn, ConnId, Ctx, Eof, Error, Handler, Reason};
+
+crate::transports!(
+    b1_write_then_close_delivers_everything,
+    b2_large_write_then_shutdown_to_echo,
+    b2_reason_is_local_when_our_fin_came_first,
+    b4_interleaved_writes_arrive_in_order,
+    b5_close_with_unread_input_is_lossless,
+    b7_default_eof_flushes_before_fin,
+    b8_close_twice_and_abort_after_close,
+    c1_abort_sends_rst,
+    c2_abort_drops_and_counts_the_queue,
+    c3_abort_inside_handle_read,
+    c4_abort_with_full_send_buffer_is_immediate,
+);
 
 /// A small kernel send buffer for a server-side connection, so that a peer
 /// that does not read makes our own queue fill deterministically.
@@ -30,14 +53,13 @@ fn shape_no_write(log: &Log) -> Vec<&'static str> {
 /// B1: `write` then `close` in the same callback. The close is lossless:
 /// the peer receives every byte of the reply, then a clean EOF; our side
 /// ends with `Reason::Local` and nothing dropped.
-#[test]
-fn b1_write_then_close_delivers_everything() {
+fn b1_write_then_close_delivers_everything(t: Transport) {
     let reply = Rc::new(pattern(2 * MIB, 1));
     let queued_at_close = Rc::new(Cell::new(0usize));
     let log = log();
     let mut r = reactor();
     let (l2, reply2, q2) = (log.clone(), reply.clone(), queued_at_close.clone());
-    let addr = listen(&mut r, move || {
+    let addr = t.listen(&mut r, move || {
         let (reply, q) = (reply2.clone(), q2.clone());
         Recorder::new(&l2).on_read(move |c, _| {
             if c.may_send() {
@@ -146,15 +168,14 @@ impl Handler for Echo {
 /// B2: a 64 MiB write followed at once by `shutdown_write`, to an echo peer
 /// on the same reactor. The FIN waits for the queue: the echo sees all
 /// 64 MiB before its EOF, and every byte comes back in order.
-#[test]
-fn b2_large_write_then_shutdown_to_echo() {
+fn b2_large_write_then_shutdown_to_echo(t: Transport) {
     let len = 64 * MIB;
     let data = Rc::new(pattern(len, 2));
     let echoed = Rc::new(RefCell::new(Echoed::default()));
     let writer = Rc::new(RefCell::new(Writer::default()));
     let mut r = reactor();
     let e2 = echoed.clone();
-    let addr = listen(&mut r, move || Echo(e2.clone()));
+    let addr = t.listen(&mut r, move || Echo(e2.clone()));
     r.connect(
         addr,
         BulkWriter {
@@ -203,8 +224,7 @@ fn b2_large_write_then_shutdown_to_echo() {
 /// returns and whether or not our queue had drained when the peer's FIN
 /// arrived (`Reason::Local`: "close or shutdown_write before the peer's
 /// FIN").
-#[test]
-fn b2_reason_is_local_when_our_fin_came_first() {
+fn b2_reason_is_local_when_our_fin_came_first(t: Transport) {
     for (eof, reply_len) in [
         (Eof::Close, 5),
         (Eof::HalfClose, 5),
@@ -215,7 +235,7 @@ fn b2_reason_is_local_when_our_fin_came_first() {
         let log = log();
         let mut r = reactor();
         let (l2, reply2) = (log.clone(), reply.clone());
-        let addr = listen(&mut r, move || {
+        let addr = t.listen(&mut r, move || {
             let reply = reply2.clone();
             Recorder::new(&l2)
                 .on_read(move |c, _| {
@@ -249,8 +269,7 @@ fn b2_reason_is_local_when_our_fin_came_first() {
 /// not (so that writes are partial and the rest queues behind earlier
 /// output), and again after the queue drained (write-through resumes):
 /// the peer receives them in order, byte for byte.
-#[test]
-fn b4_interleaved_writes_arrive_in_order() {
+fn b4_interleaved_writes_arrive_in_order(t: Transport) {
     const SIZES: [usize; 12] = [
         1, 3, 17, 512, 4096, 65_537, 300_000, 2, 1_000_000, 9, 16_385, 131_072,
     ];
@@ -260,7 +279,7 @@ fn b4_interleaved_writes_arrive_in_order() {
     let log = log();
     let mut r = reactor();
     let (l2, s2) = (log.clone(), server.clone());
-    let addr = listen(&mut r, move || {
+    let addr = t.listen(&mut r, move || {
         let s = s2.clone();
         Recorder::new(&l2).on_connect(move |c| {
             small_send_buffer(c);
@@ -328,16 +347,16 @@ fn b4_interleaved_writes_arrive_in_order() {
 /// lose the tail of our reply; the lingering close flushes the 4 MiB reply,
 /// sends FIN, and discards input until the peer's FIN. The peer gets the
 /// whole reply and a clean EOF, and input it sends after our FIN (late
-/// input: a plain close would have the kernel answer it with RST) is still
-/// read and discarded.
-#[test]
-fn b5_close_with_unread_input_is_lossless() {
+/// input: after a plain close the kernel would answer it with RST on TCP,
+/// and fail the peer's write with `EPIPE` on a Unix socket) is still read
+/// and discarded.
+fn b5_close_with_unread_input_is_lossless(t: Transport) {
     let reply = Rc::new(pattern(4 * MIB, 5));
     let upload = pattern(4 * MIB, 6);
     let log = log();
     let mut r = reactor();
     let (l2, reply2) = (log.clone(), reply.clone());
-    let addr = listen(&mut r, move || {
+    let addr = t.listen(&mut r, move || {
         let reply = reply2.clone();
         Recorder::new(&l2).on_read(move |c, _| {
             if c.may_send() {
@@ -408,14 +427,13 @@ impl Handler for Replier {
 /// then our FIN goes out; the peer gets all 8 MiB, then EOF. Node.js with
 /// `allowHalfOpen: false` ends the socket at once (after pending writes);
 /// here the same holds without the handler doing anything.
-#[test]
-fn b7_default_eof_flushes_before_fin() {
+fn b7_default_eof_flushes_before_fin(t: Transport) {
     let reply = Rc::new(pattern(8 * MIB, 7));
     let id: Rc<Cell<Option<ConnId>>> = Rc::default();
     let closed_cell: Rc<Cell<Option<Closed>>> = Rc::default();
     let mut r = reactor();
     let (reply2, id2, c2) = (reply.clone(), id.clone(), closed_cell.clone());
-    let addr = listen(&mut r, move || Replier {
+    let addr = t.listen(&mut r, move || Replier {
         reply: reply2.clone(),
         id: id2.clone(),
         closed: c2.clone(),
@@ -450,13 +468,12 @@ fn b7_default_eof_flushes_before_fin() {
 /// never `handle_error`. A second close is a no-op (asyncio, Twisted); an
 /// abort overrides a close still in progress and ends it with
 /// `Reason::Aborted`.
-#[test]
-fn b8_close_twice_and_abort_after_close() {
+fn b8_close_twice_and_abort_after_close(t: Transport) {
     // Close twice in one callback, again from a timer while lingering.
     let log_a = log();
     let mut r = reactor();
     let la = log_a.clone();
-    let addr = listen(&mut r, move || {
+    let addr = t.listen(&mut r, move || {
         Recorder::new(&la)
             .on_read(|c, _| {
                 c.write(b"bye");
@@ -482,7 +499,7 @@ fn b8_close_twice_and_abort_after_close() {
     let log_b = log();
     let mut r = reactor();
     let lb = log_b.clone();
-    let addr = listen(&mut r, move || {
+    let addr = t.listen(&mut r, move || {
         Recorder::new(&lb).on_read(|c, _| {
             c.close();
             c.abort();
@@ -493,7 +510,7 @@ fn b8_close_twice_and_abort_after_close() {
     let mut c = Client::connect(addr);
     c.send(b"x");
     run_until(&mut r, |_| c.done() && closed(&log_b).is_some());
-    assert_eq!(c.end, End::Error(io::ErrorKind::ConnectionReset));
+    assert_eq!(c.end, t.peer_end_after_abort(false));
     assert_eq!(shape(&log_b), ["connect", "read", "close"]);
     assert_eq!(closed(&log_b).unwrap().reason, Reason::Aborted);
 
@@ -502,7 +519,7 @@ fn b8_close_twice_and_abort_after_close() {
     let log_c = log();
     let mut r = reactor();
     let lc = log_c.clone();
-    let addr = listen(&mut r, move || {
+    let addr = t.listen(&mut r, move || {
         Recorder::new(&lc)
             .on_read(|c, _| {
                 c.close();
@@ -518,7 +535,8 @@ fn b8_close_twice_and_abort_after_close() {
     run_until(&mut r, |_| closed(&log_c).is_some());
     assert_eq!(shape(&log_c), ["connect", "read", "timer", "close"]);
     assert_eq!(closed(&log_c).unwrap().reason, Reason::Aborted);
-    // Our FIN came before the RST: the client reads EOF, or the reset.
+    // Our FIN came before the RST: the client reads EOF, or the reset (on
+    // TCP; a Unix socket has no reset).
     run_until(&mut r, |_| c.done());
     assert_ne!(c.end, End::Open);
     turns(&mut r, 5, std::time::Duration::ZERO);
@@ -532,17 +550,17 @@ fn b8_close_twice_and_abort_after_close() {
 
 /// C1: `abort()` sends RST: the peer's read fails with `ECONNRESET`, and
 /// `Closed` says `Aborted` with nothing dropped (nothing was queued). No
-/// `handle_error`: the reset is ours.
-#[test]
-fn c1_abort_sends_rst() {
+/// `handle_error`: the reset is ours. On a Unix socket, which has no RST,
+/// the peer (whose byte we had read) reads end of file instead.
+fn c1_abort_sends_rst(t: Transport) {
     let log = log();
     let mut r = reactor();
     let l2 = log.clone();
-    let addr = listen(&mut r, move || Recorder::new(&l2).on_read(|c, _| c.abort()));
+    let addr = t.listen(&mut r, move || Recorder::new(&l2).on_read(|c, _| c.abort()));
     let mut c = Client::connect(addr);
     c.send(b"x");
     run_until(&mut r, |_| c.done() && closed(&log).is_some());
-    assert_eq!(c.end, End::Error(ErrorKind::ConnectionReset));
+    assert_eq!(c.end, t.peer_end_after_abort(false));
     assert!(c.received.is_empty());
     assert_eq!(shape(&log), ["connect", "read", "close"]);
     let cl = closed(&log).unwrap();
@@ -556,15 +574,17 @@ fn c1_abort_sends_rst() {
 
 /// C2: `abort()` with queued output: the queue is dropped and counted
 /// exactly, and writes after the abort are refused with `Error::Closed`.
-#[test]
-fn c2_abort_drops_and_counts_the_queue() {
+/// The peer reads part of the output, then `ECONNRESET` (TCP: the RST
+/// also discards what our kernel had not sent yet) or end of file (a Unix
+/// socket: every byte handed to the kernel arrives).
+fn c2_abort_drops_and_counts_the_queue(t: Transport) {
     let len = 8 * MIB;
     let pending_at_abort = Rc::new(Cell::new(0usize));
     let refused = Rc::new(Cell::new(false));
     let log = log();
     let mut r = reactor();
     let (l2, p2, rf2) = (log.clone(), pending_at_abort.clone(), refused.clone());
-    let addr = listen(&mut r, move || {
+    let addr = t.listen(&mut r, move || {
         let (p, rf) = (p2.clone(), rf2.clone());
         Recorder::new(&l2).on_read(move |c, _| {
             socket2::SockRef::from(&*c)
@@ -592,16 +612,25 @@ fn c2_abort_drops_and_counts_the_queue() {
     assert_eq!(shape(&log), ["connect", "read", "close"]);
     assert!(r.conn(cl.id).is_none());
     run_until(&mut r, |_| c.done());
-    assert_eq!(c.end, End::Error(ErrorKind::ConnectionReset));
+    assert_eq!(c.end, t.peer_end_after_abort(false));
     assert!(c.received.len() < len);
+    assert!(c.received.len() as u64 <= cl.bytes_out);
+    if !t.has_reset() {
+        assert_eq!(
+            c.received.len() as u64,
+            cl.bytes_out,
+            "without a reset, every byte handed to the kernel arrives"
+        );
+    }
 }
 
 /// C3: `abort()` inside `handle_read` takes effect after the callback
 /// returns: the callback finishes (more writes are refused, nothing is
 /// closed yet), then `handle_close` runs exactly once, with no read or other
-/// callback in between, although more input was waiting.
-#[test]
-fn c3_abort_inside_handle_read() {
+/// callback in between, although more input was waiting. That unread
+/// input makes the peer's read fail with `ECONNRESET` on a Unix socket
+/// too.
+fn c3_abort_inside_handle_read(t: Transport) {
     let reads = Rc::new(Cell::new(0));
     let closed_inside = Rc::new(Cell::new(false));
     let log = log();
@@ -609,7 +638,7 @@ fn c3_abort_inside_handle_read() {
     // that went on after the abort would show.
     let mut r = reactor_with(|c| c.read_buffer_size = 16);
     let (l2, n2, ci2) = (log.clone(), reads.clone(), closed_inside.clone());
-    let addr = listen(&mut r, move || {
+    let addr = t.listen(&mut r, move || {
         let (l3, n, ci) = (l2.clone(), n2.clone(), ci2.clone());
         Recorder::new(&l2).on_read(move |c, _| {
             n.set(n.get() + 1);
@@ -627,21 +656,22 @@ fn c3_abort_inside_handle_read() {
     assert_eq!(read_bytes(&log), pattern(16, 3));
     assert_eq!(closed(&log).unwrap().reason, Reason::Aborted);
     run_until(&mut r, |_| c.done());
+    assert_eq!(c.end, t.peer_end_after_abort(true));
     assert_eq!(c.end, End::Error(ErrorKind::ConnectionReset));
 }
 
 /// C4: `abort()` while the peer does not read and 32 MiB are queued behind
 /// a full send buffer: the connection is gone within the next loop
 /// iteration, not after a flush that would never end; the queue is counted
-/// as dropped.
-#[test]
-fn c4_abort_with_full_send_buffer_is_immediate() {
+/// as dropped. The peer then reads `ECONNRESET` (TCP) or, after what
+/// reached it, end of file (a Unix socket).
+fn c4_abort_with_full_send_buffer_is_immediate(t: Transport) {
     let len = 32 * MIB;
     let id: Rc<Cell<Option<ConnId>>> = Rc::default();
     let log = log();
     let mut r = reactor();
     let (l2, id2) = (log.clone(), id.clone());
-    let addr = listen(&mut r, move || {
+    let addr = t.listen(&mut r, move || {
         let id = id2.clone();
         Recorder::new(&l2).on_read(move |c, _| {
             id.set(Some(c.id()));
@@ -670,5 +700,5 @@ fn c4_abort_with_full_send_buffer_is_immediate() {
     assert_eq!(cl.dropped, last as u64);
     assert_eq!(cl.bytes_out + cl.dropped, len as u64);
     run_until(&mut r, |_| c.done());
-    assert_eq!(c.end, End::Error(ErrorKind::ConnectionReset));
+    assert_eq!(c.end, t.peer_end_after_abort(false));
 }

@@ -1,5 +1,14 @@
 //! Scenario group D of docs/scenarios.md (connect and accept), and the
 //! listener's configuration: backlog, `SO_REUSEPORT`, `max_connections`.
+//!
+//! TCP only. Most of it is TCP by nature: a connect in progress (D2, D4: a
+//! Unix connect completes or fails at once), a connect refused by RST
+//! (D3), `EMFILE` at a TCP listener (D1), clients that reset with
+//! `SO_LINGER` 0 (D6: a Unix socket has no reset), the SYN backlog and
+//! `SO_REUSEPORT` (none for Unix sockets). D5 (ids and slot reuse) and D7
+//! (accept batches) do not depend on the transport, and run on TCP. What
+//! is Unix's own (a refused connect to a socket file, names, stale files)
+//! is in [`super::unix`].
 
 use crate::util::*;
 

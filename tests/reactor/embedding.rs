@@ -5,6 +5,9 @@
 //! host code, tasks posted from other threads. Also: handles fail once the
 //! reactor is gone, an id of one reactor finds nothing in another, and a
 //! drain serves the connections already waiting in the accept queue.
+//!
+//! TCP only: what is pinned is the reactor's own descriptor, its timers and
+//! its queues of work, which no transport changes.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};

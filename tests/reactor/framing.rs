@@ -2,6 +2,10 @@
 //! reactor (close when done, oversized and unfinished frames, the `Eof`
 //! terminator), and the `chat` example end to end. The framer itself is
 //! unit-tested without sockets in `src/framing/framer.rs`.
+//!
+//! Every test here runs on TCP and on a Unix stream socket, from the one
+//! definition each (the table below); framing does not know the
+//! transport, and the outcomes are the same on both.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -9,6 +13,14 @@ use std::rc::Rc;
 use crate::util::*;
 use halfclose::framing::{FrameHandler, Framed, Terminator};
 use halfclose::{Closed, Conn, Ctx, Eof, ProtocolError, Reason};
+
+crate::transports!(
+    e3_eof_terminator_frame_arrives_at_the_fin,
+    e5_close_when_done_flushes_everything_before_the_fin,
+    e6_frame_too_large_closes_with_its_reason_after_the_error_reply,
+    e6_partial_frame_at_eof_is_reported_incomplete,
+    e6_chat_example_broadcasts_and_refuses_long_lines,
+);
 
 /// What a frame handler saw, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,14 +101,13 @@ fn fframes(log: &Fl) -> Vec<Vec<u8>> {
 /// input from the client already read. The client receives every byte of
 /// the reply and then a clean EOF (no reset); nothing is dropped; frames
 /// after the close are not delivered.
-#[test]
-fn e5_close_when_done_flushes_everything_before_the_fin() {
+fn e5_close_when_done_flushes_everything_before_the_fin(t: Transport) {
     let payload = Rc::new(pattern(8 << 20, 5));
     let pending_at_close = Rc::new(Cell::new(0usize));
     let log = flog();
     let mut r = reactor();
     let (l2, p2, c2) = (log.clone(), payload.clone(), pending_at_close.clone());
-    let addr = listen(&mut r, move || {
+    let addr = t.listen(&mut r, move || {
         let (p, c) = (p2.clone(), c2.clone());
         let h = probe(&l2, move |conn, frame, _| {
             if frame == b"get" {
@@ -131,13 +142,12 @@ fn e5_close_when_done_flushes_everything_before_the_fin() {
 /// error line, then EOF (not a reset). Another connection on the same
 /// reactor goes on untouched. (asynchat has no limit and would buffer
 /// forever.)
-#[test]
-fn e6_frame_too_large_closes_with_its_reason_after_the_error_reply() {
+fn e6_frame_too_large_closes_with_its_reason_after_the_error_reply(t: Transport) {
     const MAX: usize = 1024;
     let (bad_log, good_log) = (flog(), flog());
     let mut r = reactor();
     let logs = Rc::new(RefCell::new(vec![good_log.clone(), bad_log.clone()]));
-    let addr = listen(&mut r, move || {
+    let addr = t.listen(&mut r, move || {
         let log = logs.borrow_mut().remove(0);
         let h = probe(&log, |conn, frame, _| {
             conn.write(frame);
@@ -145,7 +155,7 @@ fn e6_frame_too_large_closes_with_its_reason_after_the_error_reply() {
         });
         Framed::new(h, Terminator::LF, MAX)
     });
-    let mut good = Client::connect(addr);
+    let mut good = Client::connect(&addr);
     good.send(b"hi\n");
     run_until(&mut r, |_| good.pump().received == b"hi\n");
     let mut bad = Client::connect(addr);
@@ -187,12 +197,11 @@ fn e6_frame_too_large_closes_with_its_reason_after_the_error_reply() {
 /// the hook gets the partial bytes and queues an error reply, which the
 /// half-closed client still receives before our FIN; the reason is
 /// `Protocol(IncompleteFrame)` and `handle_eof` is not called.
-#[test]
-fn e6_partial_frame_at_eof_is_reported_incomplete() {
+fn e6_partial_frame_at_eof_is_reported_incomplete(t: Transport) {
     let log = flog();
     let mut r = reactor();
     let l2 = log.clone();
-    let addr = listen(&mut r, move || {
+    let addr = t.listen(&mut r, move || {
         Framed::new(probe(&l2, |_, _, _| {}), Terminator::CRLF, 64)
     });
     let mut c = Client::request(addr, b"HELLO\r\nGET /\r");
@@ -219,13 +228,12 @@ fn e6_partial_frame_at_eof_is_reported_incomplete() {
 /// E3: with `Terminator::Eof` the whole upload is one frame, delivered at
 /// the client's FIN; the reply written there is flushed before our FIN
 /// (the default `Eof::Close` is lossless), and the reason is `PeerClosed`.
-#[test]
-fn e3_eof_terminator_frame_arrives_at_the_fin() {
+fn e3_eof_terminator_frame_arrives_at_the_fin(t: Transport) {
     let upload = pattern(300_000, 9);
     let log = flog();
     let mut r = reactor();
     let l2 = log.clone();
-    let addr = listen(&mut r, move || {
+    let addr = t.listen(&mut r, move || {
         let h = probe(&l2, |conn, frame, _| {
             conn.write(format!("{} bytes\n", frame.len()).as_bytes());
         });
@@ -252,15 +260,15 @@ fn e3_eof_terminator_frame_arrives_at_the_fin() {
 /// member but not the sender, a line over `--max-line` answered with
 /// `ERROR: line too long` then EOF (the others told), and a graceful drain
 /// on SIGTERM: a goodbye line, EOF, and a clean exit.
-#[test]
-fn e6_chat_example_broadcasts_and_refuses_long_lines() {
-    let mut server = Server::start("chat", &["--listen", "127.0.0.1:0", "--max-line", "64"]);
+fn e6_chat_example_broadcasts_and_refuses_long_lines(t: Transport) {
+    let listen = t.fresh().to_string();
+    let mut server = Server::start("chat", &["--listen", &listen, "--max-line", "64"]);
     let welcome = "* welcome; who are you? (send a nick, or /nick NAME)";
-    let mut alice = LineClient::connect(server.addr);
+    let mut alice = LineClient::connect(&server.at);
     alice.expect(welcome);
     alice.send("/nick alice\n");
     alice.expect("* you are alice; 1 here");
-    let mut bob = LineClient::connect(server.addr);
+    let mut bob = LineClient::connect(&server.at);
     bob.expect(welcome);
     bob.send("bob\r\n");
     bob.expect("* you are bob; 2 here");

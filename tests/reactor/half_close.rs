@@ -1,15 +1,34 @@
 //! Scenario group A of docs/scenarios.md: half-close. The peer's FIN reaches
 //! `handle_readable_eof`, whose `Eof` says what it means; our own
 //! `shutdown_write` closes only our direction.
+//!
+//! Every test here runs on TCP and on a Unix stream socket, from the one
+//! definition each (the table below): a Unix socket's `shutdown` gives the
+//! peer end of file as a TCP FIN does. Where the outcome differs (A11's
+//! abort, A12's peer reset), the test says so through its `Transport`.
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::mem::MaybeUninit;
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::util::*;
-use halfclose::{Closed, Conn, ConnId, Eof, Error, Handler, Reactor, Reason};
+use halfclose::{Addr, Closed, Conn, ConnId, Eof, Error, Handler, Reactor, Reason};
+
+crate::transports!(
+    a1_half_close_keeps_sending,
+    a2_no_opt_in_closes_losslessly,
+    a3_eof_exactly_once_no_busy_loop,
+    a4_all_data_then_eof_with_small_read_budget,
+    a5_eof_held_while_paused,
+    a5_eof_held_while_paused_in_read,
+    a6_shutdown_write_keeps_reading,
+    a7_write_after_shutdown_refused,
+    a8_shutdown_write_twice,
+    a9_chained_half_closes,
+    a11_panic_in_eof_aborts_only_that_connection,
+    a12_shutdown_after_peer_reset,
+);
 
 /// A slot a handler fills with its connection's id, so that the test can
 /// reach the connection from outside any callback.
@@ -40,17 +59,18 @@ fn track_id(
     })
 }
 
-/// A reactor without timeouts listening on a port whose connections get
-/// the recorder `make` builds from the shared log and id slot: (reactor,
-/// address, log, slot).
+/// A reactor without timeouts listening on a fresh address of `t` whose
+/// connections get the recorder `make` builds from the shared log and id
+/// slot: (reactor, address, log, slot).
 fn server(
+    t: Transport,
     make: impl Fn(&Log, &IdSlot) -> Recorder + 'static,
-) -> (Reactor, SocketAddr, Log, IdSlot) {
+) -> (Reactor, Addr, Log, IdSlot) {
     let log = log();
     let slot = id_slot();
     let mut r = reactor_with(no_timeouts);
     let (l2, s2) = (log.clone(), slot.clone());
-    let addr = listen(&mut r, move || make(&l2, &s2));
+    let addr = t.listen(&mut r, move || make(&l2, &s2));
     (r, addr, log, slot)
 }
 
@@ -58,11 +78,10 @@ fn server(
 /// keeps our write half open: 100 bytes written from a timer after the EOF
 /// arrive intact, the connection counts as half-closed-in while we hold it,
 /// and the peer sees EOF only once we shut down. EOF is delivered once.
-#[test]
-fn a1_half_close_keeps_sending() {
+fn a1_half_close_keeps_sending(t: Transport) {
     let reply = pattern(100, 1);
     let reply2 = reply.clone();
-    let (mut r, addr, log, slot) = server(move |log, slot| {
+    let (mut r, addr, log, slot) = server(t, move |log, slot| {
         let reply = reply2.clone();
         track_id(Recorder::new(log), slot, |_| {})
             .on_eof(|c| {
@@ -128,13 +147,12 @@ impl Handler for DefaultEcho {
 /// (not ECONNRESET), nothing is dropped, and the connection never sits in
 /// the half-closed-in state. Twisted and asyncio tell such a protocol
 /// "connection lost"; here the default of `handle_readable_eof` is that.
-#[test]
-fn a2_no_opt_in_closes_losslessly() {
+fn a2_no_opt_in_closes_losslessly(t: Transport) {
     let reads = Rc::new(RefCell::new(Vec::new()));
     let closes = Rc::new(RefCell::new(Vec::new()));
     let mut r = reactor_with(no_timeouts);
     let (rd, cl) = (reads.clone(), closes.clone());
-    let addr = listen(&mut r, move || DefaultEcho {
+    let addr = t.listen(&mut r, move || DefaultEcho {
         reads: rd.clone(),
         closes: cl.clone(),
     });
@@ -166,10 +184,10 @@ fn a2_no_opt_in_closes_losslessly() {
 /// armed, hundreds of zero-timeout iterations handle no event and call no
 /// callback, and a bounded wait really waits (nothing re-queued). Netty
 /// pins the same after its half-closure event (netty#7255).
-#[test]
-fn a3_eof_exactly_once_no_busy_loop() {
-    let (mut r, addr, log, slot) =
-        server(|log, slot| track_id(Recorder::new(log), slot, |_| {}).on_eof(|_| Eof::HalfClose));
+fn a3_eof_exactly_once_no_busy_loop(t: Transport) {
+    let (mut r, addr, log, slot) = server(t, |log, slot| {
+        track_id(Recorder::new(log), slot, |_| {}).on_eof(|_| Eof::HalfClose)
+    });
     let mut c = Client::request(addr, b"x");
     let id = accepted(&mut r, &slot);
     run_until(&mut r, |_| count(&log, |e| *e == Ev::Eof) >= 1);
@@ -227,8 +245,7 @@ fn a3_eof_exactly_once_no_busy_loop() {
 /// under edge triggering: 16 KiB and the FIN are in the receive queue before
 /// the first event, so everything after the first read must come from the
 /// re-queued connection, not from a new edge.
-#[test]
-fn a4_all_data_then_eof_with_small_read_budget() {
+fn a4_all_data_then_eof_with_small_read_budget(t: Transport) {
     let log = log();
     let mut r = reactor_with(|c| {
         no_timeouts(c);
@@ -238,7 +255,7 @@ fn a4_all_data_then_eof_with_small_read_budget() {
     let reads = Rc::new(Cell::new(0usize));
     let largest = Rc::new(Cell::new(0usize));
     let (l2, rd, lg) = (log.clone(), reads.clone(), largest.clone());
-    let addr = listen(&mut r, move || {
+    let addr = t.listen(&mut r, move || {
         let (rd, lg) = (rd.clone(), lg.clone());
         Recorder::new(&l2).on_read(move |_, d| {
             rd.set(rd.get() + 1);
@@ -298,11 +315,10 @@ fn assert_nothing_delivered(r: &mut Reactor, log: &Log, expected: &[&str]) {
 /// `handle_connect`, with data and FIN already queued: nothing is delivered
 /// until `resume_reading`; then the data, then EOF, then close (Twisted's
 /// test_connectionLostAfterPausedTransport).
-#[test]
-fn a5_eof_held_while_paused() {
+fn a5_eof_held_while_paused(t: Transport) {
     let order: Order = Rc::new(RefCell::new(Vec::new()));
     let o2 = order.clone();
-    let (mut r, addr, log, slot) = server(move |log, slot| {
+    let (mut r, addr, log, slot) = server(t, move |log, slot| {
         let o3 = o2.clone();
         track_id(ordered(log, &o2), slot, move |c| {
             c.pause_reading();
@@ -337,11 +353,10 @@ fn a5_eof_held_while_paused() {
 /// A5, paused from inside `handle_read` when the same wakeup also carried
 /// the FIN: the EOF is held until `resume_reading`, not delivered right
 /// after the read that paused.
-#[test]
-fn a5_eof_held_while_paused_in_read() {
+fn a5_eof_held_while_paused_in_read(t: Transport) {
     let order: Order = Rc::new(RefCell::new(Vec::new()));
     let o2 = order.clone();
-    let (mut r, addr, log, slot) = server(move |log, slot| {
+    let (mut r, addr, log, slot) = server(t, move |log, slot| {
         let o3 = o2.clone();
         let first = Rc::new(Cell::new(true));
         let mut rec = track_id(ordered(log, &o2), slot, |_| {});
@@ -378,11 +393,10 @@ fn a5_eof_held_while_paused_in_read() {
 /// bytes then EOF, can still send afterwards, and we read it; when the peer
 /// finally closes, the connection ends with `Reason::Local` (our FIN came
 /// first).
-#[test]
-fn a6_shutdown_write_keeps_reading() {
+fn a6_shutdown_write_keeps_reading(t: Transport) {
     let greeting = pattern(4096, 6);
     let g2 = greeting.clone();
-    let (mut r, addr, log, slot) = server(move |log, slot| {
+    let (mut r, addr, log, slot) = server(t, move |log, slot| {
         let g3 = g2.clone();
         track_id(Recorder::new(log), slot, move |c| {
             c.write(&g3);
@@ -421,11 +435,10 @@ fn a6_shutdown_write_keeps_reading() {
 /// `Error::WriteAfterShutdown`, in the same callback (FIN still queued) and
 /// later (FIN sent), and nothing reaches the wire: the peer reads only the
 /// bytes written before, then EOF.
-#[test]
-fn a7_write_after_shutdown_refused() {
+fn a7_write_after_shutdown_refused(t: Transport) {
     let results: Rc<RefCell<Vec<halfclose::Result<()>>>> = Rc::new(RefCell::new(Vec::new()));
     let res2 = results.clone();
-    let (mut r, addr, log, slot) = server(move |log, slot| {
+    let (mut r, addr, log, slot) = server(t, move |log, slot| {
         let (res3, res4) = (res2.clone(), res2.clone());
         track_id(Recorder::new(log), slot, move |c| {
             c.write(b"before");
@@ -465,9 +478,8 @@ fn a7_write_after_shutdown_refused() {
 /// is out: no error, the peer sees our bytes and one EOF, the connection
 /// stays open for reading, and it ends normally, once (libuv and tokio pin
 /// the same).
-#[test]
-fn a8_shutdown_write_twice() {
-    let (mut r, addr, log, slot) = server(|log, slot| {
+fn a8_shutdown_write_twice(t: Transport) {
+    let (mut r, addr, log, slot) = server(t, |log, slot| {
         track_id(Recorder::new(log), slot, |c| {
             c.write(b"bye");
             c.shutdown_write();
@@ -505,12 +517,11 @@ fn a8_shutdown_write_twice() {
 /// `shutdown_write` from `handle_readable_eof` (returning `HalfClose`):
 /// both sides see EOF, the connection closes fully (no `shutdown` left
 /// pending, no gauge left counting it), with one `handle_close`.
-#[test]
-fn a9_chained_half_closes() {
+fn a9_chained_half_closes(t: Transport) {
     let log = log();
     let mut r = reactor_with(no_timeouts);
     let l2 = log.clone();
-    let addr = listen(&mut r, move || {
+    let addr = t.listen(&mut r, move || {
         Recorder::new(&l2).on_eof(|c| {
             c.write(b"response");
             c.shutdown_write();
@@ -544,25 +555,25 @@ fn a9_chained_half_closes() {
 }
 
 /// A11: a handler that panics in `handle_readable_eof`. The panic is logged
-/// once, that connection alone is aborted (the peer reads ECONNRESET; reason
-/// `Panicked`, one `handle_close`, no `handle_error`), and another
-/// connection of the same reactor is served before and after.
-#[test]
-fn a11_panic_in_eof_aborts_only_that_connection() {
+/// once, that connection alone is aborted (reason `Panicked`, one
+/// `handle_close`, no `handle_error`; the peer reads ECONNRESET on TCP, end
+/// of file on a Unix socket, which has no reset), and another connection
+/// of the same reactor is served before and after.
+fn a11_panic_in_eof_aborts_only_that_connection(t: Transport) {
     capture_errors();
 
     let logs: Rc<RefCell<Vec<Log>>> = Rc::new(RefCell::new(Vec::new()));
     let mut r = reactor_with(no_timeouts);
     let l2 = logs.clone();
-    let addr = listen(&mut r, move || {
+    let addr = t.listen(&mut r, move || {
         let log = log();
         l2.borrow_mut().push(log.clone());
         Recorder::new(&log)
             .on_read(|c, d| c.write(d))
-            .on_eof(|_| panic!("a11: buggy handle_readable_eof"))
+            .on_eof(move |_| panic!("a11 on {t:?}: buggy handle_readable_eof"))
     });
 
-    let mut good = Client::connect(addr);
+    let mut good = Client::connect(&addr);
     good.send(b"ping1");
     run_until(&mut r, |_| good.pump().received == b"ping1");
     assert_eq!(logs.borrow().len(), 1);
@@ -570,7 +581,7 @@ fn a11_panic_in_eof_aborts_only_that_connection() {
     let mut bad = Client::connect(addr);
     bad.shutdown_write();
     run_until(&mut r, |_| bad.done());
-    assert_eq!(bad.end, End::Error(io::ErrorKind::ConnectionReset));
+    assert_eq!(bad.end, t.peer_end_after_abort(false));
     let bad_log = logs.borrow()[1].clone();
     run_until(&mut r, |_| closed(&bad_log).is_some());
     assert_eq!(shape(&bad_log), ["connect", "eof", "close"]);
@@ -579,7 +590,7 @@ fn a11_panic_in_eof_aborts_only_that_connection() {
     assert_eq!(cl.dropped, 0);
     let s = r.stats();
     assert_eq!((s.panics, s.open, s.closed), (1, 1, 1));
-    let panics = errors_mentioning("a11: buggy handle_readable_eof");
+    let panics = errors_mentioning(&format!("a11 on {t:?}: buggy handle_readable_eof"));
     assert_eq!(panics.len(), 1, "logged once: {panics:?}");
 
     good.send(b"ping2");
@@ -589,14 +600,17 @@ fn a11_panic_in_eof_aborts_only_that_connection() {
     assert_eq!(r.stats().panics, 1);
 }
 
-/// A12: `shutdown_write` on a connection the peer already reset (the RST is
-/// in the kernel, the loop has not seen it yet). `shutdown(2)` fails with
-/// ENOTCONN (V6); that is reported as the reset it is: no panic, one
-/// `handle_error(ConnectionReset)`, one `handle_close` with
+/// A12: `shutdown_write` on a connection the peer already reset (the reset
+/// is in the kernel, the loop has not seen it yet). On TCP `shutdown(2)`
+/// fails with ENOTCONN (V6); on a Unix socket, where the peer's "reset" is
+/// a close with our greeting left unread, it succeeds and the pending
+/// `ECONNRESET` comes next. Either way it is reported as the reset it is:
+/// no panic, one `handle_error(ConnectionReset)`, one `handle_close` with
 /// `Reason::Reset`, never an EOF.
-#[test]
-fn a12_shutdown_after_peer_reset() {
-    let (mut r, addr, log, slot) = server(|log, slot| track_id(Recorder::new(log), slot, |_| {}));
+fn a12_shutdown_after_peer_reset(t: Transport) {
+    let (mut r, addr, log, slot) = server(t, |log, slot| {
+        track_id(Recorder::new(log), slot, |c| c.write(b"greeting"))
+    });
     let c = Client::connect(addr);
     let id = accepted(&mut r, &slot);
     c.reset();

@@ -4,6 +4,12 @@
 //! `Stats::panics`, aborts that connection (reason `Panicked`) and goes on
 //! serving the others. Also what a panic in a task posted with
 //! `Handle::post` does to the reactor.
+//!
+//! Every row of the table runs on TCP and on a Unix stream socket, from the
+//! one definition each (the list below). The abort that ends a panicking
+//! connection is a RST on TCP; a Unix socket has no reset, so there the
+//! client reads end of file (`Transport::peer_end_after_abort`). The
+//! posted-task test runs on TCP only: a task never touches a socket.
 
 use crate::util::*;
 
@@ -16,6 +22,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use halfclose::{Closed, Conn, Ctx, Eof, Handler, Reason, TimerId};
+
+crate::transports!(
+    a11_panic_in_handle_connect_aborts_only_that_connection,
+    a11_panic_in_handle_read_aborts_only_that_connection,
+    a11_panic_in_handle_readable_eof_aborts_only_that_connection,
+    a11_panic_in_handle_write_aborts_only_that_connection,
+    a11_panic_in_handle_error_aborts_only_that_connection,
+    a11_panic_in_handle_timer_aborts_only_that_connection,
+    a11_panic_in_handle_drain_aborts_only_that_connection,
+    a11_panic_in_handle_close_is_logged_and_counted,
+    a11_panic_in_the_handler_factory_closes_only_that_connection,
+);
 
 // ---------------------------------------------------------------------------
 // A handler that panics in the callback it is told to
@@ -37,9 +55,10 @@ enum Cb {
 }
 
 impl Cb {
-    /// The panic message, unique per case (the tests share one logger).
-    fn message(self) -> String {
-        format!("handler_faults: injected panic in {self:?}")
+    /// The panic message, unique per case and transport (the tests share
+    /// one logger).
+    fn message(self, t: Transport) -> String {
+        format!("handler_faults: injected panic in {self:?} on {t:?}")
     }
 }
 
@@ -71,13 +90,14 @@ const BULK: usize = 2 * 1024 * 1024;
 /// Echoes input; panics in `fault`'s callback if it has one.
 struct Faulty {
     fault: Option<Cb>,
+    t: Transport,
     seen: Rc<Seen>,
 }
 
 impl Faulty {
     fn maybe_panic(&self, here: Cb) {
         if self.fault == Some(here) {
-            panic!("{}", here.message());
+            panic!("{}", here.message(self.t));
         }
     }
 }
@@ -89,6 +109,11 @@ impl Handler for Faulty {
         match self.fault {
             Some(Cb::Timer) => {
                 conn.set_timer(Duration::from_millis(10));
+            }
+            Some(Cb::Error) => {
+                // Left unread by the client, whose close then resets the
+                // connection on a Unix socket too (`Client::reset`).
+                conn.write(b"greeting");
             }
             Some(Cb::Write) => {
                 // A small send buffer, so that most of BULK is queued.
@@ -141,9 +166,10 @@ impl Handler for Faulty {
 /// What the panicking connection's client reads.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum PeerSees {
-    /// ECONNRESET, with nothing read before.
+    /// The end of an abort (ECONNRESET on TCP, end of file on a Unix
+    /// socket), with nothing read before.
     Reset,
-    /// ECONNRESET after a prefix of what the handler wrote.
+    /// The end of an abort after a prefix of what the handler wrote.
     ResetAfterPrefix,
     /// A clean EOF, nothing read.
     Eof,
@@ -243,12 +269,12 @@ fn case(cb: Cb) -> &'static Case {
         .expect("a row for every callback")
 }
 
-/// Run one row: a good connection served before and after; a second
-/// connection whose handler (or factory call) panics in `cb`.
-fn run_case(cb: Cb) {
+/// Run one row on `t`: a good connection served before and after; a
+/// second connection whose handler (or factory call) panics in `cb`.
+fn run_case(t: Transport, cb: Cb) {
     capture_errors();
     let row = case(cb);
-    let msg = cb.message();
+    let msg = cb.message(t);
     let mut r = reactor_with(no_timeouts);
 
     // Handler 0 is the good connection, handler 1 (or factory call 1) the
@@ -256,25 +282,26 @@ fn run_case(cb: Cb) {
     let seen: Rc<RefCell<Vec<Rc<Seen>>>> = Rc::default();
     let factory_calls = Rc::new(Cell::new(0usize));
     let (seen2, calls2) = (seen.clone(), factory_calls.clone());
-    let addr = listen(&mut r, move || {
+    let addr = t.listen(&mut r, move || {
         let i = calls2.get();
         calls2.set(i + 1);
         if i == 1 && cb == Cb::Factory {
-            panic!("{}", Cb::Factory.message());
+            panic!("{}", Cb::Factory.message(t));
         }
         let s = Rc::new(Seen::default());
         seen2.borrow_mut().push(s.clone());
         Faulty {
             fault: (i == 1).then_some(cb),
+            t,
             seen: s,
         }
     });
 
-    let mut good = Client::connect(addr);
+    let mut good = Client::connect(&addr);
     echo_round_trip(&mut r, &mut good, b"before");
     assert_eq!(r.stats().panics, 0);
 
-    let mut bad = Some(Client::connect(addr));
+    let mut bad = Some(Client::connect(&addr));
     run_until(&mut r, |_| factory_calls.get() == 2);
     let bad_seen = seen.borrow().get(1).cloned();
     if cb == Cb::Factory {
@@ -297,11 +324,7 @@ fn run_case(cb: Cb) {
     }
     match (row.peer, bad.as_ref()) {
         (PeerSees::Reset, Some(bad)) => {
-            assert_eq!(
-                bad.end,
-                End::Error(io::ErrorKind::ConnectionReset),
-                "{cb:?}"
-            );
+            assert_eq!(bad.end, t.peer_end_after_abort(false), "{cb:?}");
             assert!(
                 bad.received.is_empty(),
                 "{cb:?}: client read {:?}",
@@ -309,11 +332,7 @@ fn run_case(cb: Cb) {
             );
         }
         (PeerSees::ResetAfterPrefix, Some(bad)) => {
-            assert_eq!(
-                bad.end,
-                End::Error(io::ErrorKind::ConnectionReset),
-                "{cb:?}"
-            );
+            assert_eq!(bad.end, t.peer_end_after_abort(false), "{cb:?}");
             let all = pattern(BULK, 5);
             assert!(
                 bad.received.len() <= BULK && bad.received[..] == all[..bad.received.len()],
@@ -398,77 +417,73 @@ fn run_case(cb: Cb) {
 
     // And the listener serves new connections (a drain closed it).
     if cb != Cb::Drain {
-        let mut fresh = Client::connect(addr);
+        let mut fresh = Client::connect(&addr);
         echo_round_trip(&mut r, &mut fresh, b"fresh");
         assert_eq!(r.stats().panics, 1);
     }
 }
 
-/// A11 for `handle_connect`: the peer reads ECONNRESET, reason `Panicked`.
-#[test]
-fn a11_panic_in_handle_connect_aborts_only_that_connection() {
-    run_case(Cb::Connect);
+/// A11 for `handle_connect`: the peer reads ECONNRESET (end of file on a
+/// Unix socket), reason `Panicked`.
+fn a11_panic_in_handle_connect_aborts_only_that_connection(t: Transport) {
+    run_case(t, Cb::Connect);
 }
 
-/// A11 for `handle_read`: the peer reads ECONNRESET, reason `Panicked`;
+/// A11 for `handle_read`: the peer reads ECONNRESET (end of file on a Unix
+/// socket), reason `Panicked`;
 /// no callback but `handle_close` follows.
-#[test]
-fn a11_panic_in_handle_read_aborts_only_that_connection() {
-    run_case(Cb::Read);
+fn a11_panic_in_handle_read_aborts_only_that_connection(t: Transport) {
+    run_case(t, Cb::Read);
 }
 
 /// A11 itself (`handle_readable_eof`), as one row of the table.
-#[test]
-fn a11_panic_in_handle_readable_eof_aborts_only_that_connection() {
-    run_case(Cb::Eof);
+fn a11_panic_in_handle_readable_eof_aborts_only_that_connection(t: Transport) {
+    run_case(t, Cb::Eof);
 }
 
 /// A11 for `handle_write`: the queue passed the high-water mark, the
 /// client read, `handle_write` panicked at the low-water mark; the client
-/// read a prefix of the output, then ECONNRESET.
-#[test]
-fn a11_panic_in_handle_write_aborts_only_that_connection() {
-    run_case(Cb::Write);
+/// read a prefix of the output, then ECONNRESET (end of file on a Unix
+/// socket).
+fn a11_panic_in_handle_write_aborts_only_that_connection(t: Transport) {
+    run_case(t, Cb::Write);
 }
 
 /// A11 for `handle_error`: the peer's reset reaches `handle_error`, which
 /// panics; the connection ends with reason `Panicked` (not `Reset`), and
 /// is counted as a panic, not as a reset.
-#[test]
-fn a11_panic_in_handle_error_aborts_only_that_connection() {
-    run_case(Cb::Error);
+fn a11_panic_in_handle_error_aborts_only_that_connection(t: Transport) {
+    run_case(t, Cb::Error);
 }
 
-/// A11 for `handle_timer`: the peer reads ECONNRESET, reason `Panicked`.
-#[test]
-fn a11_panic_in_handle_timer_aborts_only_that_connection() {
-    run_case(Cb::Timer);
+/// A11 for `handle_timer`: the peer reads ECONNRESET (end of file on a Unix
+/// socket), reason `Panicked`.
+fn a11_panic_in_handle_timer_aborts_only_that_connection(t: Transport) {
+    run_case(t, Cb::Timer);
 }
 
 /// A11 for `handle_drain`: during a drain, the panicking connection is
-/// aborted at once (ECONNRESET, reason `Panicked`) while the other one,
+/// aborted at once (ECONNRESET, or end of file on a Unix socket; reason
+/// `Panicked`) while the other one,
 /// told of the same drain, is still served.
-#[test]
-fn a11_panic_in_handle_drain_aborts_only_that_connection() {
-    run_case(Cb::Drain);
+fn a11_panic_in_handle_drain_aborts_only_that_connection(t: Transport) {
+    run_case(t, Cb::Drain);
 }
 
 /// A11 for `handle_close`: the connection is already closed, lossless
 /// (the peer read a clean EOF), when `handle_close` panics; the panic is
 /// logged and counted, `handle_close` is not called again, and the
 /// reactor goes on.
-#[test]
-fn a11_panic_in_handle_close_is_logged_and_counted() {
-    run_case(Cb::Close);
+fn a11_panic_in_handle_close_is_logged_and_counted(t: Transport) {
+    run_case(t, Cb::Close);
 }
 
 /// A11 for the listener's handler factory: no handler exists, so no
 /// callback runs; the accepted socket is closed at once (the client reads
 /// a clean EOF), the panic is logged and counted, the connection is not
 /// counted as accepted, and the listener keeps serving.
-#[test]
-fn a11_panic_in_the_handler_factory_closes_only_that_connection() {
-    run_case(Cb::Factory);
+fn a11_panic_in_the_handler_factory_closes_only_that_connection(t: Transport) {
+    run_case(t, Cb::Factory);
 }
 
 /// The table covers every callback of `Handler`, and the factory.
@@ -504,6 +519,7 @@ fn posted_task_panic_is_caught_and_later_tasks_run() {
     let mut r = crate::util::reactor();
     let addr = listen(&mut r, || Faulty {
         fault: None,
+        t: Transport::Tcp,
         seen: Rc::default(),
     });
     let mut good = Client::connect(addr);

@@ -1,6 +1,7 @@
 //! The shortest checks that the reactor works at all: an echo closed by
 //! the peer's FIN, and a half-close answered late. Each scenario they
-//! touch is pinned in detail in its own module.
+//! touch is pinned in detail in its own module, on both transports; these
+//! run on TCP only.
 
 use halfclose::{Eof, Reason};
 

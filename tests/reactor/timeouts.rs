@@ -5,16 +5,32 @@
 //! millisecond before the same duration measured with `Instant`. The
 //! "not early" assertions allow for that one tick ([`TICK`]) and measure
 //! from an instant taken before the connection existed.
+//!
+//! The scenario tests (F1 to F5) run on TCP and on a Unix stream socket,
+//! from the one definition each (the table below), with the same outcome.
+//! The user-timer tests at the end run on TCP only: a timer never touches
+//! the socket, so a second transport would test nothing more.
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, Read};
-use std::net::{SocketAddr, TcpStream};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::util::*;
-use halfclose::{Closed, Conn, ConnId, Eof, Reactor, Reason, Timeout, TimerId};
+use halfclose::{Addr, Closed, Conn, ConnId, Eof, Reactor, Reason, Timeout, TimerId};
 use socket2::{Domain, Socket, Type};
+
+crate::transports!(
+    f1_idle_timeout_closes_gracefully,
+    f1_idle_close_lingers_for_the_peer_fin,
+    f2_idle_timer_is_reset_by_outbound_progress,
+    f2_idle_timer_is_reset_by_inbound_progress,
+    f3_pause_and_resume_reading,
+    f4_backpressure_bounds_memory_and_resumes,
+    f5_peer_eof_timeout,
+    f5_linger_timeout_after_shutdown_write,
+    f5_linger_timeout_after_close_despite_input,
+);
 
 /// The reactor's clock resolution.
 const TICK: Duration = Duration::from_millis(1);
@@ -28,15 +44,23 @@ fn assert_not_early(elapsed: Duration, timeout: Duration) {
     );
 }
 
-/// A non-blocking std client whose receive buffer is set before the
-/// connect, so that the advertised window stays small and the sender's
-/// progress follows our reads.
-fn small_window_client(addr: SocketAddr, rcvbuf: usize) -> TcpStream {
-    let sock = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-    sock.set_recv_buffer_size(rcvbuf).expect("SO_RCVBUF");
-    sock.connect(&addr.into()).expect("connect");
+/// A non-blocking std client whose progress the sender follows. On TCP
+/// its receive buffer is set before the connect, so that the advertised
+/// window stays small. A Unix socket has no window (`SO_RCVBUF` means
+/// nothing there): what the sender may have in flight is bounded by its
+/// own `SO_SNDBUF` alone, which the servers of these tests set small.
+fn small_window_client(at: &Addr, rcvbuf: usize) -> Stream {
+    let sock = match at {
+        Addr::Inet(addr) => {
+            let sock = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+            sock.set_recv_buffer_size(rcvbuf).expect("SO_RCVBUF");
+            sock.connect(&(*addr).into()).expect("connect");
+            Stream::Tcp(sock.into())
+        }
+        unix => Stream::connect(unix).expect("connect"),
+    };
     sock.set_nonblocking(true).expect("non-blocking");
-    sock.into()
+    sock
 }
 
 /// What one bounded read of a non-blocking socket found.
@@ -48,7 +72,7 @@ enum Got {
 }
 
 /// Read at most `max` bytes into `into`.
-fn read_step(sock: &mut TcpStream, max: usize, into: &mut Vec<u8>) -> Got {
+fn read_step(sock: &mut Stream, max: usize, into: &mut Vec<u8>) -> Got {
     let mut buf = vec![0u8; max];
     loop {
         match sock.read(&mut buf) {
@@ -71,13 +95,12 @@ type IdCell = Rc<Cell<Option<ConnId>>>;
 /// gracefully: the client reads a clean EOF (FIN, not a reset), and
 /// `Closed` says `TimedOut(Idle)` with nothing dropped. It does not fire
 /// before the configured timeout.
-#[test]
-fn f1_idle_timeout_closes_gracefully() {
+fn f1_idle_timeout_closes_gracefully(t: Transport) {
     const IDLE: Duration = Duration::from_millis(300);
     let log = log();
     let mut r = reactor_with(|c| c.idle_timeout = Some(IDLE));
     let l2 = log.clone();
-    let addr = listen(&mut r, move || Recorder::new(&l2));
+    let addr = t.listen(&mut r, move || Recorder::new(&l2));
     let start = Instant::now();
     let mut c = Client::connect(addr);
     run_until(&mut r, |_| c.done());
@@ -103,8 +126,7 @@ fn f1_idle_timeout_closes_gracefully() {
 /// connection waits for the peer's under the linger timeout alone. A peer
 /// that still sends meanwhile is read and discarded (no RST, its writes
 /// succeed), and its FIN completes the close with the idle reason.
-#[test]
-fn f1_idle_close_lingers_for_the_peer_fin() {
+fn f1_idle_close_lingers_for_the_peer_fin(t: Transport) {
     const IDLE: Duration = Duration::from_millis(200);
     let log = log();
     let mut r = reactor_with(|c| {
@@ -112,7 +134,7 @@ fn f1_idle_close_lingers_for_the_peer_fin() {
         c.linger_timeout = Some(Duration::from_secs(10));
     });
     let l2 = log.clone();
-    let addr = listen(&mut r, move || Recorder::new(&l2));
+    let addr = t.listen(&mut r, move || Recorder::new(&l2));
     let mut c = Client::connect(addr);
     run_until(&mut r, |_| c.done());
     assert_eq!(c.end, End::Eof);
@@ -152,8 +174,7 @@ fn f1_idle_close_lingers_for_the_peer_fin() {
 /// the kernel restarts the idle timer, so the download is never cut and
 /// ends with the server's own close (`Reason::Local`). Small socket
 /// buffers on both sides make the server's progress follow the reader.
-#[test]
-fn f2_idle_timer_is_reset_by_outbound_progress() {
+fn f2_idle_timer_is_reset_by_outbound_progress(t: Transport) {
     const IDLE: Duration = Duration::from_millis(250);
     const TOTAL: usize = 2 * MIB;
     const WRITE: usize = 16 * KIB;
@@ -163,8 +184,8 @@ fn f2_idle_timer_is_reset_by_outbound_progress() {
     let log = log();
     let mut r = reactor_with(|c| c.idle_timeout = Some(IDLE));
     let (l2, f2) = (log.clone(), feed.clone());
-    let addr = listen(&mut r, move || feeder(&l2, &f2));
-    let mut sock = small_window_client(addr, 32 * KIB);
+    let addr = t.listen(&mut r, move || feeder(&l2, &f2));
+    let mut sock = small_window_client(&addr, 32 * KIB);
     let start = Instant::now();
     let mut last_step = start;
     let mut received = Vec::with_capacity(TOTAL);
@@ -261,15 +282,14 @@ fn feeder(log: &Log, feed: &Rc<Feed>) -> Recorder {
 /// F2 (inbound progress): a client that trickles a few bytes at a time to
 /// a server that only reads is never timed out, although the upload lasts
 /// several idle timeouts: every byte received restarts the timer.
-#[test]
-fn f2_idle_timer_is_reset_by_inbound_progress() {
+fn f2_idle_timer_is_reset_by_inbound_progress(t: Transport) {
     const IDLE: Duration = Duration::from_millis(150);
     const EVERY: Duration = Duration::from_millis(30);
     const STEPS: usize = 20;
     let log = log();
     let mut r = reactor_with(|c| c.idle_timeout = Some(IDLE));
     let l2 = log.clone();
-    let addr = listen(&mut r, move || Recorder::new(&l2));
+    let addr = t.listen(&mut r, move || Recorder::new(&l2));
     let mut c = Client::connect(addr);
     let data = pattern(STEPS * 10, 3);
     let start = Instant::now();
@@ -298,13 +318,12 @@ fn f2_idle_timer_is_reset_by_inbound_progress() {
 
 /// F3: after `pause_reading` no `handle_read` runs although bytes are
 /// waiting in the kernel; `resume_reading` delivers them, in order.
-#[test]
-fn f3_pause_and_resume_reading() {
+fn f3_pause_and_resume_reading(t: Transport) {
     let log = log();
     let id: IdCell = Rc::default();
     let mut r = reactor();
     let (l2, id2) = (log.clone(), id.clone());
-    let addr = listen(&mut r, move || {
+    let addr = t.listen(&mut r, move || {
         let id3 = id2.clone();
         let mut first = true;
         Recorder::new(&l2)
@@ -364,8 +383,7 @@ fn queued_in_kernel(r: &mut Reactor, id: ConnId, max: usize) -> usize {
 /// mark plus one write (memory bounded). Nothing moves while the peer
 /// stays silent. Once the peer reads, `handle_write` fires at the
 /// low-water mark, the handler finishes, and every byte arrives intact.
-#[test]
-fn f4_backpressure_bounds_memory_and_resumes() {
+fn f4_backpressure_bounds_memory_and_resumes(t: Transport) {
     const TOTAL: usize = 4 * MIB;
     const WRITE: usize = 64 * KIB;
     let feed = Rc::new(Feed::new(pattern(TOTAL, 5), WRITE));
@@ -373,8 +391,8 @@ fn f4_backpressure_bounds_memory_and_resumes() {
     let mut r = reactor();
     let high = r.config().write_high_water;
     let (l2, f2) = (log.clone(), feed.clone());
-    let addr = listen(&mut r, move || feeder(&l2, &f2));
-    let mut sock = small_window_client(addr, 32 * KIB);
+    let addr = t.listen(&mut r, move || feeder(&l2, &f2));
+    let mut sock = small_window_client(&addr, 32 * KIB);
     run_until(&mut r, |_| feed.saw_blocked.get());
     let stalled_at = feed.sent.get();
     assert!(
@@ -431,8 +449,7 @@ fn f4_backpressure_bounds_memory_and_resumes() {
 /// peer's FIN with `Eof::HalfClose` and never finishes; after the
 /// peer-EOF timeout the connection is closed (our FIN, no reset) with
 /// `TimedOut(PeerEof)`.
-#[test]
-fn f5_peer_eof_timeout() {
+fn f5_peer_eof_timeout(t: Transport) {
     const PEER_EOF: Duration = Duration::from_millis(200);
     let log = log();
     let mut r = reactor_with(|c| {
@@ -440,7 +457,7 @@ fn f5_peer_eof_timeout() {
         c.peer_eof_timeout = Some(PEER_EOF);
     });
     let l2 = log.clone();
-    let addr = listen(&mut r, move || {
+    let addr = t.listen(&mut r, move || {
         Recorder::new(&l2).on_eof(|_| Eof::HalfClose)
     });
     let mut c = Client::connect(addr);
@@ -466,16 +483,16 @@ fn f5_peer_eof_timeout() {
 const LINGER: Duration = Duration::from_millis(200);
 
 /// A reactor whose only timeout is a [`LINGER`] linger timeout, listening
-/// with a recorder that writes "bye" on connect, then ends with `end`
-/// (`shutdown_write` or `close`): (reactor, address, log).
-fn bye_then(end: fn(&mut Conn<'_>)) -> (Reactor, SocketAddr, Log) {
+/// on `t` with a recorder that writes "bye" on connect, then ends with
+/// `end` (`shutdown_write` or `close`): (reactor, address, log).
+fn bye_then(t: Transport, end: fn(&mut Conn<'_>)) -> (Reactor, Addr, Log) {
     let log = log();
     let mut r = reactor_with(|c| {
         c.idle_timeout = None;
         c.linger_timeout = Some(LINGER);
     });
     let l2 = log.clone();
-    let addr = listen(&mut r, move || {
+    let addr = t.listen(&mut r, move || {
         Recorder::new(&l2).on_connect(move |c| {
             c.write(b"bye");
             end(c);
@@ -500,9 +517,8 @@ fn assert_linger_timed_out(log: &Log) -> Closed {
 /// FIN is out and the peer never sends its own; after the linger timeout
 /// the connection closes with `TimedOut(Linger)`. The peer got our bytes
 /// and a clean EOF.
-#[test]
-fn f5_linger_timeout_after_shutdown_write() {
-    let (mut r, addr, log) = bye_then(|c| c.shutdown_write());
+fn f5_linger_timeout_after_shutdown_write(t: Transport) {
+    let (mut r, addr, log) = bye_then(t, |c| c.shutdown_write());
     let start = Instant::now();
     let mut c = Client::connect(addr);
     run_until(&mut r, |_| c.done());
@@ -521,9 +537,8 @@ fn f5_linger_timeout_after_shutdown_write() {
 /// timeout runs from our FIN: a peer that keeps sending but never closes
 /// does not hold the connection open past it (nginx's `lingering_time`).
 /// Nothing the peer sent after our close reaches `handle_read`.
-#[test]
-fn f5_linger_timeout_after_close_despite_input() {
-    let (mut r, addr, log) = bye_then(|c| c.close());
+fn f5_linger_timeout_after_close_despite_input(t: Transport) {
+    let (mut r, addr, log) = bye_then(t, |c| c.close());
     let start = Instant::now();
     let mut c = Client::connect(addr);
     let mut saw_eof = false;

@@ -1,8 +1,10 @@
 //! Helpers shared by the integration tests: a recording handler, a bounded
-//! loop driver, and a non-blocking client that is pumped from the same
-//! thread as the reactor (no sleeps, no second thread needed); in
-//! submodules, child processes ([`process`]), `/proc` readers ([`sys`]) and
-//! a capturing logger ([`logs`]), all re-exported here.
+//! loop driver, and a non-blocking client of either transport that is
+//! pumped from the same thread as the reactor (no sleeps, no second thread
+//! needed); in submodules, the transports and the macros that run one test
+//! definition on each ([`transport`]), child processes ([`process`]),
+//! `/proc` readers ([`sys`]) and a capturing logger ([`logs`]), all
+//! re-exported here.
 //!
 //! Every test binary (`reactor`, `examples`, `linux_facts`, `exhaustion`)
 //! declares `mod util;` and uses a part of these helpers; what one binary
@@ -12,6 +14,7 @@
 mod logs;
 mod process;
 mod sys;
+mod transport;
 
 // A test binary that uses none of a submodule's items must not warn.
 #[allow(unused_imports)]
@@ -20,14 +23,16 @@ pub use logs::*;
 pub use process::*;
 #[allow(unused_imports)]
 pub use sys::*;
+#[allow(unused_imports)]
+pub use transport::*;
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use halfclose::{Closed, Config, Conn, Ctx, Eof, Handler, Reactor, TimerId};
+use halfclose::{Addr, Closed, Config, Conn, Ctx, Eof, Handler, Reactor, TimerId};
 
 /// How long any bounded wait in a test may take before it fails.
 pub const DEADLINE: Duration = Duration::from_secs(20);
@@ -234,7 +239,8 @@ impl Handler for Echo {
     }
 }
 
-/// Listen on 127.0.0.1, port 0.
+/// Listen on 127.0.0.1, port 0 (for tests that run on TCP only; see
+/// [`Transport::listen`] for the others).
 pub fn listen<H: Handler + 'static>(
     reactor: &mut Reactor,
     factory: impl FnMut() -> H + 'static,
@@ -288,17 +294,51 @@ pub enum End {
     Error(io::ErrorKind),
 }
 
-/// A non-blocking std client pumped by the test between reactor iterations.
+impl End {
+    /// How a read to the end ended ([`read_to_end_or_error`]).
+    pub fn of(end: &io::Result<()>) -> End {
+        match end {
+            Ok(()) => End::Eof,
+            Err(e) => End::Error(e.kind()),
+        }
+    }
+}
+
+/// An address to connect to: an [`Addr`] or a TCP [`SocketAddr`].
+pub trait IntoAddr {
+    fn into_addr(self) -> Addr;
+}
+
+impl IntoAddr for Addr {
+    fn into_addr(self) -> Addr {
+        self
+    }
+}
+
+impl IntoAddr for &Addr {
+    fn into_addr(self) -> Addr {
+        self.clone()
+    }
+}
+
+impl IntoAddr for SocketAddr {
+    fn into_addr(self) -> Addr {
+        Addr::Inet(self)
+    }
+}
+
+/// A non-blocking std client of either transport, pumped by the test
+/// between reactor iterations.
 pub struct Client {
-    pub sock: TcpStream,
+    pub sock: Stream,
     pub received: Vec<u8>,
     pub end: End,
     out: Vec<u8>,
 }
 
 impl Client {
-    pub fn connect(addr: SocketAddr) -> Client {
-        let sock = TcpStream::connect(addr).expect("connect");
+    pub fn connect(at: impl IntoAddr) -> Client {
+        let sock = Stream::connect(&at.into_addr()).expect("connect");
         sock.set_nonblocking(true).unwrap();
         Client {
             sock,
@@ -310,8 +350,8 @@ impl Client {
 
     /// Connect, send `data`, and half-close (`shutdown(SHUT_WR)`): a
     /// client that has said all it will.
-    pub fn request(addr: SocketAddr, data: &[u8]) -> Client {
-        let mut c = Client::connect(addr);
+    pub fn request(at: impl IntoAddr, data: &[u8]) -> Client {
+        let mut c = Client::connect(at);
         c.send(data);
         c.shutdown_write();
         c
@@ -329,7 +369,7 @@ impl Client {
 
     fn pump_out(&mut self) {
         while !self.out.is_empty() {
-            match self.sock.write(&self.out) {
+            match (&self.sock).write(&self.out) {
                 Ok(n) => {
                     self.out.drain(..n);
                 }
@@ -348,7 +388,7 @@ impl Client {
         self.pump_out();
         let mut buf = [0u8; 65536];
         while self.end == End::Open {
-            match self.sock.read(&mut buf) {
+            match (&self.sock).read(&mut buf) {
                 Ok(0) => self.end = End::Eof,
                 Ok(n) => self.received.extend_from_slice(&buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -381,9 +421,12 @@ impl Client {
         self.sock.shutdown(Shutdown::Write).expect("shutdown");
     }
 
-    /// Close with RST: `SO_LINGER` 0 then close.
+    /// Close so that the reactor's reads fail with `ECONNRESET`: RST on
+    /// TCP, a close with unread input on a Unix socket (see
+    /// [`Stream::reset`]: the server must have sent something first).
+    #[track_caller]
     pub fn reset(self) {
-        reset(self.sock);
+        self.sock.reset();
     }
 }
 
@@ -409,25 +452,24 @@ pub fn echo_round_trip(r: &mut Reactor, client: &mut Client, data: &[u8]) {
     assert_eq!(&client.received[want - data.len()..], data);
 }
 
-/// A blocking std connection to `addr` whose reads and writes fail after
+/// A blocking std connection to `at` whose reads and writes fail after
 /// [`DEADLINE`] instead of hanging the test.
-pub fn blocking_connect(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
-    s.set_write_timeout(Some(DEADLINE)).unwrap();
+pub fn blocking_connect(at: impl IntoAddr) -> Stream {
+    let s = Stream::connect(&at.into_addr()).expect("connect");
+    s.set_timeouts(DEADLINE);
     s
 }
 
 /// A blocking client of a line-based protocol (the chat, HTTP/1.1); every
 /// read is bounded by [`DEADLINE`].
 pub struct LineClient {
-    pub reader: io::BufReader<TcpStream>,
-    pub writer: TcpStream,
+    pub reader: io::BufReader<Stream>,
+    pub writer: Stream,
 }
 
 impl LineClient {
-    pub fn connect(addr: SocketAddr) -> LineClient {
-        let writer = TcpStream::connect(addr).expect("connect");
+    pub fn connect(at: impl IntoAddr) -> LineClient {
+        let writer = Stream::connect(&at.into_addr()).expect("connect");
         writer.set_read_timeout(Some(DEADLINE)).unwrap();
         writer.set_nodelay(true).unwrap();
         LineClient {
@@ -483,12 +525,4 @@ pub fn read_to_end_or_error(s: &mut impl Read) -> (Vec<u8>, io::Result<()>) {
             Err(e) => return (got, Err(e)),
         }
     }
-}
-
-/// Close a std socket with RST: `SO_LINGER` 0, then `close(2)`.
-pub fn reset(s: TcpStream) {
-    socket2::SockRef::from(&s)
-        .set_linger(Some(Duration::ZERO))
-        .unwrap();
-    drop(s);
 }

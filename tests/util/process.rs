@@ -122,6 +122,23 @@ pub fn python_exe() -> &'static str {
     )
 }
 
+/// `socat`'s executable; fails loudly when it is missing (CI installs it).
+pub fn socat_exe() -> &'static str {
+    static EXE: OnceLock<String> = OnceLock::new();
+    EXE.get_or_init(|| {
+        let ok = Command::new("socat")
+            .arg("-V")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "socat is required by this test (apt-get install socat; .ci/run installs it)"
+        );
+        "socat".to_string()
+    })
+}
+
 /// `python3 tests/clients/<script> args...`.
 pub fn python(script: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(python_exe());
