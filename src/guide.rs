@@ -151,21 +151,25 @@
 //! end of file while the other direction stays open, and closing one with
 //! unread input in its receive queue makes the peer's next read fail with
 //! `ECONNRESET` once it has read every byte we sent: a complete reply that
-//! cannot be told from a crash, as over TCP (`unix`:
+//! cannot be told from a crash, as over TCP (`linux_facts`:
 //! `unix_shutdown_write_gives_eof_and_keeps_the_other_direction`,
-//! `unix_close_with_unread_input_ends_in_econnreset`). The lingering close
-//! cures it the same way (`unix_lingering_close_turns_the_reset_into_a_clean_eof`),
+//! `v1_unix_close_with_unread_input_ends_in_econnreset`). The lingering
+//! close cures it the same way (`reactor::unix`:
+//! `unix_lingering_close_turns_the_reset_into_a_clean_eof`; and every
+//! scenario test of the table runs on both, e.g. `reactor::close_modes`:
+//! `b5_close_with_unread_input_is_lossless::unix`),
 //! and a handler written for TCP runs unchanged: listen with
 //! [`Bind::unix`](crate::Bind::unix), connect with
 //! [`Connect::unix`](crate::Connect::unix).
 //!
 //! Two things differ. There is no reset on a Unix socket: an abort closes
 //! at once and drops our queue, and the peer reads end of file
-//! (`unix_abort_drops_the_queue_and_the_peer_sees_eof`); a proxy that
+//! (`reactor::close_modes`: `c2_abort_drops_and_counts_the_queue::unix`;
+//! `linux_facts`: `unix_so_linger_zero_does_not_reset`); a proxy that
 //! aborts a Unix side to pass on a TCP reset can only close it (the close
 //! table in `CLOSING.md` shows it). And a Unix socket tells who is at the
 //! other end: [`Conn::peer_cred`](crate::Conn::peer_cred)
-//! (`the_peer_credentials_are_those_of_the_connecting_process`). A socket
+//! (`reactor::unix`: `the_peer_credentials_are_those_of_the_connecting_process`). A socket
 //! file left by a crashed server makes `listen` fail with `AddrInUse`
 //! until it is removed; [`Bind::remove_stale`](crate::Bind::remove_stale)
 //! removes it only when no one listens there
