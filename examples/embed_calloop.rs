@@ -12,7 +12,6 @@
 //! logs the reactor's figures. Prints `listening on IP:PORT` first; SIGINT
 //! or SIGTERM drains it (5 s deadline), and it exits when the drain ends.
 
-use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::time::Duration;
 
@@ -20,34 +19,20 @@ use calloop::generic::Generic;
 use calloop::timer::{TimeoutAction, Timer};
 use calloop::{EventLoop, Interest, Mode, PostAction};
 use clap::Parser;
-use halfclose::{Config, Reactor};
-use halfclose_tools::{signals, support};
+use halfclose::Reactor;
+use halfclose_tools::support;
 
 /// embed_calloop: a halfclose reactor as a calloop event source
 #[derive(Parser)]
 #[command(name = "embed_calloop")]
 struct Args {
-    /// Address to listen on
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7000")]
-    listen: SocketAddr,
-    /// How long after the client's FIN the answer comes
-    #[arg(long, value_name = "MS", default_value_t = 200)]
-    delay_ms: u64,
-    /// Close connections silent for this long
-    #[arg(long, value_name = "MS", default_value_t = 10_000)]
-    idle_timeout_ms: u64,
+    #[command(flatten)]
+    serve: support::Embedded,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     env_logger::init();
-    let args = Args::parse();
-    let mut config = Config::default();
-    config.idle_timeout = Some(Duration::from_millis(args.idle_timeout_ms));
-    let mut reactor = Reactor::with_config(config)?;
-    let delay = Duration::from_millis(args.delay_ms);
-    let listener = reactor.listen(args.listen, move || support::Deferred::new(delay))?;
-    signals::drain_on_stop(&reactor, support::DRAIN_DEADLINE)?;
-    support::announce(reactor.local_addr(listener).expect("listener is open"))?;
+    let mut reactor = Args::parse().serve.reactor()?;
 
     let mut event_loop: EventLoop<'_, Reactor> = EventLoop::try_new()?;
     let handle = event_loop.handle();
@@ -63,13 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     handle.insert_source(
         Timer::from_duration(Duration::from_secs(5)),
         |_, _, reactor: &mut Reactor| {
-            let s = reactor.stats();
-            log::info!(
-                "open {}, half-closed in {}, accepted {}",
-                s.open,
-                s.half_closed_in,
-                s.accepted
-            );
+            support::log_gauges(reactor);
             TimeoutAction::ToDuration(Duration::from_secs(5))
         },
     )?;

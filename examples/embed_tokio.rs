@@ -16,13 +16,11 @@
 //! $ printf 'hello' | socat - TCP:127.0.0.1:PORT,shut-down   # HELLO, after the delay
 //! ```
 
-use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::time::Duration;
 
 use clap::Parser;
-use halfclose::{Config, Reactor};
-use halfclose_tools::{signals, support};
+use halfclose_tools::support;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
@@ -30,15 +28,8 @@ use tokio::io::Interest;
 #[derive(Parser)]
 #[command(name = "embed_tokio")]
 struct Args {
-    /// Address to listen on
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7000")]
-    listen: SocketAddr,
-    /// How long after the client's FIN the answer comes
-    #[arg(long, value_name = "MS", default_value_t = 200)]
-    delay_ms: u64,
-    /// Close connections silent for this long
-    #[arg(long, value_name = "MS", default_value_t = 10_000)]
-    idle_timeout_ms: u64,
+    #[command(flatten)]
+    serve: support::Embedded,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -51,13 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let mut config = Config::default();
-    config.idle_timeout = Some(Duration::from_millis(args.idle_timeout_ms));
-    let mut reactor = Reactor::with_config(config)?;
-    let delay = Duration::from_millis(args.delay_ms);
-    let listener = reactor.listen(args.listen, move || support::Deferred::new(delay))?;
-    signals::drain_on_stop(&reactor, support::DRAIN_DEADLINE)?;
-    support::announce(reactor.local_addr(listener).expect("listener is open"))?;
+    let mut reactor = args.serve.reactor()?;
 
     // A tokio task of its own, to show the two loops share the thread.
     let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -79,10 +64,7 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                     break;
                 }
             }
-            _ = tick.tick() => {
-                let s = reactor.stats();
-                log::info!("open {}, half-closed in {}, accepted {}", s.open, s.half_closed_in, s.accepted);
-            }
+            _ = tick.tick() => support::log_gauges(&reactor),
         }
     }
     log::info!(

@@ -181,38 +181,46 @@ print(got.decode())
 s.close()
 ";
 
+/// Serve one Python `ssl` client (`program`, given the port and the
+/// certificate's path) with an echoing [`Upper`] whose truncated ends mean
+/// `on_truncated`; what the handler saw, and what Python printed.
+fn serve_python(test: &str, program: &'static str, on_truncated: Truncated) -> (Vec<Seen>, String) {
+    let cert = Cert::new(test);
+    let t = trace();
+    let t2 = t.clone();
+    let (mut r, addr) = tls_server(&cert, Config::default(), move || Upper {
+        echo: true,
+        on_truncated,
+        ..Upper::new(&t2)
+    });
+    let py = python_thread(
+        program,
+        vec![addr.port().to_string(), cert.pem().to_string()],
+    );
+    run_until(&mut r, |_| closed_reason(&t).is_some());
+    let printed = py.join().unwrap().expect("python");
+    let seen = t.borrow().clone();
+    (seen, printed)
+}
+
 /// Python's `unwrap()` sends `close_notify`: the handler hears an
 /// authenticated end through `handle_readable_eof`, and the connection
 /// ends as closed by the peer.
 #[test]
 fn close_notify_is_a_clean_end() {
-    let cert = Cert::new("notify");
-    let t = trace();
-    let t2 = t.clone();
-    let (mut r, addr) = tls_server(&cert, Config::default(), move || Upper {
-        echo: true,
-        ..Upper::new(&t2)
-    });
-    let py = python_thread(
-        PY_UNWRAP,
-        vec![addr.port().to_string(), cert.pem().to_string()],
-    );
-    run_until(&mut r, |_| closed_reason(&t).is_some());
-    assert_eq!(py.join().unwrap().expect("python"), "HELLO TLS TLSv1.3");
-    let seen = t.borrow().clone();
-    assert_eq!(
-        seen.iter()
-            .filter(|s| matches!(s, Seen::Eof | Seen::Truncated))
-            .collect::<Vec<_>>(),
-        [&Seen::Eof],
-        "{seen:?}"
-    );
+    let (seen, printed) = serve_python("notify", PY_UNWRAP, Truncated::Fail);
+    assert_eq!(printed, "HELLO TLS TLSv1.3");
+    let ends: Vec<_> = seen
+        .iter()
+        .filter(|s| matches!(s, Seen::Eof | Seen::Truncated))
+        .collect();
+    assert_eq!(ends, [&Seen::Eof], "{seen:?}");
     assert_eq!(
         seen[0],
         Seen::Connect,
         "handle_connect after the handshake, first"
     );
-    assert_eq!(closed_reason(&t), Some(Reason::PeerClosed));
+    assert_eq!(seen.last(), Some(&Seen::Close(Reason::PeerClosed)));
 }
 
 /// A plain `close()` ends the stream with a TCP FIN and no `close_notify`:
@@ -220,20 +228,8 @@ fn close_notify_is_a_clean_end() {
 /// truncated), never a clean end.
 #[test]
 fn a_fin_without_close_notify_is_reported_as_truncated() {
-    let cert = Cert::new("truncated");
-    let t = trace();
-    let t2 = t.clone();
-    let (mut r, addr) = tls_server(&cert, Config::default(), move || Upper {
-        echo: true,
-        ..Upper::new(&t2)
-    });
-    let py = python_thread(
-        PY_PLAIN_CLOSE,
-        vec![addr.port().to_string(), cert.pem().to_string()],
-    );
-    run_until(&mut r, |_| closed_reason(&t).is_some());
-    assert_eq!(py.join().unwrap().expect("python"), "HELLO TLS");
-    let seen = t.borrow().clone();
+    let (seen, printed) = serve_python("truncated", PY_PLAIN_CLOSE, Truncated::Fail);
+    assert_eq!(printed, "HELLO TLS");
     assert!(
         !seen.contains(&Seen::Eof),
         "reported as a clean end: {seen:?}"
@@ -243,7 +239,7 @@ fn a_fin_without_close_notify_is_reported_as_truncated() {
         seen.contains(&Seen::Error(io::ErrorKind::UnexpectedEof)),
         "{seen:?}"
     );
-    assert_eq!(closed_reason(&t), Some(Reason::Truncated));
+    assert_eq!(seen.last(), Some(&Seen::Close(Reason::Truncated)));
 }
 
 /// A protocol that can tell a complete message by itself may accept the

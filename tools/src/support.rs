@@ -58,6 +58,47 @@ impl Handler for Deferred {
     }
 }
 
+/// The command line of the embedding examples, and the reactor it makes.
+#[derive(clap::Args, Debug)]
+pub struct Embedded {
+    /// Address to listen on: IP:PORT, a Unix socket path or @name
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7000")]
+    pub listen: halfclose::Addr,
+    /// How long after the client's FIN the answer comes
+    #[arg(long, value_name = "MS", default_value_t = 200)]
+    pub delay_ms: u64,
+    /// Close connections silent for this long
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    pub idle_timeout_ms: u64,
+}
+
+impl Embedded {
+    /// A reactor serving [`Deferred`] as asked, draining on SIGINT and
+    /// SIGTERM, its `listening on ADDR` line printed.
+    pub fn reactor(&self) -> io::Result<Reactor> {
+        let mut config = Config::default();
+        config.idle_timeout = Some(Duration::from_millis(self.idle_timeout_ms));
+        let mut reactor = Reactor::with_config(config)?;
+        let delay = Duration::from_millis(self.delay_ms);
+        let listener = reactor.listen(bind(&self.listen, None), move || Deferred::new(delay))?;
+        crate::signals::drain_on_stop(&reactor, DRAIN_DEADLINE)?;
+        announce(reactor.local_addr(listener).expect("listener is open"))?;
+        Ok(reactor)
+    }
+}
+
+/// Log a reactor's gauges: what the embedding examples' own timers do, to
+/// show that the host loop's sources and the reactor share it.
+pub fn log_gauges(reactor: &Reactor) {
+    let s = reactor.stats();
+    log::info!(
+        "open {}, half-closed in {}, accepted {}",
+        s.open,
+        s.half_closed_in,
+        s.accepted
+    );
+}
+
 /// Print `listening on IP:PORT` (flushed: scripts and tests read it), drain
 /// on SIGINT/SIGTERM, and run until the drain ends.
 pub fn serve(
