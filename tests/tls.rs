@@ -615,3 +615,14 @@ fn the_proxy_turns_close_notify_into_fin_and_back() {
     assert_clean_exit(proxy);
     assert_clean_exit(upstream);
 }
+
+// ---------------------------------------------------------------------------
+// TLS faults through the fault proxy (T1 to T4)
+// ---------------------------------------------------------------------------
+
+/// The fault proxy's TLS-shaped faults against the TLS example servers, in
+/// `tests/tls/faults.rs` (test names `tls::faults::<test>`); under an
+/// inline module so that cargo does not take that file for a test target.
+mod tls {
+    mod faults;
+}

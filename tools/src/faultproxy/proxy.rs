@@ -238,7 +238,7 @@ fn pump(p: &mut Pair, d: usize, to: &mut Conn<'_>, counts: &mut Counts) -> Pump 
                 if let (true, Some(t)) = (tls, f.tls.as_mut()) {
                     let n = f.plan.tls.stall.map_or(0, |s| s.0);
                     log::info!(
-                        "pair {k}: stalling {dir} for {dur:?} after {n} TLS records ({} bytes)",
+                        "pair {k}: stalling {dir} for {dur:?} after {n} TLS record(s) ({} bytes)",
                         f.forwarded
                     );
                     t.stall_done = true;
