@@ -33,7 +33,7 @@ BINARIES = [os.path.basename(p)[:-3] for p in glob.glob("tests/*.rs")]
 BINARIES += [os.path.basename(os.path.dirname(p)) for p in glob.glob("tests/*/main.rs")]
 
 def listed(args):
-    out = subprocess.run(["cargo", "test", "-q"] + args + ["--", "--list"],
+    out = subprocess.run(["cargo", "test", "-q", "--features", "tls"] + args + ["--", "--list"],
                          capture_output=True, text=True, check=True).stdout
     return [l[: -len(": test")] for l in out.splitlines() if l.endswith(": test")]
 

@@ -772,3 +772,14 @@ fn an_end_of_stream_frame_needs_close_notify() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// TLS faults through the fault proxy (T1 to T4)
+// ---------------------------------------------------------------------------
+
+/// The fault proxy's TLS-shaped faults against the TLS example servers, in
+/// `tests/tls/faults.rs` (test names `tls::faults::<test>`); under an
+/// inline module so that cargo does not take that file for a test target.
+mod tls {
+    mod faults;
+}

@@ -308,6 +308,10 @@ struct Args {
     /// Close a connection idle this long; 0 never
     #[arg(long = "idle-timeout", value_name = "SECS", default_value_t = 60)]
     idle_timeout: u64,
+    /// TLS: fail a handshake not complete this long after the accept; 0
+    /// never (default: the library's, 10 s)
+    #[arg(long = "handshake-timeout", value_name = "MS")]
+    handshake_timeout: Option<u64>,
     #[command(flatten)]
     tls: support::ServeTls,
 }
@@ -322,6 +326,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut config = Config::default();
     config.idle_timeout = (idle > 0).then(|| Duration::from_secs(idle));
+    if let Some(ms) = args.handshake_timeout {
+        config.handshake_timeout = (ms > 0).then(|| Duration::from_millis(ms));
+    }
     let mut reactor = Reactor::with_config(config)?;
     // HTTPS: ALPN offers HTTP/1.1 only.
     let (at, note) = args.tls.apply(listen.as_str().into(), &[b"http/1.1"])?;

@@ -1,12 +1,14 @@
 //! A fault-injecting TCP proxy on halfclose: it sits between clients and a
 //! server and, per connection or at random under a seed, splits writes into
 //! tiny segments, delays them, stalls a direction, resets the connection
-//! at byte N, sends a FIN early, or never reads; and, as a client, it opens
-//! connections that go silent (slowloris).
+//! at byte N, sends a FIN early, or never reads; with TLS passing through
+//! it (it decrypts nothing), it places faults by the TLS records it sees;
+//! and, as a client, it opens connections that go silent (slowloris).
 //!
 //! ```text
 //! cargo run -p halfclose-tools --bin faultproxy -- --listen 127.0.0.1:0 --upstream 127.0.0.1:7000 --fault split:1
 //! cargo run -p halfclose-tools --bin faultproxy -- --upstream 127.0.0.1:7000 --fault random --seed 7
+//! cargo run -p halfclose-tools --bin faultproxy -- --upstream 127.0.0.1:8443 --fault tls-fin:c2s:2
 //! cargo run -p halfclose-tools --bin faultproxy -- --slowloris 100 --upstream 127.0.0.1:8080 --hold 10s
 //! ```
 //!
@@ -29,6 +31,45 @@
 //! - `noread:DIR[:DUR]`: never read DIR's sender, so its buffers fill;
 //!   after DUR (default 2 s) reset both sides.
 //! - `random`: one of the above (or none), parameters drawn from the seed.
+//!
+//! TLS-shaped faults read the 5-byte TLS record headers (content type,
+//! version, length) as the bytes pass; nothing is decrypted. "Record N of
+//! type 23" counts the records of outer content type 23 (application
+//! data) from 1. In TLS 1.3 that type hides every encrypted record: the
+//! client's first is its `Finished`, the server's first ones its encrypted
+//! handshake (and later its session tickets), and the last record before
+//! a clean FIN is the `close_notify` alert; in TLS 1.2 type 23 is
+//! application data only.
+//!
+//! - `tls-fin:DIR:N`: FIN to DIR's receiver in the middle of the body of
+//!   record N of type 23; the rest of DIR is discarded. The receiver holds
+//!   a record it can never complete, and no `close_notify`: a truncation.
+//! - `tls-fin:DIR:N:after`: the same FIN right after record N: whole
+//!   records, then a FIN without `close_notify` (the classic truncation).
+//! - `tls-stall:DIR:DUR[@N]`: once N records (any type; default 1) went
+//!   through, forward nothing in DIR for DUR. `tls-stall:s2c:5s` passes the
+//!   ServerHello and holds the rest of the server's handshake; the
+//!   server's handshake timeout ends the connection first.
+//! - `tls-replay:DIR`: at DIR's FIN, after its last record (the
+//!   `close_notify` of a clean end), inject a copy of the record of type 23
+//!   before it (its last data record), then the FIN: a record after
+//!   `close_notify`, which the receiver must ignore (RFC 8446 §6.1) and
+//!   never deliver.
+//! - `tls-replay:DIR:N`: right after record N of type 23, a copy of it: a
+//!   replayed record in the middle of the stream, which fails
+//!   authentication (its sequence number is not the one the receiver
+//!   expects), so the receiver must fail the connection.
+//! - `tls-junk:DIR:N`: at DIR's FIN, after its last record, N bytes drawn
+//!   from the seed, then the FIN: bytes that are not a record at all after
+//!   the end.
+//! - `tls-rst:DIR`: at DIR's FIN, once every byte DIR sent was handed to
+//!   the kernel toward its receiver, reset both sides instead of passing
+//!   the FIN on: `close_notify` arrives, then RST. (Bytes the receiver's
+//!   window had not taken yet are lost with the reset, as in any RST.)
+//!
+//! A stream that does not parse as TLS records gets no record fault.
+//! `random` never picks a TLS fault: the plans a seed draws are the same
+//! as before they existed.
 //!
 //! DIR is `c2s` (client to server), `s2c` or `both`; DUR is `Nms` or `Ns`.
 //! Every fault is bounded in time, and under one `--seed` connection k
@@ -82,14 +123,32 @@ FAULT    := split:N[:DIR]        segments of N bytes, one per loop turn
           | rst:DIR:N            after N bytes, reset both sides
           | fin:DIR:N            after N bytes, FIN to the receiver; discard the rest
           | noread:DIR[:DUR]     never read the sender; reset both after DUR (2s)
+          | TLSFAULT
+TLSFAULT := tls-fin:DIR:N        FIN in the middle of TLS record N of type 23
+          | tls-fin:DIR:N:after  FIN right after TLS record N of type 23
+          | tls-stall:DIR:DUR[@N]  after N TLS records (default 1), stall DUR
+          | tls-replay:DIR       at DIR's FIN, after its last record (its
+                                 close_notify), a copy of the type-23 record
+                                 before it; then the FIN
+          | tls-replay:DIR:N     right after TLS record N of type 23, a copy
+          | tls-junk:DIR:N       at DIR's FIN, after its last record, N bytes
+                                 drawn from the seed; then the FIN
+          | tls-rst:DIR          at DIR's FIN, everything forwarded, then RST
+                                 to both sides instead of the FIN
 DIR      := c2s | s2c | both     (split and delay default to both)
 DUR      := Nms | Ns
 
+TLS faults read the 5-byte record headers as bytes pass (nothing is
+decrypted); records count from 1. In TLS 1.3 every encrypted record has type
+23: the client's first is its Finished, the server's first ones carry its
+handshake, and the last before a clean FIN is close_notify.
+
 random picks one fault (or none) per connection with parameters drawn from
 --seed (default 1): stall 50-500ms, delay 1-20ms, noread 100-1000ms, byte
-positions 0-4096. Without a fault the proxy passes each FIN on separately
-and applies backpressure. Examples: split:1   split:random+delay:5ms
-stall:c2s:500ms@100   rst:s2c:1000   fin:c2s:10,none   noread:s2c:1s";
+positions 0-4096; it never picks a TLS fault. Without a fault the proxy
+passes each FIN on separately and applies backpressure. Examples: split:1
+split:random+delay:5ms   stall:c2s:500ms@100   rst:s2c:1000   fin:c2s:10,none
+noread:s2c:1s   tls-fin:c2s:2   tls-stall:c2s:2s@1   tls-replay:c2s+tls-junk:c2s:64";
 
 /// A `--fault` list, parsed.
 #[derive(Clone, Debug)]
@@ -212,14 +271,19 @@ pub fn run(args: Args) -> crate::support::ModeResult {
     reactor.run()?;
     let c = *shared.counts.borrow();
     log::info!(
-        "stopped: {} pairs, {} segments, {} stalls, {} resets, {} early FINs, {} noreads, {} bytes discarded",
+        "stopped: {} pairs, {} segments, {} stalls, {} resets, {} early FINs, {} noreads, {} bytes discarded; TLS: {} record FINs, {} record stalls, {} replays, {} junk, {} RSTs for FINs",
         c.pairs,
         c.segments,
         c.stalls,
         c.resets,
         c.fins,
         c.noreads,
-        c.discarded
+        c.discarded,
+        c.tls_fins,
+        c.tls_stalls,
+        c.replays,
+        c.junk,
+        c.fin_resets
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -20,6 +20,12 @@
 //! | `fin:DIR:N` | after N bytes forwarded in DIR, send FIN to DIR's receiver and discard the rest of DIR |
 //! | `noread:DIR[:DUR]` | never read DIR's sender (its buffers fill up); after DUR (default 2 s) reset both sides |
 //! | `random` | one of the above, parameters drawn from the seed |
+//! | `tls-fin:DIR:N[:after]` | FIN to DIR's receiver in the middle of (or right after) TLS record N of type 23; discard the rest |
+//! | `tls-stall:DIR:DUR[@N]` | after N TLS records (default 1), forward nothing in DIR for DUR |
+//! | `tls-replay:DIR` | at DIR's FIN, after its last record, a copy of the type-23 record before it; then the FIN |
+//! | `tls-replay:DIR:N` | right after TLS record N of type 23, a copy of it |
+//! | `tls-junk:DIR:N` | at DIR's FIN, after its last record, N bytes drawn from the seed; then the FIN |
+//! | `tls-rst:DIR` | at DIR's FIN, once all DIR sent is in the kernel, reset both sides instead of the FIN |
 //!
 //! DIR is `c2s`, `s2c` or `both` (`split` and `delay` default to `both`);
 //! DUR is `Nms` or `Ns`. A fault at byte N leaves an exchange of N bytes or
@@ -27,6 +33,14 @@
 //! so the receiver gets exactly N bytes before the RST is sent (a reset
 //! also discards what the kernel still held, so a prefix of N) or before the
 //! FIN.
+//!
+//! The `tls-` faults place themselves by TLS records ([`records`]): the
+//! proxy reads each record's 5-byte header as the bytes pass and decrypts
+//! nothing, so it sees record boundaries, the hellos (type 22), change
+//! cipher spec (20) and, in TLS 1.3, every later record as type 23
+//! (`Finished`, tickets, data and `close_notify` alike), and which record
+//! was a side's last before its FIN. What each one tests is in the
+//! `faultproxy` command line's docs ([`cli`]). `random` never picks one.
 //!
 //! # Handlers
 //!
@@ -54,9 +68,10 @@
 pub mod cli;
 pub mod plan;
 mod proxy;
+pub mod records;
 
 pub use plan::{
-    parse_duration, parse_spec, plan_for, random_plan, Choice, Cut, DirPlan, Plan, Ranges, Seg,
-    C2S, NOREAD_DEFAULT, RANDOM_SEG_MAX, S2C,
+    parse_duration, parse_spec, plan_for, random_plan, Choice, Cut, DirPlan, FinAt, Plan, Ranges,
+    Replay, Seg, TlsPlan, C2S, NOREAD_DEFAULT, RANDOM_SEG_MAX, S2C,
 };
 pub use proxy::{Chooser, Counts, Pair, Shared, Side, BUF_CAP};

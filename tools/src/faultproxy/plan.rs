@@ -44,6 +44,64 @@ pub enum Cut {
     Fin,
 }
 
+/// Where `tls-fin` cuts its record.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum FinAt {
+    /// In the middle of the record's body: the receiver holds a record it
+    /// can never complete.
+    Middle,
+    /// Right after the record: whole records, then a FIN without
+    /// `close_notify` (the classic truncation).
+    After,
+}
+
+/// What `tls-replay` injects where.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Replay {
+    /// At the sender's FIN, after its last record: a copy of the record of
+    /// type 23 before its last one (its last data record, when the last is
+    /// `close_notify`).
+    AtEnd,
+    /// Right after the N-th record of type 23 (from 1), a copy of it.
+    After(u64),
+}
+
+/// TLS-shaped faults of one direction. The proxy decrypts nothing: it
+/// reads the 5-byte record headers (content type, version, length) as the
+/// bytes pass, and places its faults at record boundaries or inside a
+/// record's body. A stream that does not parse as TLS records gets none of
+/// them (except `rst_at_fin`, which needs no records).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct TlsPlan {
+    /// `tls-fin:DIR:N[:after]`: FIN to the receiver inside (or right
+    /// after) the N-th record of content type 23 (from 1); the rest of the
+    /// direction is discarded.
+    pub fin: Option<(u64, FinAt)>,
+    /// `tls-stall:DIR:DUR[@N]`: once the first N records (any type) went
+    /// through, forward nothing for DUR.
+    pub stall: Option<(u64, Duration)>,
+    /// `tls-replay:DIR[:N]`: inject a copy of an earlier record.
+    pub replay: Option<Replay>,
+    /// `tls-junk:DIR:N`: at the sender's FIN, after its last record,
+    /// inject N bytes drawn from the seed.
+    pub junk: Option<u64>,
+    /// `tls-rst:DIR`: at the sender's FIN, once everything it sent was
+    /// handed to the kernel, reset both sides instead of passing the FIN on.
+    pub rst_at_fin: bool,
+}
+
+impl TlsPlan {
+    /// Whether the direction has a TLS fault.
+    pub fn any(&self) -> bool {
+        *self != TlsPlan::default()
+    }
+
+    /// Whether a fault needs the record headers read.
+    pub fn reads_records(&self) -> bool {
+        self.fin.is_some() || self.stall.is_some() || self.replay.is_some()
+    }
+}
+
 /// What happens to one direction.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct DirPlan {
@@ -57,6 +115,8 @@ pub struct DirPlan {
     pub cut: Option<(Cut, u64)>,
     /// Never read the sender; reset both sides after this long.
     pub noread: Option<Duration>,
+    /// TLS-shaped faults.
+    pub tls: TlsPlan,
 }
 
 impl Default for DirPlan {
@@ -67,6 +127,7 @@ impl Default for DirPlan {
             stall: None,
             cut: None,
             noread: None,
+            tls: TlsPlan::default(),
         }
     }
 }
@@ -119,7 +180,8 @@ impl Default for Ranges {
 }
 
 /// One fault of each kind, equally likely (`none` included), in a direction
-/// and with parameters drawn from `rng` within `r`.
+/// and with parameters drawn from `rng` within `r`. Never a TLS fault: a
+/// seed draws the plans it drew before they existed.
 pub fn random_plan(rng: &mut Rng, r: &Ranges) -> Plan {
     let mut p = Plan::default();
     let dir = rng.range(0, 1) as usize;
@@ -203,6 +265,15 @@ fn parse_count(s: Option<&str>) -> Result<u64, String> {
     s.parse().map_err(|_| format!("bad byte count {s:?}"))
 }
 
+/// A record number of a TLS fault: 1 or more.
+fn parse_record(s: Option<&str>) -> Result<u64, String> {
+    let s = s.ok_or("a record number is required")?;
+    match s.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("bad record number {s:?} (records count from 1)")),
+    }
+}
+
 fn parse_fault(item: &str, plan: &mut Plan) -> Result<(), String> {
     let parts: Vec<&str> = item.split(':').collect();
     let arity = |lo: usize, hi: usize| {
@@ -264,6 +335,55 @@ fn parse_fault(item: &str, plan: &mut Plan) -> Result<(), String> {
             };
             for &d in parse_dirs(Some(parts[1]), false)? {
                 plan.dirs[d].noread = Some(dur);
+            }
+        }
+        "tls-fin" => {
+            arity(3, 4)?;
+            let n = parse_record(parts.get(2).copied())?;
+            let at = match parts.get(3).copied() {
+                None => FinAt::Middle,
+                Some("after") => FinAt::After,
+                Some(w) => return Err(format!("expected \"after\", not {w:?}")),
+            };
+            for &d in parse_dirs(Some(parts[1]), false)? {
+                plan.dirs[d].tls.fin = Some((n, at));
+            }
+        }
+        "tls-stall" => {
+            arity(3, 3)?;
+            let (dur, n) = match parts[2].split_once('@') {
+                Some((dur, n)) => (dur, parse_count(Some(n))?),
+                None => (parts[2], 1),
+            };
+            let dur = parse_duration(dur)?;
+            for &d in parse_dirs(Some(parts[1]), false)? {
+                plan.dirs[d].tls.stall = Some((n, dur));
+            }
+        }
+        "tls-replay" => {
+            arity(2, 3)?;
+            let replay = match parts.get(2) {
+                None => Replay::AtEnd,
+                Some(n) => Replay::After(parse_record(Some(n))?),
+            };
+            for &d in parse_dirs(Some(parts[1]), false)? {
+                plan.dirs[d].tls.replay = Some(replay);
+            }
+        }
+        "tls-junk" => {
+            arity(3, 3)?;
+            let n = parse_count(parts.get(2).copied())?;
+            if n == 0 {
+                return Err("junk of 0 bytes".into());
+            }
+            for &d in parse_dirs(Some(parts[1]), false)? {
+                plan.dirs[d].tls.junk = Some(n);
+            }
+        }
+        "tls-rst" => {
+            arity(2, 2)?;
+            for &d in parse_dirs(Some(parts[1]), false)? {
+                plan.dirs[d].tls.rst_at_fin = true;
             }
         }
         other => return Err(format!("unknown fault {other:?}")),
@@ -335,10 +455,107 @@ impl fmt::Display for Plan {
             &|v| format!("noread:both:{v}"),
             &|d, v| format!("noread:{d}:{v}"),
         );
+        // TLS faults: `name:DIR` and what follows the direction.
+        type Tail = fn(&TlsPlan) -> Option<String>;
+        let tls: [(&str, Tail); 5] = [
+            ("tls-fin", |t| {
+                t.fin.map(|(n, at)| match at {
+                    FinAt::Middle => format!(":{n}"),
+                    FinAt::After => format!(":{n}:after"),
+                })
+            }),
+            ("tls-stall", |t| {
+                t.stall.map(|(n, dur)| format!(":{}@{n}", ms(dur)))
+            }),
+            ("tls-replay", |t| {
+                t.replay.map(|r| match r {
+                    Replay::AtEnd => String::new(),
+                    Replay::After(n) => format!(":{n}"),
+                })
+            }),
+            ("tls-junk", |t| t.junk.map(|n| format!(":{n}"))),
+            ("tls-rst", |t| t.rst_at_fin.then(String::new)),
+        ];
+        for (name, tail) in tls {
+            emit(
+                tail(&c.tls),
+                tail(&s.tls),
+                &|v| format!("{name}:both{v}"),
+                &|d, v| format!("{name}:{d}{v}"),
+            );
+        }
         if items.is_empty() {
             f.write_str("none")
         } else {
             f.write_str(&items.join("+"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(spec: &str) -> Plan {
+        match parse_spec(spec).unwrap()[..] {
+            [Choice::Plan(p)] => p,
+            ref other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn tls_faults_parse_and_print_back() {
+        for (spec, canonical) in [
+            ("tls-fin:c2s:2", "tls-fin:c2s:2"),
+            ("tls-fin:s2c:3:after", "tls-fin:s2c:3:after"),
+            ("tls-fin:both:1", "tls-fin:both:1"),
+            ("tls-stall:s2c:5s", "tls-stall:s2c:5000ms@1"),
+            ("tls-stall:c2s:200ms@0", "tls-stall:c2s:200ms@0"),
+            ("tls-replay:c2s", "tls-replay:c2s"),
+            ("tls-replay:c2s:2", "tls-replay:c2s:2"),
+            ("tls-junk:both:64", "tls-junk:both:64"),
+            ("tls-rst:s2c", "tls-rst:s2c"),
+            (
+                "split:1+tls-replay:c2s+tls-junk:c2s:9",
+                "split:1+tls-replay:c2s+tls-junk:c2s:9",
+            ),
+        ] {
+            let plan = one(spec);
+            assert_eq!(plan.to_string(), canonical, "{spec}");
+            assert_eq!(one(canonical), plan, "{canonical} parses back");
+        }
+        let p = one("tls-fin:c2s:2+tls-rst:s2c");
+        assert_eq!(p.dirs[C2S].tls.fin, Some((2, FinAt::Middle)));
+        assert!(p.dirs[S2C].tls.rst_at_fin && !p.dirs[C2S].tls.rst_at_fin);
+        assert_eq!(
+            one("tls-stall:s2c:1s").dirs[S2C].tls.stall,
+            Some((1, Duration::from_secs(1)))
+        );
+    }
+
+    #[test]
+    fn bad_tls_faults_are_refused() {
+        for bad in [
+            "tls-fin:c2s:0",
+            "tls-fin:c2s",
+            "tls-fin:c2s:1:before",
+            "tls-stall:c2s:5",
+            "tls-replay:c2s:0",
+            "tls-replay:sideways",
+            "tls-junk:c2s:0",
+            "tls-rst:c2s:1",
+            "tls-rst",
+        ] {
+            assert!(parse_spec(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn random_plans_have_no_tls_fault() {
+        let choices = parse_spec("random").unwrap();
+        for k in 0..500 {
+            let (plan, _) = plan_for(&choices, 7, k, &Ranges::default());
+            assert!(plan.dirs.iter().all(|d| !d.tls.any()), "{plan}");
         }
     }
 }

@@ -5,15 +5,21 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::time::Duration;
 
 use halfclose::{Closed, Conn, ConnId, Ctx, Eof, Handler, Reason, Timeout, TimerId};
 
-use super::plan::{plan_for, Choice, Cut, DirPlan, Plan, Ranges, Seg, DIR_NAMES};
+use super::plan::{plan_for, Choice, Cut, DirPlan, FinAt, Plan, Ranges, Seg, DIR_NAMES};
+use super::records::{Injected, TlsFlow};
 use super::{C2S, RANDOM_SEG_MAX, S2C};
 use crate::rng::Rng;
 
 /// The most a flow buffers before its sender's reading is paused.
 pub const BUF_CAP: usize = 64 * 1024;
+
+/// How often `tls-rst` looks whether the receiver's queue reached the
+/// kernel (an abort would drop what is still queued).
+const RST_POLL: Duration = Duration::from_millis(1);
 
 // ------------------------------------------------------------------ the proxy
 
@@ -36,6 +42,16 @@ pub struct Counts {
     pub noreads: u64,
     /// Bytes read and thrown away: after a `fin`, or with no receiver left.
     pub discarded: u64,
+    /// Directions ended by `tls-fin`.
+    pub tls_fins: u64,
+    /// Directions stalled by `tls-stall`.
+    pub tls_stalls: u64,
+    /// Records replayed by `tls-replay`.
+    pub replays: u64,
+    /// Junk injected by `tls-junk`.
+    pub junk: u64,
+    /// FINs replaced by a reset of both sides (`tls-rst`).
+    pub fin_resets: u64,
 }
 
 /// Picks the plan of connection `k` (accept order) from `peer`, its
@@ -109,6 +125,10 @@ struct Flow {
     tick: Option<TimerId>,
     /// A shaped flow's tick fired: one segment may go.
     due: bool,
+    /// The TLS faults of the direction, when it has some.
+    tls: Option<TlsFlow>,
+    /// `tls-rst` waits for the receiver's queue to reach the kernel.
+    poll: Option<TimerId>,
 }
 
 impl Default for Flow {
@@ -126,6 +146,57 @@ impl Default for Flow {
             stalled: None,
             tick: None,
             due: false,
+            tls: None,
+            poll: None,
+        }
+    }
+}
+
+impl Flow {
+    /// The next cut not made yet, the earlier of the plan's `rst` or `fin`
+    /// at a byte and `tls-fin` (once its record was seen); whether it is
+    /// the TLS one.
+    fn cut_point(&self) -> Option<(Cut, u64, bool)> {
+        if self.cut {
+            return None;
+        }
+        let bytes = self.plan.cut.map(|(c, at)| (c, at, false));
+        let tls = self.tls.as_ref().and_then(TlsFlow::fin_at);
+        [bytes, tls.map(|at| (Cut::Fin, at, true))]
+            .into_iter()
+            .flatten()
+            .min_by_key(|c| c.1)
+    }
+
+    /// The next stall not made yet, the earlier of `stall` and
+    /// `tls-stall` (once its record was seen); whether it is the TLS one.
+    fn stall_point(&self) -> Option<(u64, Duration, bool)> {
+        let bytes = self.plan.stall.filter(|_| !self.stall_done);
+        let tls = self.tls.as_ref().and_then(TlsFlow::stall);
+        [
+            bytes.map(|(at, dur)| (at, dur, false)),
+            tls.map(|(at, dur)| (at, dur, true)),
+        ]
+        .into_iter()
+        .flatten()
+        .min_by_key(|s| s.0)
+    }
+
+    /// The stream offset of the next injection, while the flow runs.
+    fn inject_at(&self) -> Option<u64> {
+        if self.cut {
+            return None;
+        }
+        self.tls.as_ref().and_then(TlsFlow::inject_at)
+    }
+
+    /// The sender's end: its FIN arrived, or its side closed gracefully.
+    /// What the TLS faults put after its last record is queued now.
+    fn end_of_input(&mut self) {
+        self.eof = true;
+        let total = self.forwarded + self.buf.len() as u64;
+        if let Some(tls) = &mut self.tls {
+            tls.end(total);
         }
     }
 }
@@ -158,23 +229,34 @@ fn pump(p: &mut Pair, d: usize, to: &mut Conn<'_>, counts: &mut Counts) -> Pump 
     let f = &mut p.flows[d];
     let dir = DIR_NAMES[d];
     loop {
-        if f.buf.is_empty() || f.stalled.is_some() || to.is_write_blocked() {
+        let inject_due = f.inject_at().is_some_and(|at| at <= f.forwarded);
+        if (f.buf.is_empty() && !inject_due) || f.stalled.is_some() || to.is_write_blocked() {
             break;
         }
-        if let Some((at, dur)) = f.plan.stall {
-            if !f.stall_done && f.forwarded >= at {
-                log::info!(
-                    "pair {k}: stalling {dir} for {dur:?} after {} bytes",
-                    f.forwarded
-                );
-                f.stall_done = true;
+        if let Some((at, dur, tls)) = f.stall_point() {
+            if f.forwarded >= at {
+                if let (true, Some(t)) = (tls, f.tls.as_mut()) {
+                    let n = f.plan.tls.stall.map_or(0, |s| s.0);
+                    log::info!(
+                        "pair {k}: stalling {dir} for {dur:?} after {n} TLS record(s) ({} bytes)",
+                        f.forwarded
+                    );
+                    t.stall_done = true;
+                    counts.tls_stalls += 1;
+                } else {
+                    log::info!(
+                        "pair {k}: stalling {dir} for {dur:?} after {} bytes",
+                        f.forwarded
+                    );
+                    f.stall_done = true;
+                    counts.stalls += 1;
+                }
                 f.stalled = Some(to.set_timer(dur));
-                counts.stalls += 1;
                 break;
             }
         }
-        if let Some((cut, at)) = f.plan.cut {
-            if !f.cut && f.forwarded >= at {
+        if let Some((cut, at, tls)) = f.cut_point() {
+            if f.forwarded >= at {
                 match cut {
                     Cut::Rst => {
                         log::info!(
@@ -186,6 +268,24 @@ fn pump(p: &mut Pair, d: usize, to: &mut Conn<'_>, counts: &mut Counts) -> Pump 
                         f.buf.clear();
                         to.abort();
                         return Pump::Reset;
+                    }
+                    Cut::Fin if tls => {
+                        let (n, where_) = match f.plan.tls.fin {
+                            Some((n, FinAt::After)) => (n, "after"),
+                            Some((n, FinAt::Middle)) => (n, "inside"),
+                            None => (0, "at"),
+                        };
+                        log::info!(
+                            "pair {k}: FIN {dir} {where_} TLS record {n} of type 23, after {} bytes; discarding the rest",
+                            f.forwarded
+                        );
+                        counts.tls_fins += 1;
+                        counts.discarded += f.buf.len() as u64;
+                        f.buf.clear();
+                        f.cut = true;
+                        f.fin_sent = true;
+                        to.shutdown_write();
+                        break;
                     }
                     Cut::Fin => {
                         log::info!(
@@ -203,6 +303,37 @@ fn pump(p: &mut Pair, d: usize, to: &mut Conn<'_>, counts: &mut Counts) -> Pump 
                 }
             }
         }
+        if inject_due {
+            let (bytes, what) = f
+                .tls
+                .as_mut()
+                .and_then(TlsFlow::take_inject)
+                .expect("an injection is due");
+            match what {
+                Injected::Replay(n) => {
+                    log::info!(
+                        "pair {k}: replaying a TLS record of {n} bytes {dir} after {} bytes",
+                        f.forwarded
+                    );
+                    counts.replays += 1;
+                }
+                Injected::Junk(n) => {
+                    log::info!(
+                        "pair {k}: {n} bytes of junk {dir} after {} bytes",
+                        f.forwarded
+                    );
+                    counts.junk += 1;
+                }
+            }
+            if let Err(e) = to.try_write(&bytes) {
+                log::debug!("pair {k}: {dir}: cannot inject: {e}");
+                counts.discarded += f.buf.len() as u64;
+                f.buf.clear();
+                f.cut = true;
+                break;
+            }
+            continue;
+        }
         let shaped = f.plan.shaped();
         if shaped && !f.due {
             if f.tick.is_none() {
@@ -215,11 +346,13 @@ fn pump(p: &mut Pair, d: usize, to: &mut Conn<'_>, counts: &mut Counts) -> Pump 
             Seg::Fixed(n) => n,
             Seg::Random => f.rng.range(1, RANDOM_SEG_MAX as u64) as usize,
         };
-        // Stop exactly at a stall or cut point.
-        if let (Some((at, _)), false) = (f.plan.stall, f.stall_done) {
-            n = n.min((at - f.forwarded) as usize);
-        }
-        if let (Some((_, at)), false) = (f.plan.cut, f.cut) {
+        // Stop exactly at a stall, cut or injection point.
+        let next = [
+            f.stall_point().map(|s| s.0),
+            f.cut_point().map(|c| c.1),
+            f.inject_at(),
+        ];
+        if let Some(at) = next.into_iter().flatten().min() {
             n = n.min((at - f.forwarded) as usize);
         }
         let front = f.buf.as_slices().0;
@@ -239,13 +372,31 @@ fn pump(p: &mut Pair, d: usize, to: &mut Conn<'_>, counts: &mut Counts) -> Pump 
             counts.segments += 1;
         }
     }
-    // The sender's FIN follows its last byte.
-    if f.eof && !f.fin_sent && f.buf.is_empty() && f.stalled.is_none() {
-        f.fin_sent = true;
-        if f.close_after {
+    // The sender's FIN follows its last byte (and what is injected after
+    // it).
+    if f.eof && !f.fin_sent && f.buf.is_empty() && f.stalled.is_none() && f.inject_at().is_none() {
+        if f.plan.tls.rst_at_fin {
+            if to.pending() > 0 {
+                // Everything to the kernel first: an abort drops the queue.
+                if f.poll.is_none() {
+                    f.poll = Some(to.set_timer(RST_POLL));
+                }
+            } else {
+                log::info!(
+                    "pair {k}: RST instead of FIN {dir}, after all {} bytes; resetting both sides",
+                    f.forwarded
+                );
+                counts.fin_resets += 1;
+                f.fin_sent = true;
+                to.abort();
+                return Pump::Reset;
+            }
+        } else if f.close_after {
+            f.fin_sent = true;
             log::debug!("pair {k}: {dir} done, closing the receiver");
             to.close();
         } else {
+            f.fin_sent = true;
             log::debug!("pair {k}: {dir} FIN forwarded after {} bytes", f.forwarded);
             to.shutdown_write();
         }
@@ -334,6 +485,12 @@ impl Side {
             flow.plan = dir;
             flow.rng = rng.fork();
         }
+        // Drawn after the flows' own, which stay as they were.
+        for (flow, dir) in p.flows.iter_mut().zip(plan.dirs) {
+            if dir.tls.any() {
+                flow.tls = Some(TlsFlow::new(dir.tls, rng.fork()));
+            }
+        }
         log::info!("pair {k}: client {id} from {peer:?}: fault {plan}");
         let _ = conn.set_nodelay(true);
         let up = Side {
@@ -392,6 +549,9 @@ impl Handler for Side {
             return;
         }
         f.buf.extend(data);
+        if let Some(tls) = &mut f.tls {
+            tls.read(data);
+        }
         self.push(conn, &mut p);
     }
 
@@ -401,7 +561,7 @@ impl Handler for Side {
             return Eof::Close;
         }
         log::debug!("pair {}: FIN from the {}", p.k, self.name());
-        p.flows[self.me].eof = true;
+        p.flows[self.me].end_of_input();
         self.push(conn, &mut p);
         Eof::HalfClose
     }
@@ -428,6 +588,8 @@ impl Handler for Side {
             f.due = true;
         } else if f.stalled == Some(timer) {
             f.stalled = None;
+        } else if f.poll == Some(timer) {
+            f.poll = None;
         } else {
             return;
         }
@@ -474,7 +636,7 @@ impl Handler for Side {
         counts.discarded += back.buf.len() as u64;
         back.buf.clear();
         let f = &mut p.flows[x];
-        f.eof = true;
+        f.end_of_input();
         f.close_after = true;
         if f.fin_sent {
             other.close();
