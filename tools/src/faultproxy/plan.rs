@@ -147,6 +147,10 @@ pub struct Plan {
 }
 
 /// One entry of a `--fault` list.
+// A handful of these exist per run (one per `--fault` entry), copied by
+// value into each connection's plan: the size is of no consequence, and
+// boxing would cost `Copy`.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Choice {
     /// This plan.
