@@ -62,6 +62,7 @@
 //! bad arguments.
 mod client;
 mod server;
+mod tls;
 
 use std::fmt::Write as _;
 use std::io::{self, Write as _};
@@ -76,6 +77,7 @@ use serde::Serialize;
 
 use crate::fdlimit::{self, Limit};
 use crate::procfs;
+use crate::support::{ConnectTls, ServeTls};
 use client::{run_client, ClientJson};
 use server::{ServerJson, ServerSummary, Servers, EPOCH};
 
@@ -148,6 +150,21 @@ pub struct Args {
     /// Machine-readable output on stdout
     #[arg(long)]
     pub json: bool,
+    /// Both sides in this process speak TLS (a self-signed certificate
+    /// made at start); --server-only takes --tls-self-signed or
+    /// --tls-cert/--tls-key, --client-only --tls-ca (feature `tls`)
+    #[arg(
+        long,
+        conflicts_with_all = ["server_only", "client_only"],
+        verbatim_doc_comment
+    )]
+    pub tls: bool,
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub serve_tls: ServeTls,
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub connect_tls: ConnectTls,
 }
 
 /// Source addresses of `--sources`.
@@ -192,6 +209,10 @@ struct Opts {
     reset_every: u64,
     timeout: Duration,
     json: bool,
+    /// `--tls`: TLS on both sides in one process.
+    tls_both: bool,
+    serve_tls: ServeTls,
+    connect_tls: ConnectTls,
 }
 
 impl Opts {
@@ -217,6 +238,9 @@ impl Opts {
             reset_every: a.reset_every,
             timeout: Duration::from_secs(a.timeout),
             json: a.json,
+            tls_both: a.tls,
+            serve_tls: a.serve_tls,
+            connect_tls: a.connect_tls,
         };
         let conflict =
             |msg: String| Args::command().error(clap::error::ErrorKind::ArgumentConflict, msg);
@@ -234,7 +258,37 @@ impl Opts {
                 o.target()
             )));
         }
+        if o.serve_tls.wanted() && o.mode != Mode::Server {
+            return Err(conflict(
+                "--tls-self-signed and --tls-cert/--tls-key are for --server-only; \
+                 with both sides in one process, --tls"
+                    .into(),
+            ));
+        }
+        if o.connect_tls.ca.is_some() && o.mode != Mode::Client {
+            return Err(conflict(
+                "--tls-ca is for --client-only; with both sides in one process, --tls".into(),
+            ));
+        }
+        if o.tls() && !tls::BUILT_IN {
+            return Err(conflict(
+                "built without TLS: build with --features tls \
+                 (cargo build --release -p halfclose-tools --features tls)"
+                    .into(),
+            ));
+        }
+        if o.tls() && o.target().is_unix() {
+            return Err(conflict(format!(
+                "TLS runs over TCP only, not over the Unix socket {}",
+                o.target()
+            )));
+        }
         Ok(o)
+    }
+
+    /// Whether either side speaks TLS.
+    fn tls(&self) -> bool {
+        self.tls_both || self.serve_tls.wanted() || self.connect_tls.ca.is_some()
     }
 
     /// Where the client connects: `--connect`, or in one process the
@@ -272,6 +326,9 @@ struct OptsJson {
     threads: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sources: Option<usize>,
+    /// Left out when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    tls: bool,
 }
 
 impl OptsJson {
@@ -285,6 +342,7 @@ impl OptsJson {
             hold_ms: o.hold.as_millis(),
             threads: (o.mode != Mode::Client).then_some(o.threads),
             sources: client.then_some(o.sources.len()),
+            tls: o.tls(),
         }
     }
 }
@@ -374,6 +432,13 @@ fn setup_rows(o: &Opts, fd: &Limit) -> Vec<(String, String)> {
         ));
     }
     rows.push(("hold".into(), format!("{} ms", o.hold.as_millis())));
+    if o.tls() {
+        let how = match o.mode {
+            Mode::Server => "rustls (ring)",
+            _ => "rustls (ring); a full handshake per connection (no resumption)",
+        };
+        rows.push(("TLS".into(), how.into()));
+    }
     if o.mode != Mode::Client {
         rows.push(("server threads".into(), o.threads.to_string()));
     }
@@ -389,8 +454,9 @@ fn setup_rows(o: &Opts, fd: &Limit) -> Vec<(String, String)> {
 
 /// Server and client in this process.
 fn run_both(o: &Opts, fd: &Limit) -> io::Result<bool> {
+    let tls = tls::setup(o)?;
     let deadline = Instant::now() + o.timeout;
-    let servers = Servers::start(&o.listen, o.threads, o.hold, deadline)?;
+    let servers = Servers::start(&o.listen, o.threads, o.hold, deadline, tls.server)?;
     let target = servers.addr.clone();
     if !o.json {
         eprintln!(
@@ -399,7 +465,7 @@ fn run_both(o: &Opts, fd: &Limit) -> io::Result<bool> {
         );
     }
     let mut last_done = 0;
-    let client = run_client(o, &target, |l, elapsed| {
+    let client = run_client(o, &target, tls.client, |l, elapsed| {
         eprintln!(
             "[{:>4}s] {}/{} done, {} in flight, {} errors, {}/s; server: {} open, {} half-closed",
             elapsed.as_secs(),
@@ -431,6 +497,7 @@ fn run_both(o: &Opts, fd: &Limit) -> io::Result<bool> {
         client.rows(&mut rows);
         server.rows(&mut rows, " (server and client)");
         let over = match target {
+            Addr::Inet(_) if o.tls() => "TLS on loopback".to_string(),
             Addr::Inet(_) => "loopback".to_string(),
             unix => format!("the Unix socket {unix}"),
         };
@@ -448,11 +515,17 @@ fn run_server(o: &Opts, fd: &Limit) -> io::Result<bool> {
     // Registered before `listening on` is printed, so a signal sent as soon
     // as the line is read already finds its handler.
     let stop = crate::signals::stop_flag()?;
+    let tls = tls::setup(o)?;
     let t0 = Instant::now();
     let deadline = t0 + o.timeout;
-    let servers = Servers::start(&o.listen, o.threads, o.hold, deadline)?;
+    let servers = Servers::start(&o.listen, o.threads, o.hold, deadline, tls.server)?;
     let rss_baseline = memory().rss;
     println!("listening on {}", servers.addr);
+    // Second, after the line scripts wait for: where the self-signed
+    // certificate is.
+    if let Some(note) = tls.note {
+        println!("{note}");
+    }
     io::stdout().flush()?;
     let mut next_tick = t0 + Duration::from_secs(1);
     let mut last = (u64::MAX, u64::MAX);
@@ -502,8 +575,9 @@ fn run_server(o: &Opts, fd: &Limit) -> io::Result<bool> {
 
 fn run_client_only(o: &Opts, fd: &Limit) -> io::Result<bool> {
     let target = o.target();
+    let tls = tls::setup(o)?;
     let mut last_done = 0;
-    let client = run_client(o, target, |l, elapsed| {
+    let client = run_client(o, target, tls.client, |l, elapsed| {
         eprintln!(
             "[{:>4}s] {}/{} done, {} in flight, {} errors, {}/s",
             elapsed.as_secs(),
@@ -715,10 +789,10 @@ mod tests {
         ))
         .unwrap();
         let deadline = Instant::now() + o.timeout;
-        let servers = Servers::start(&listen, 1, Duration::ZERO, deadline).unwrap();
+        let servers = Servers::start(&listen, 1, Duration::ZERO, deadline, None).unwrap();
         assert_eq!(servers.addr, listen);
         assert!(path.exists());
-        let client = run_client(&o, &servers.addr, |_, _| {}).unwrap();
+        let client = run_client(&o, &servers.addr, None, |_, _| {}).unwrap();
         let reports = servers.finish().unwrap();
         assert_eq!((client.completed, client.errors()), (300, 0));
         let server = ServerSummary::new(&reports, 0, 0);
@@ -728,7 +802,7 @@ mod tests {
         );
         assert!(!path.exists(), "the listener removed its socket file");
         // One reactor only: no SO_REUSEPORT for a Unix socket.
-        let e = Servers::start(&listen, 2, Duration::ZERO, deadline)
+        let e = Servers::start(&listen, 2, Duration::ZERO, deadline, None)
             .err()
             .unwrap();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
@@ -785,7 +859,7 @@ mod tests {
         ))
         .unwrap();
         let mut go = Some(go_tx);
-        let client = run_client(&o, o.target(), |l, _| {
+        let client = run_client(&o, o.target(), None, |l, _| {
             if l.connect_retries > 0 {
                 if let Some(go) = go.take() {
                     go.send(()).unwrap();
