@@ -43,6 +43,23 @@
 //! TCP would retransmit its SYN); the client tries that exchange again a
 //! millisecond later and counts it (`connects retried`; not an error).
 //!
+//! Over TLS (feature `tls`: `cargo build --release -p halfclose-tools
+//! --features tls`), TCP only, on rustls with the ring provider:
+//!
+//! ```text
+//! halfclosed --tls                                   # both sides, a self-signed certificate made at start
+//! halfclosed --server-only --tls-self-signed --json  # second line: certificate PATH (its PEM file)
+//! halfclosed --server-only --tls-cert cert.pem --tls-key key.pem --json
+//! halfclosed --client-only --connect 127.0.0.1:7001 --tls-ca cert.pem [--tls-name localhost]
+//! ```
+//!
+//! The exchange is the same; the client's half-close is `close_notify`
+//! then its FIN ([`halfclose::Conn::shutdown_write`]), and a reply must end
+//! with the server's `close_notify`: a FIN without one is a truncation,
+//! counted as an error. The client keeps no TLS sessions, so every
+//! connection makes a full handshake. A build without the feature refuses
+//! these options (exit status 2).
+//!
 //! The server serves until SIGINT or SIGTERM (or `--timeout`), then prints
 //! its figures: peak half-closed connections, CPU time per connection of
 //! its reactor threads, peak RSS and RSS per connection above the idle
@@ -880,6 +897,148 @@ mod tests {
             client.connect_retries
         );
         assert_eq!(stats.accepted, N);
+    }
+
+    /// The TLS options: `--tls` in one process, the server's with
+    /// --server-only, the client's with --client-only; TCP only; refused
+    /// with exit status 2 and the reason otherwise, and by a build without
+    /// the feature.
+    #[test]
+    fn tls_options_by_mode() {
+        for bad in [
+            "--tls --server-only",
+            "--tls --client-only --connect 127.0.0.1:7001",
+            "--tls-self-signed",
+            "--client-only --connect 127.0.0.1:7001 --tls-self-signed",
+            "--tls-ca ca.pem",
+            "--server-only --tls-ca ca.pem",
+            "--server-only --tls-cert c.pem",
+            "--server-only --tls-self-signed --tls-cert c.pem --tls-key k.pem",
+        ] {
+            let e = args(bad).expect_err(bad);
+            assert_eq!(e.exit_code(), 2, "{bad}");
+        }
+        for unix in [
+            "--tls --listen /tmp/hc.sock",
+            "--server-only --tls-self-signed --listen @hc",
+            "--client-only --connect /tmp/hc.sock --tls-ca ca.pem",
+        ] {
+            let e = args(unix).expect_err(unix);
+            assert_eq!(e.exit_code(), 2, "{unix}");
+            if tls::BUILT_IN {
+                assert!(e.to_string().contains("TCP only"), "{unix}: {e}");
+            }
+        }
+        for good in [
+            "--tls",
+            "--server-only --tls-self-signed",
+            "--server-only --tls-cert c.pem --tls-key k.pem",
+            "--client-only --connect 127.0.0.1:7001 --tls-ca ca.pem --tls-name example.test",
+        ] {
+            match (args(good), tls::BUILT_IN) {
+                (Ok(o), true) => assert!(o.tls(), "{good}"),
+                (Err(e), false) => {
+                    assert_eq!(e.exit_code(), 2, "{good}");
+                    assert!(e.to_string().contains("--features tls"), "{good}: {e}");
+                }
+                (Ok(_), false) => panic!("{good}: accepted without the feature"),
+                (Err(e), true) => panic!("{good}: {e}"),
+            }
+        }
+        assert!(!args("--server-only").unwrap().tls());
+    }
+
+    /// The benchmark's server and client over TLS, each on its own: the
+    /// server reads its certificate from PEM files, the client trusts it
+    /// from `--tls-ca`; every exchange completes (a reply that ended
+    /// without the server's close_notify would count as an error), with a
+    /// full handshake each.
+    #[cfg(feature = "tls")]
+    #[test]
+    fn server_and_client_over_tls() {
+        let dir = SockDir::new("tls");
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let (cert, key) = (dir.0.join("cert.pem"), dir.0.join("key.pem"));
+        std::fs::write(&cert, made.cert.pem()).unwrap();
+        std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+        let server_opts = args(&format!(
+            "--server-only --tls-cert {} --tls-key {} --timeout 30",
+            cert.display(),
+            key.display()
+        ))
+        .unwrap();
+        let setup = tls::setup(&server_opts).unwrap();
+        assert!(setup.note.is_none(), "no certificate to announce");
+        let deadline = Instant::now() + server_opts.timeout;
+        let servers = Servers::start(
+            &server_opts.listen,
+            1,
+            Duration::ZERO,
+            deadline,
+            setup.server,
+        )
+        .unwrap();
+        let client_opts = args(&format!(
+            "--client-only --connect {} --tls-ca {} --connections 200 --concurrency 20 --timeout 30",
+            servers.addr,
+            cert.display()
+        ))
+        .unwrap();
+        let client_tls = tls::setup(&client_opts).unwrap().client;
+        let client = run_client(&client_opts, client_opts.target(), client_tls, |_, _| {}).unwrap();
+        let reports = servers.finish().unwrap();
+        assert_eq!(
+            (client.completed, client.errors()),
+            (200, 0),
+            "{:?}",
+            client.errors
+        );
+        let server = ServerSummary::new(&reports, 0, 0);
+        assert_eq!(
+            (server.accepted, server.closed, server.errors),
+            (200, 200, 0)
+        );
+    }
+
+    /// A client that does not trust the server's certificate: every
+    /// exchange fails, and the error says why.
+    #[cfg(feature = "tls")]
+    #[test]
+    fn a_certificate_not_trusted_is_an_error_that_says_so() {
+        let dir = SockDir::new("tls-untrusted");
+        let other = crate::tls::Identity::self_signed(&["localhost"]).unwrap();
+        let ca = dir.0.join("other.pem");
+        std::fs::write(&ca, &other.cert_pem).unwrap();
+        let server_opts = args("--server-only --tls-self-signed --timeout 30").unwrap();
+        let setup = tls::setup(&server_opts).unwrap();
+        let note = setup.note.expect("where the certificate is");
+        let path = note.strip_prefix("certificate ").expect(&note);
+        assert!(std::fs::read_to_string(path)
+            .unwrap()
+            .starts_with("-----BEGIN CERTIFICATE-----"));
+        let _ = std::fs::remove_file(path);
+        let deadline = Instant::now() + server_opts.timeout;
+        let servers = Servers::start(
+            &server_opts.listen,
+            1,
+            Duration::ZERO,
+            deadline,
+            setup.server,
+        )
+        .unwrap();
+        let client_opts = args(&format!(
+            "--client-only --connect {} --tls-ca {} --connections 5 --concurrency 5 --timeout 30",
+            servers.addr,
+            ca.display()
+        ))
+        .unwrap();
+        let client_tls = tls::setup(&client_opts).unwrap().client;
+        let client = run_client(&client_opts, client_opts.target(), client_tls, |_, _| {}).unwrap();
+        servers.finish().unwrap();
+        assert_eq!((client.completed, client.errors()), (0, 5));
+        let (what, n) = &client.errors[0];
+        assert_eq!(*n, 5, "{:?}", client.errors);
+        assert!(what.contains("certificate"), "{what}");
     }
 
     /// The keys `benches/compare.py` reads, in the order they were written

@@ -62,7 +62,8 @@ async fn main() -> io::Result<()> {
     let listen = args.tcp("peer_tokio");
     let acceptor = match args.tls() {
         Some((cert, key)) => {
-            let id = halfclose_tools::tls::Identity::from_pem_files(cert, key)?;
+            let id = halfclose_tools::tls::Identity::from_pem_files(cert, key)
+                .map_err(|e| io::Error::new(e.kind(), format!("--tls-cert/--tls-key: {e}")))?;
             Some(TlsAcceptor::from(id.server_config(&[])?))
         }
         None => None,
