@@ -27,6 +27,13 @@ Scenarios (full size; --quick shrinks them):
             temporary directory, removed afterwards), for the servers that have a
             Unix socket mode (halfclose, mio): CPU per connection (median of the
             churn repetitions) and bytes per held connection
+  tls       churn over TLS 1.3: a full handshake, the request, close_notify + FIN,
+            the reply, the server's close_notify + FIN; 20,000 exchanges at
+            concurrency 200, 5 repetitions going round the servers, for the servers
+            with a TLS mode (halfclose, tokio with tokio-rustls, Node.js tls); the
+            others are marked "no TLS mode". One certificate (ECDSA P-256, made with
+            openssl for this run) for every server; the load is the halfclosed
+            client over halfclose's own TLS client (rustls on ring), the same for all
 
 Measures: server CPU time (utime + stime of /proc/PID/stat, before and after
 the load, per connection or message), conn/s and latency (the client's
@@ -37,7 +44,7 @@ ss; over a Unix socket, which has no CLOSE_WAIT, the server's connected
 sockets on the path, ss -x), and syscalls per connection (strace -c). The halfclose server is
 halfclosed --server-only (tools/src/halfclosed, the binary of
 `cargo build --release -p halfclose-tools --bin halfclosed`; examples/echo.rs
-for echo); the peers are in benches/peers/. Scenario C's load is echo_load from
+for echo; target/release/halfclosed-tls, built with --features tls, for tls); the peers are in benches/peers/. Scenario C's load is echo_load from
 benches/peers/rust, as the halfclosed client has no persistent mode. Results: DIR/compare.json,
 DIR/compare.md (the table) and DIR/compare.svg (the plot).
 """
@@ -61,6 +68,9 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HC = os.path.join(ROOT, "target/release/halfclosed")
+# The same binary built with --features tls (compare.sh copies it aside):
+# server and client of the tls scenario.
+HC_TLS = os.path.join(ROOT, "target/release/halfclosed-tls")
 ECHO = os.path.join(ROOT, "target/release/examples/echo")
 PEERS = os.path.join(ROOT, "benches/peers")
 RUST_BIN = os.path.join(PEERS, "rust/target/release")
@@ -80,6 +90,7 @@ FULL = dict(
     held_conns=19_000, held_hold_ms=15_000, held_warmup=500,
     big_conns=100_000, big_procs=6, big_hold_ms=45_000,
     echo_conns=1_000, echo_msgs=300_000, echo_warmup=20_000, echo_reps=3,
+    tls_conns=20_000, tls_reps=5, tls_warmup=1_000,
 )
 QUICK = dict(
     churn_conns=10_000, churn_conc=200, churn_reps=1, warmup=1_000,
@@ -87,8 +98,9 @@ QUICK = dict(
     held_conns=4_000, held_hold_ms=5_000, held_warmup=200,
     big_conns=12_000, big_procs=3, big_hold_ms=10_000,
     echo_conns=200, echo_msgs=50_000, echo_warmup=5_000, echo_reps=1,
+    tls_conns=3_000, tls_reps=1, tls_warmup=500,
 )
-SCENARIOS = ["churn", "syscalls", "held", "held100k", "echo", "unix"]
+SCENARIOS = ["churn", "syscalls", "held", "held100k", "echo", "unix", "tls"]
 
 
 LIVE = set()  # child processes, ended if the runner is stopped
@@ -112,7 +124,7 @@ def log(msg):
 class Spec:
     """How to start one server: argv for the half-close echo and for echo."""
 
-    def __init__(self, name, label, argv, echo_argv, reuseport, note="", unix=False):
+    def __init__(self, name, label, argv, echo_argv, reuseport, note="", unix=False, tls=None):
         self.name = name
         self.label = label
         self._argv = argv
@@ -120,11 +132,20 @@ class Spec:
         self.reuseport = reuseport  # None when several processes cannot share a port
         self.note = note
         self.unix = unix  # its --listen takes a Unix socket path
+        # With (cert, key) PEM paths: argv of its TLS mode (None: it has none).
+        self._tls_argv = tls
 
-    def argv(self, hold_ms=0, reuseport=False, echo=False, timeout_s=3600, listen=LISTEN):
+    @property
+    def tls(self):
+        return self._tls_argv is not None
+
+    def argv(self, hold_ms=0, reuseport=False, echo=False, timeout_s=3600, listen=LISTEN, tls=None):
         if echo:
             return self._echo_argv()
-        argv = self._argv(hold_ms, timeout_s)
+        if tls:
+            argv = self._tls_argv(hold_ms, timeout_s) + ["--tls-cert", tls[0], "--tls-key", tls[1]]
+        else:
+            argv = self._argv(hold_ms, timeout_s)
         if listen != LISTEN:
             argv = [listen if a == LISTEN else a for a in argv]
         if reuseport:
@@ -152,6 +173,7 @@ SPECS = [
         # SO_REUSEPORT is set when a process runs several reactors.
         ["--threads", "2"],
         unix=True,
+        tls=lambda h, t: [HC_TLS, "--server-only", "--json", "--timeout", str(t)] + peer_args(h),
     ),
     Spec(
         "mio", "raw mio loop",
@@ -165,6 +187,7 @@ SPECS = [
         lambda h, t: [os.path.join(RUST_BIN, "peer_tokio")] + peer_args(h),
         lambda: [os.path.join(RUST_BIN, "peer_tokio"), "--listen", LISTEN, "--echo"],
         ["--reuseport"],
+        tls=lambda h, t: [os.path.join(RUST_BIN, "peer_tokio")] + peer_args(h),
     ),
     Spec(
         "node", "Node.js net",
@@ -172,6 +195,7 @@ SPECS = [
         lambda: [NODE, os.path.join(PEERS, "node/peer.js"), "--listen", LISTEN, "--echo"],
         None,
         note="Node 20 has no SO_REUSEPORT (reusePort came in 22.12)",
+        tls=lambda h, t: [NODE, os.path.join(PEERS, "node/peer.js")] + peer_args(h),
     ),
     Spec(
         "asyncio", "Python asyncio",
@@ -376,16 +400,18 @@ def run_json(argv, timeout, logfile, core=CLIENT_CORE):
     return {"exit_status": p.returncode, "no_json": True}
 
 
-def hc_client(addr, conns, conc, timeout_s, extra=()):
+def hc_client(addr, conns, conc, timeout_s, extra=(), tls_ca=None):
     """The halfclosed client. In the held scenarios `extra` passes the
     server's hold with --hold-ms: the client waits that much longer for a
     reply before it gives up on a connection. A Unix socket has no source
-    address: --sources is for TCP only."""
+    address: --sources is for TCP only. With `tls_ca` (a PEM file) the
+    client speaks TLS and trusts that certificate (the TLS build)."""
     sources = [] if is_unix(addr) else ["--sources", SOURCES]
+    tls = [] if tls_ca is None else ["--tls-ca", tls_ca]
     return [
-        HC, "--client-only", "--connect", addr, "--connections", str(conns),
-        "--concurrency", str(conc), "--request-bytes", "64", *sources,
-        "--timeout", str(timeout_s), "--json", *extra,
+        HC if tls_ca is None else HC_TLS, "--client-only", "--connect", addr,
+        "--connections", str(conns), "--concurrency", str(conc), "--request-bytes", "64",
+        *sources, *tls, "--timeout", str(timeout_s), "--json", *extra,
     ]
 
 
@@ -401,6 +427,7 @@ def client_summary(out):
         "latency_us_p999": c.get("latency_us_p999"),
         "latency_us_max": c.get("latency_us_max"),
         "wall_s": c.get("wall_s"),
+        "client_cpu_us_per_conn": c.get("cpu_us_per_conn"),
         "timed_out": out.get("timed_out", False),
     }
 
@@ -440,23 +467,28 @@ class Sampler(threading.Thread):
 # Scenarios
 
 
-def warm_up(server, n, logfile):
+def warm_up(server, n, logfile, tls_ca=None):
     if n:
-        run_json(hc_client(server.addr, n, 200, 120), 180, logfile)
+        run_json(hc_client(server.addr, n, 200, 120, tls_ca=tls_ca), 180, logfile)
 
 
-def churn(spec, P, logdir, rep, unix_dir=None):
+def churn(spec, P, logdir, rep, unix_dir=None, tls=None):
     """One repetition of the churn scenario against a fresh server process;
-    with `unix_dir`, over a Unix socket file in it."""
-    tag = f"{'unix-' if unix_dir else ''}churn-{spec.name}-{rep}"
+    with `unix_dir`, over a Unix socket file in it; with `tls` (the
+    certificate's and the key's PEM files), over TLS, at the tls
+    scenario's sizes."""
+    kind = "unix " if unix_dir else "tls " if tls else ""
+    tag = f"{kind.strip()}{'-' if kind else ''}churn-{spec.name}-{rep}"
     listen = os.path.join(unix_dir, f"{tag}.sock") if unix_dir else LISTEN
-    srv = Server(spec.argv(listen=listen), logdir, tag)
+    ca = tls[0] if tls else None
+    conns, warmup = (P["tls_conns"], P["tls_warmup"]) if tls else (P["churn_conns"], P["warmup"])
+    srv = Server(spec.argv(listen=listen, tls=tls), logdir, tag)
     try:
-        warm_up(srv, P["warmup"], os.path.join(logdir, f"{tag}.client.log"))
+        warm_up(srv, warmup, os.path.join(logdir, f"{tag}.client.log"), tls_ca=ca)
         time.sleep(0.3)
         tcp0, split0, rt0 = tcp_ext(), proc_cpu_split(srv.pid), proc_runtime(srv.pid)
         out = run_json(
-            hc_client(srv.addr, P["churn_conns"], P["churn_conc"], 600), 660,
+            hc_client(srv.addr, conns, P["churn_conc"], 600, tls_ca=ca), 660,
             os.path.join(logdir, f"{tag}.client.log"),
         )
         rt1, split1, tcp1 = proc_runtime(srv.pid), proc_cpu_split(srv.pid), tcp_ext()
@@ -474,7 +506,7 @@ def churn(spec, P, logdir, rep, unix_dir=None):
         runtime_us_per_conn=(rt1 - rt0) * 1e6 / c["completed"] if c["completed"] else None,
         rss_bytes=rss, hwm_bytes=hwm, tcp=delta(tcp1, tcp0),
     )
-    log(f"  {'unix ' if unix_dir else ''}churn {spec.name} rep {rep + 1}: {c['completed']} done, {c['errors']} errors, "
+    log(f"  {kind}churn {spec.name} rep {rep + 1}: {c['completed']} done, {c['errors']} errors, "
         f"{fmt(c['conn_per_s'], 0)} conn/s, server {fmt(c['cpu_us_per_conn'], 1)} µs/conn "
         f"(schedstat {fmt(c['runtime_us_per_conn'], 2)}) "
         f"(user {c['server_user_s']:.2f} s, sys {c['server_sys_s']:.2f} s)")
@@ -715,6 +747,91 @@ def unix(specs, P, logdir, results, save):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def make_certificate(directory):
+    """One self-signed certificate for localhost and 127.0.0.1 and its key
+    (ECDSA P-256), PEM files in `directory`: (cert, key). Not a CA
+    (basicConstraints CA:FALSE): webpki, which checks the halfclosed
+    client's server certificates, refuses a CA certificate as a server's."""
+    if not shutil.which("openssl"):
+        raise RuntimeError("openssl is required for the tls scenario (apt-get install openssl)")
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-addext", "basicConstraints=critical,CA:FALSE",
+         "-keyout", key, "-out", cert],
+        check=True, capture_output=True, timeout=60,
+    )
+    return cert, key
+
+
+def locked_versions(lockfile, names):
+    """The versions of `names` in a Cargo.lock (a list each: a lock may
+    hold two versions of one crate)."""
+    found = {n: [] for n in names}
+    try:
+        with open(lockfile) as f:
+            text = f.read()
+    except OSError:
+        return found
+    for m in re.finditer(r'\[\[package\]\]\nname = "([^"]+)"\nversion = "([^"]+)"', text):
+        if m.group(1) in found:
+            found[m.group(1)].append(m.group(2))
+    return found
+
+
+def tls_versions():
+    """What the TLS servers run on: rustls, ring and tokio-rustls in the
+    two Cargo.lock files (halfclose's and the peers'), Node's OpenSSL;
+    `same_rustls` says whether halfclose and tokio-rustls use one rustls."""
+    names = ["rustls", "ring", "tokio-rustls"]
+    root = locked_versions(os.path.join(ROOT, "Cargo.lock"), names)
+    peers = locked_versions(os.path.join(PEERS, "rust/Cargo.lock"), names)
+    node_openssl = subprocess.run(
+        [NODE, "-p", "process.versions.openssl"], capture_output=True, text=True,
+    ).stdout.strip()
+    return {
+        "halfclose": {k: v for k, v in root.items() if v},
+        "peers": {k: v for k, v in peers.items() if v},
+        "same_rustls": bool(root["rustls"]) and root["rustls"] == peers["rustls"]
+        and root["ring"] == peers["ring"],
+        "node_openssl": node_openssl,
+    }
+
+
+def tls_scenario(specs, P, logdir, results, save):
+    """The tls scenario: churn over TLS (its repetitions going round the
+    servers, as in churn) for the servers with a TLS mode, all serving one
+    certificate made for the run in a temporary directory (removed
+    afterwards) and loaded by the same TLS client; the others are marked
+    as skipped."""
+    versions = tls_versions()
+    results["tls_versions"] = versions
+    if not versions["same_rustls"]:
+        log(f"  tls: WARNING: rustls or ring differ between halfclose and the peers: {versions}")
+    for spec in specs:
+        if not spec.tls:
+            results["servers"][spec.name]["tls"] = {"skipped": "no TLS mode"}
+    tls_specs = [s for s in specs if s.tls]
+    tmp = tempfile.mkdtemp(prefix="compare-tls-")
+    try:
+        pem = make_certificate(tmp)
+        runs = {spec.name: [] for spec in tls_specs}
+        for rep in range(P["tls_reps"]):
+            for spec in tls_specs:
+                try:
+                    runs[spec.name].append(churn(spec, P, logdir, rep, tls=pem))
+                except Exception as e:  # one broken server does not end the run
+                    log(f"  tls churn {spec.name}: FAILED: {e}")
+                    runs[spec.name].append({"failed": str(e)})
+                results["servers"][spec.name]["tls"] = {
+                    "churn": {"reps": runs[spec.name], "median": median_of(runs[spec.name])}}
+                save()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 # ---------------------------------------------------------------------------
 # Report
 
@@ -744,9 +861,10 @@ def refresh_medians(results):
         for sc in ("churn", "echo"):
             if isinstance(r.get(sc), dict) and r[sc].get("reps"):
                 r[sc]["median"] = median_of(r[sc]["reps"])
-        c = (r.get("unix") or {}).get("churn")
-        if isinstance(c, dict) and c.get("reps"):
-            c["median"] = median_of(c["reps"])
+        for sc in ("unix", "tls"):
+            c = (r.get(sc) or {}).get("churn")
+            if isinstance(c, dict) and c.get("reps"):
+                c["median"] = median_of(c["reps"])
 
 
 def unix_table(results):
@@ -796,6 +914,63 @@ def unix_table(results):
             else:
                 total = (get(n, "unix", "churn", "median", "errors") or 0) + (get(n, "unix", "held", "errors") or 0)
                 cells.append(str(total))
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def tls_table(results):
+    """The tls scenario: a row per server, ratios to halfclose's figure and
+    to tokio-rustls's (the goal: halfclose at or below it), the TCP churn
+    figure of the same run beside it when churn ran too."""
+    names = [n for n in results["order"] if n in results["servers"]]
+    R = results["servers"]
+    if not any("tls" in R[n] for n in names):
+        return []
+
+    def get(name, *path):
+        cur = R.get(name, {})
+        for p in path:
+            if not isinstance(cur, dict):
+                return None
+            cur = cur.get(p)
+        return cur
+
+    med = ("tls", "churn", "median")
+    cols = [
+        ("server CPU µs/conn (TLS churn)", med + ("cpu_us_per_conn",), 1),
+        ("schedstat µs/conn", med + ("runtime_us_per_conn",), 1),
+        ("conn/s", med + ("conn_per_s",), 0),
+        ("p50 / p99 ms", None, None),
+        ("client CPU µs/conn", med + ("client_cpu_us_per_conn",), 1),
+        ("TCP churn µs/conn, this run", ("churn", "median", "cpu_us_per_conn"), 1),
+        ("errors", None, None),
+    ]
+    rows = ["| server | " + " | ".join(c[0] for c in cols) + " |",
+            "|---|" + "|".join("---:" for _ in cols) + "|"]
+    for n in names:
+        label = next((s.label for s in SPECS if s.name == n), n)
+        t = R[n].get("tls")
+        if not t:
+            continue
+        if "skipped" in t:
+            rows.append(f"| {label} | not run: {t['skipped']} |" + " |" * (len(cols) - 1))
+            continue
+        cells = []
+        for i, (title, path, digits) in enumerate(cols):
+            if path:
+                v = get(n, *path)
+                text = cell(v, get("halfclose", *path), digits, is_ref=(n == "halfclose"))
+                if i < 2 and n == "halfclose" and v is not None:
+                    tok = get("tokio", *path)
+                    if tok:
+                        text += f" ({v / tok:.2f}× tokio-rustls)"
+                cells.append(text)
+            elif title.startswith("p50"):
+                p50 = get(n, *med, "latency_us_p50")
+                p99 = get(n, *med, "latency_us_p99")
+                cells.append("n/a" if p50 is None else f"{p50 / 1000:.1f} / {p99 / 1000:.1f}")
+            else:
+                cells.append(str(get(n, *med, "errors") or 0))
         rows.append(f"| {label} | " + " | ".join(cells) + " |")
     return rows
 
@@ -990,6 +1165,35 @@ def report(results, outdir):
                           + ", ".join(fmt(r.get("runtime_us_per_conn"), 2) for r in reps)
                           + f", median {fmt(med.get('runtime_us_per_conn'), 2)}")
         md.append("")
+    trows = tls_table(results)
+    if trows:
+        v = results.get("tls_versions") or {}
+        hv, pv = v.get("halfclose", {}), v.get("peers", {})
+        md.append("Over TLS 1.3 (scenario tls: a full handshake per connection; ratios are to halfclose's "
+                  "figure; halfclose's also to tokio-rustls's):")
+        md.append("")
+        md.extend(trows)
+        md.append("")
+        md.append(f"TLS stacks: halfclose on rustls {', '.join(hv.get('rustls', ['?']))} (ring "
+                  f"{', '.join(hv.get('ring', ['?']))}); tokio on tokio-rustls "
+                  f"{', '.join(pv.get('tokio-rustls', ['?']))} over rustls {', '.join(pv.get('rustls', ['?']))} "
+                  f"(ring {', '.join(pv.get('ring', ['?']))}); Node {results['machine'].get('node', '?')} on "
+                  f"OpenSSL {v.get('node_openssl', '?')}"
+                  + ("" if v.get("same_rustls") else "; WARNING: halfclose and tokio-rustls do not use the same rustls")
+                  + ".")
+        md.append("")
+        for n in order:
+            reps = ((R[n].get("tls") or {}).get("churn") or {}).get("reps") or []
+            if reps:
+                m = R[n]["tls"]["churn"]["median"]
+                split = ""
+                if m.get("server_user_s") is not None:
+                    split = f" (user {m['server_user_s']:.2f} / sys {m['server_sys_s']:.2f} s)"
+                md.append(f"- {n}: TLS churn CPU per repetition, µs: "
+                          + ", ".join(fmt(r.get("cpu_us_per_conn"), 1) for r in reps) + split
+                          + "; from schedstat: "
+                          + ", ".join(fmt(r.get("runtime_us_per_conn"), 1) for r in reps))
+        md.append("")
     md.append("Syscalls per connection by call (strace -c -f, short churn run):")
     md.append("")
     for n in results["order"]:
@@ -1100,6 +1304,9 @@ def main():
         log(f"scenario {scenario}")
         if scenario == "unix":
             unix(specs, P, logdir, results, save)
+            continue
+        if scenario == "tls":
+            tls_scenario(specs, P, logdir, results, save)
             continue
         if scenario in ("churn", "echo"):
             # Repetitions go round the servers, so that a change in the load

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of the half-close echo servers: halfclose, a raw
-# mio loop, tokio current_thread, Node.js, Python asyncio and asyncore.
+# mio loop, tokio current_thread, Node.js, Python asyncio and asyncore;
+# over TLS: halfclose, tokio-rustls and Node.js tls.
 #
-#   benches/compare.sh            # full run (about 20 minutes on 2 cores)
+#   benches/compare.sh            # full run (about 25 minutes on 2 cores)
 #   benches/compare.sh --quick    # small sizes, a few minutes
 #   benches/compare.sh --only churn,syscalls --servers halfclose,mio
 #   benches/compare.sh --quick --baseline DIR   # DIR/halfclosed, DIR/echo (and DIR/peer_mio): an earlier build, side by side
 #   benches/compare.sh --quick --only unix --servers halfclose,mio   # over a Unix stream socket
+#   benches/compare.sh --quick --only tls    # churn over TLS: halfclose, tokio-rustls, Node.js
 #
-# Builds everything in release mode, installs strace if it is missing,
+# Builds everything in release mode (halfclosed twice: plain, and with
+# --features tls as target/release/halfclosed-tls for the tls scenario),
+# installs strace and openssl if they are missing,
 # raises net.core.somaxconn when it may (and says so; the old value is put
 # back at the end), then runs benches/compare.py, which runs one server at
 # a time pinned to core 0 against a load pinned to core 1, over loopback
@@ -22,15 +26,21 @@ need() { command -v "$1" >/dev/null 2>&1; }
 for tool in taskset ss node python3.11 cargo; do
     need "$tool" || { echo "compare.sh: $tool is required" >&2; exit 1; }
 done
-if ! need strace; then
-    echo "compare.sh: installing strace" >&2
-    if [ "$(id -u)" = 0 ]; then
-        timeout 300 apt-get update -qq && timeout 300 apt-get install -y -qq strace >/dev/null
+for tool in strace openssl; do
+    if ! need "$tool"; then
+        echo "compare.sh: installing $tool" >&2
+        if [ "$(id -u)" = 0 ]; then
+            timeout 300 apt-get update -qq && timeout 300 apt-get install -y -qq "$tool" >/dev/null
+        fi
+        need "$tool" || { echo "compare.sh: $tool is required (apt-get install $tool)" >&2; exit 1; }
     fi
-    need strace || { echo "compare.sh: strace is required (apt-get install strace)" >&2; exit 1; }
-fi
+done
 
 echo "compare.sh: building (release)" >&2
+# The TLS build first, set aside; then the plain one, which the other
+# scenarios run (cargo keeps both builds, so switching back is a copy).
+timeout 1200 cargo build --release --quiet -p halfclose-tools --features tls --bin halfclosed
+cp target/release/halfclosed target/release/halfclosed-tls
 timeout 1200 cargo build --release --quiet -p halfclose-tools --bin halfclosed
 timeout 1200 cargo build --release --quiet -p halfclose --example echo
 timeout 1200 cargo build --release --quiet --manifest-path benches/peers/rust/Cargo.toml

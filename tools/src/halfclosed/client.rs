@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use halfclose::{Addr, Closed, Config, Conn, Connect, Ctx, Eof, Handler, Reactor, Reason, TimerId};
 use serde::Serialize;
 
+use super::tls::ClientTls;
 use super::{r3, Opts, RESET_AFTER};
 
 /// How long an exchange whose connect found the listener's queue full
@@ -21,6 +22,8 @@ use crate::procfs::{self, Cpu};
 /// State shared by every exchange of the client reactor.
 pub(super) struct Load {
     pub(super) target: Addr,
+    /// Speak TLS to the server.
+    pub(super) tls: Option<ClientTls>,
     pub(super) sources: Vec<IpAddr>,
     pub(super) next_source: usize,
     /// Request bytes: exchange `i` sends `B` bytes from offset `i % 251`, so
@@ -110,14 +113,16 @@ fn launch(ctx: &mut Ctx<'_>, load: &Shared) {
             t0: Instant::now(),
             got: 0,
             state: ExState::Running,
+            tls_error: None,
         };
-        let result = match from {
-            Some(from) => {
-                let to: Connect = target.into();
-                ctx.connect(to.from(from), ex)
-            }
-            None => ctx.connect(target, ex),
-        };
+        let mut to: Connect = target.into();
+        if let Some(from) = from {
+            to = to.from(from);
+        }
+        if let Some(tls) = &load.borrow().tls {
+            to = tls.connect(to);
+        }
+        let result = ctx.connect(to, ex);
         if let Err(e) = result {
             let mut l = load.borrow_mut();
             l.finished += 1;
@@ -144,13 +149,17 @@ struct Exchange {
     t0: Instant,
     got: usize,
     state: ExState,
+    /// What a TLS failure said (a certificate refused, an alert): the
+    /// error's kind alone, `invalid data`, does not tell.
+    tls_error: Option<String>,
 }
 
 impl Handler for Exchange {
     fn handle_connect(&mut self, conn: &mut Conn<'_>) {
         let reset = {
             let l = self.load.borrow();
-            // The bytes go straight to the kernel; nothing is queued.
+            // The bytes go straight to the kernel (over TLS, as one
+            // record); nothing is queued.
             conn.write(l.request(self.idx));
             l.reset_every > 0 && self.idx % l.reset_every == l.reset_every - 1
         };
@@ -193,6 +202,12 @@ impl Handler for Exchange {
         }
     }
 
+    fn handle_error(&mut self, _conn: &mut Conn<'_>, err: &io::Error) {
+        if err.kind() == io::ErrorKind::InvalidData {
+            self.tls_error = Some(err.to_string());
+        }
+    }
+
     fn handle_close(&mut self, ctx: &mut Ctx<'_>, closed: &Closed) {
         {
             let mut l = self.load.borrow_mut();
@@ -217,7 +232,10 @@ impl Handler for Exchange {
                     let what = format!("short reply ({} of {} bytes)", self.got, l.request_bytes);
                     l.error(what)
                 }
-                _ => l.error(closed.reason.to_string()),
+                _ => match &self.tls_error {
+                    Some(tls) => l.error(format!("{} ({tls})", closed.reason)),
+                    None => l.error(closed.reason.to_string()),
+                },
             }
         }
         launch(ctx, &self.load);
@@ -368,11 +386,13 @@ impl ClientSummary {
     }
 }
 
-/// Run the load against `target` on this thread. `on_tick` runs once per
-/// second with the client's progress, for the progress line.
+/// Run the load against `target` on this thread, over TLS with `tls`.
+/// `on_tick` runs once per second with the client's progress, for the
+/// progress line.
 pub(super) fn run_client(
     o: &Opts,
     target: &Addr,
+    tls: Option<ClientTls>,
     mut on_tick: impl FnMut(&Load, Duration),
 ) -> io::Result<ClientSummary> {
     let mut config = Config::default();
@@ -383,6 +403,7 @@ pub(super) fn run_client(
     let pattern = crate::rng::bytes(o.request_bytes + 251, 1);
     let load = Rc::new(RefCell::new(Load {
         target: target.clone(),
+        tls,
         sources: o.sources.clone(),
         next_source: 0,
         pattern: pattern.into(),

@@ -43,6 +43,23 @@
 //! TCP would retransmit its SYN); the client tries that exchange again a
 //! millisecond later and counts it (`connects retried`; not an error).
 //!
+//! Over TLS (feature `tls`: `cargo build --release -p halfclose-tools
+//! --features tls`), TCP only, on rustls with the ring provider:
+//!
+//! ```text
+//! halfclosed --tls                                   # both sides, a self-signed certificate made at start
+//! halfclosed --server-only --tls-self-signed --json  # second line: certificate PATH (its PEM file)
+//! halfclosed --server-only --tls-cert cert.pem --tls-key key.pem --json
+//! halfclosed --client-only --connect 127.0.0.1:7001 --tls-ca cert.pem [--tls-name localhost]
+//! ```
+//!
+//! The exchange is the same; the client's half-close is `close_notify`
+//! then its FIN ([`halfclose::Conn::shutdown_write`]), and a reply must end
+//! with the server's `close_notify`: a FIN without one is a truncation,
+//! counted as an error. The client keeps no TLS sessions, so every
+//! connection makes a full handshake. A build without the feature refuses
+//! these options (exit status 2).
+//!
 //! The server serves until SIGINT or SIGTERM (or `--timeout`), then prints
 //! its figures: peak half-closed connections, CPU time per connection of
 //! its reactor threads, peak RSS and RSS per connection above the idle
@@ -62,6 +79,7 @@
 //! bad arguments.
 mod client;
 mod server;
+mod tls;
 
 use std::fmt::Write as _;
 use std::io::{self, Write as _};
@@ -76,6 +94,7 @@ use serde::Serialize;
 
 use crate::fdlimit::{self, Limit};
 use crate::procfs;
+use crate::support::{ConnectTls, ServeTls};
 use client::{run_client, ClientJson};
 use server::{ServerJson, ServerSummary, Servers, EPOCH};
 
@@ -148,6 +167,21 @@ pub struct Args {
     /// Machine-readable output on stdout
     #[arg(long)]
     pub json: bool,
+    /// Both sides in this process speak TLS (a self-signed certificate
+    /// made at start); --server-only takes --tls-self-signed or
+    /// --tls-cert/--tls-key, --client-only --tls-ca (feature `tls`)
+    #[arg(
+        long,
+        conflicts_with_all = ["server_only", "client_only"],
+        verbatim_doc_comment
+    )]
+    pub tls: bool,
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub serve_tls: ServeTls,
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub connect_tls: ConnectTls,
 }
 
 /// Source addresses of `--sources`.
@@ -192,6 +226,10 @@ struct Opts {
     reset_every: u64,
     timeout: Duration,
     json: bool,
+    /// `--tls`: TLS on both sides in one process.
+    tls_both: bool,
+    serve_tls: ServeTls,
+    connect_tls: ConnectTls,
 }
 
 impl Opts {
@@ -217,6 +255,9 @@ impl Opts {
             reset_every: a.reset_every,
             timeout: Duration::from_secs(a.timeout),
             json: a.json,
+            tls_both: a.tls,
+            serve_tls: a.serve_tls,
+            connect_tls: a.connect_tls,
         };
         let conflict =
             |msg: String| Args::command().error(clap::error::ErrorKind::ArgumentConflict, msg);
@@ -234,7 +275,37 @@ impl Opts {
                 o.target()
             )));
         }
+        if o.serve_tls.wanted() && o.mode != Mode::Server {
+            return Err(conflict(
+                "--tls-self-signed and --tls-cert/--tls-key are for --server-only; \
+                 with both sides in one process, --tls"
+                    .into(),
+            ));
+        }
+        if o.connect_tls.ca.is_some() && o.mode != Mode::Client {
+            return Err(conflict(
+                "--tls-ca is for --client-only; with both sides in one process, --tls".into(),
+            ));
+        }
+        if o.tls() && !tls::BUILT_IN {
+            return Err(conflict(
+                "built without TLS: build with --features tls \
+                 (cargo build --release -p halfclose-tools --features tls)"
+                    .into(),
+            ));
+        }
+        if o.tls() && o.target().is_unix() {
+            return Err(conflict(format!(
+                "TLS runs over TCP only, not over the Unix socket {}",
+                o.target()
+            )));
+        }
         Ok(o)
+    }
+
+    /// Whether either side speaks TLS.
+    fn tls(&self) -> bool {
+        self.tls_both || self.serve_tls.wanted() || self.connect_tls.ca.is_some()
     }
 
     /// Where the client connects: `--connect`, or in one process the
@@ -272,6 +343,9 @@ struct OptsJson {
     threads: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sources: Option<usize>,
+    /// Left out when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    tls: bool,
 }
 
 impl OptsJson {
@@ -285,6 +359,7 @@ impl OptsJson {
             hold_ms: o.hold.as_millis(),
             threads: (o.mode != Mode::Client).then_some(o.threads),
             sources: client.then_some(o.sources.len()),
+            tls: o.tls(),
         }
     }
 }
@@ -374,6 +449,13 @@ fn setup_rows(o: &Opts, fd: &Limit) -> Vec<(String, String)> {
         ));
     }
     rows.push(("hold".into(), format!("{} ms", o.hold.as_millis())));
+    if o.tls() {
+        let how = match o.mode {
+            Mode::Server => "rustls (ring)",
+            _ => "rustls (ring); a full handshake per connection (no resumption)",
+        };
+        rows.push(("TLS".into(), how.into()));
+    }
     if o.mode != Mode::Client {
         rows.push(("server threads".into(), o.threads.to_string()));
     }
@@ -389,8 +471,9 @@ fn setup_rows(o: &Opts, fd: &Limit) -> Vec<(String, String)> {
 
 /// Server and client in this process.
 fn run_both(o: &Opts, fd: &Limit) -> io::Result<bool> {
+    let tls = tls::setup(o)?;
     let deadline = Instant::now() + o.timeout;
-    let servers = Servers::start(&o.listen, o.threads, o.hold, deadline)?;
+    let servers = Servers::start(&o.listen, o.threads, o.hold, deadline, tls.server)?;
     let target = servers.addr.clone();
     if !o.json {
         eprintln!(
@@ -399,7 +482,7 @@ fn run_both(o: &Opts, fd: &Limit) -> io::Result<bool> {
         );
     }
     let mut last_done = 0;
-    let client = run_client(o, &target, |l, elapsed| {
+    let client = run_client(o, &target, tls.client, |l, elapsed| {
         eprintln!(
             "[{:>4}s] {}/{} done, {} in flight, {} errors, {}/s; server: {} open, {} half-closed",
             elapsed.as_secs(),
@@ -431,6 +514,7 @@ fn run_both(o: &Opts, fd: &Limit) -> io::Result<bool> {
         client.rows(&mut rows);
         server.rows(&mut rows, " (server and client)");
         let over = match target {
+            Addr::Inet(_) if o.tls() => "TLS on loopback".to_string(),
             Addr::Inet(_) => "loopback".to_string(),
             unix => format!("the Unix socket {unix}"),
         };
@@ -448,11 +532,17 @@ fn run_server(o: &Opts, fd: &Limit) -> io::Result<bool> {
     // Registered before `listening on` is printed, so a signal sent as soon
     // as the line is read already finds its handler.
     let stop = crate::signals::stop_flag()?;
+    let tls = tls::setup(o)?;
     let t0 = Instant::now();
     let deadline = t0 + o.timeout;
-    let servers = Servers::start(&o.listen, o.threads, o.hold, deadline)?;
+    let servers = Servers::start(&o.listen, o.threads, o.hold, deadline, tls.server)?;
     let rss_baseline = memory().rss;
     println!("listening on {}", servers.addr);
+    // Second, after the line scripts wait for: where the self-signed
+    // certificate is.
+    if let Some(note) = tls.note {
+        println!("{note}");
+    }
     io::stdout().flush()?;
     let mut next_tick = t0 + Duration::from_secs(1);
     let mut last = (u64::MAX, u64::MAX);
@@ -502,8 +592,9 @@ fn run_server(o: &Opts, fd: &Limit) -> io::Result<bool> {
 
 fn run_client_only(o: &Opts, fd: &Limit) -> io::Result<bool> {
     let target = o.target();
+    let tls = tls::setup(o)?;
     let mut last_done = 0;
-    let client = run_client(o, target, |l, elapsed| {
+    let client = run_client(o, target, tls.client, |l, elapsed| {
         eprintln!(
             "[{:>4}s] {}/{} done, {} in flight, {} errors, {}/s",
             elapsed.as_secs(),
@@ -715,10 +806,10 @@ mod tests {
         ))
         .unwrap();
         let deadline = Instant::now() + o.timeout;
-        let servers = Servers::start(&listen, 1, Duration::ZERO, deadline).unwrap();
+        let servers = Servers::start(&listen, 1, Duration::ZERO, deadline, None).unwrap();
         assert_eq!(servers.addr, listen);
         assert!(path.exists());
-        let client = run_client(&o, &servers.addr, |_, _| {}).unwrap();
+        let client = run_client(&o, &servers.addr, None, |_, _| {}).unwrap();
         let reports = servers.finish().unwrap();
         assert_eq!((client.completed, client.errors()), (300, 0));
         let server = ServerSummary::new(&reports, 0, 0);
@@ -728,7 +819,7 @@ mod tests {
         );
         assert!(!path.exists(), "the listener removed its socket file");
         // One reactor only: no SO_REUSEPORT for a Unix socket.
-        let e = Servers::start(&listen, 2, Duration::ZERO, deadline)
+        let e = Servers::start(&listen, 2, Duration::ZERO, deadline, None)
             .err()
             .unwrap();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
@@ -785,7 +876,7 @@ mod tests {
         ))
         .unwrap();
         let mut go = Some(go_tx);
-        let client = run_client(&o, o.target(), |l, _| {
+        let client = run_client(&o, o.target(), None, |l, _| {
             if l.connect_retries > 0 {
                 if let Some(go) = go.take() {
                     go.send(()).unwrap();
@@ -806,6 +897,148 @@ mod tests {
             client.connect_retries
         );
         assert_eq!(stats.accepted, N);
+    }
+
+    /// The TLS options: `--tls` in one process, the server's with
+    /// --server-only, the client's with --client-only; TCP only; refused
+    /// with exit status 2 and the reason otherwise, and by a build without
+    /// the feature.
+    #[test]
+    fn tls_options_by_mode() {
+        for bad in [
+            "--tls --server-only",
+            "--tls --client-only --connect 127.0.0.1:7001",
+            "--tls-self-signed",
+            "--client-only --connect 127.0.0.1:7001 --tls-self-signed",
+            "--tls-ca ca.pem",
+            "--server-only --tls-ca ca.pem",
+            "--server-only --tls-cert c.pem",
+            "--server-only --tls-self-signed --tls-cert c.pem --tls-key k.pem",
+        ] {
+            let e = args(bad).expect_err(bad);
+            assert_eq!(e.exit_code(), 2, "{bad}");
+        }
+        for unix in [
+            "--tls --listen /tmp/hc.sock",
+            "--server-only --tls-self-signed --listen @hc",
+            "--client-only --connect /tmp/hc.sock --tls-ca ca.pem",
+        ] {
+            let e = args(unix).expect_err(unix);
+            assert_eq!(e.exit_code(), 2, "{unix}");
+            if tls::BUILT_IN {
+                assert!(e.to_string().contains("TCP only"), "{unix}: {e}");
+            }
+        }
+        for good in [
+            "--tls",
+            "--server-only --tls-self-signed",
+            "--server-only --tls-cert c.pem --tls-key k.pem",
+            "--client-only --connect 127.0.0.1:7001 --tls-ca ca.pem --tls-name example.test",
+        ] {
+            match (args(good), tls::BUILT_IN) {
+                (Ok(o), true) => assert!(o.tls(), "{good}"),
+                (Err(e), false) => {
+                    assert_eq!(e.exit_code(), 2, "{good}");
+                    assert!(e.to_string().contains("--features tls"), "{good}: {e}");
+                }
+                (Ok(_), false) => panic!("{good}: accepted without the feature"),
+                (Err(e), true) => panic!("{good}: {e}"),
+            }
+        }
+        assert!(!args("--server-only").unwrap().tls());
+    }
+
+    /// The benchmark's server and client over TLS, each on its own: the
+    /// server reads its certificate from PEM files, the client trusts it
+    /// from `--tls-ca`; every exchange completes (a reply that ended
+    /// without the server's close_notify would count as an error), with a
+    /// full handshake each.
+    #[cfg(feature = "tls")]
+    #[test]
+    fn server_and_client_over_tls() {
+        let dir = SockDir::new("tls");
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let (cert, key) = (dir.0.join("cert.pem"), dir.0.join("key.pem"));
+        std::fs::write(&cert, made.cert.pem()).unwrap();
+        std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+        let server_opts = args(&format!(
+            "--server-only --tls-cert {} --tls-key {} --timeout 30",
+            cert.display(),
+            key.display()
+        ))
+        .unwrap();
+        let setup = tls::setup(&server_opts).unwrap();
+        assert!(setup.note.is_none(), "no certificate to announce");
+        let deadline = Instant::now() + server_opts.timeout;
+        let servers = Servers::start(
+            &server_opts.listen,
+            1,
+            Duration::ZERO,
+            deadline,
+            setup.server,
+        )
+        .unwrap();
+        let client_opts = args(&format!(
+            "--client-only --connect {} --tls-ca {} --connections 200 --concurrency 20 --timeout 30",
+            servers.addr,
+            cert.display()
+        ))
+        .unwrap();
+        let client_tls = tls::setup(&client_opts).unwrap().client;
+        let client = run_client(&client_opts, client_opts.target(), client_tls, |_, _| {}).unwrap();
+        let reports = servers.finish().unwrap();
+        assert_eq!(
+            (client.completed, client.errors()),
+            (200, 0),
+            "{:?}",
+            client.errors
+        );
+        let server = ServerSummary::new(&reports, 0, 0);
+        assert_eq!(
+            (server.accepted, server.closed, server.errors),
+            (200, 200, 0)
+        );
+    }
+
+    /// A client that does not trust the server's certificate: every
+    /// exchange fails, and the error says why.
+    #[cfg(feature = "tls")]
+    #[test]
+    fn a_certificate_not_trusted_is_an_error_that_says_so() {
+        let dir = SockDir::new("tls-untrusted");
+        let other = crate::tls::Identity::self_signed(&["localhost"]).unwrap();
+        let ca = dir.0.join("other.pem");
+        std::fs::write(&ca, &other.cert_pem).unwrap();
+        let server_opts = args("--server-only --tls-self-signed --timeout 30").unwrap();
+        let setup = tls::setup(&server_opts).unwrap();
+        let note = setup.note.expect("where the certificate is");
+        let path = note.strip_prefix("certificate ").expect(&note);
+        assert!(std::fs::read_to_string(path)
+            .unwrap()
+            .starts_with("-----BEGIN CERTIFICATE-----"));
+        let _ = std::fs::remove_file(path);
+        let deadline = Instant::now() + server_opts.timeout;
+        let servers = Servers::start(
+            &server_opts.listen,
+            1,
+            Duration::ZERO,
+            deadline,
+            setup.server,
+        )
+        .unwrap();
+        let client_opts = args(&format!(
+            "--client-only --connect {} --tls-ca {} --connections 5 --concurrency 5 --timeout 30",
+            servers.addr,
+            ca.display()
+        ))
+        .unwrap();
+        let client_tls = tls::setup(&client_opts).unwrap().client;
+        let client = run_client(&client_opts, client_opts.target(), client_tls, |_, _| {}).unwrap();
+        servers.finish().unwrap();
+        assert_eq!((client.completed, client.errors()), (0, 5));
+        let (what, n) = &client.errors[0];
+        assert_eq!(*n, 5, "{:?}", client.errors);
+        assert!(what.contains("certificate"), "{what}");
     }
 
     /// The keys `benches/compare.py` reads, in the order they were written

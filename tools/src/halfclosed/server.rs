@@ -16,6 +16,7 @@ use halfclose::{
 };
 use serde::Serialize;
 
+use super::tls::ServerTls;
 use super::{r3, DRAIN_GRACE, MAX_REQUEST};
 use crate::procfs::{self, Cpu};
 
@@ -212,11 +213,13 @@ impl Servers {
     /// and the others share it through `SO_REUSEPORT`. A Unix socket: one
     /// reactor (`threads` must be 1); a socket file no one listens on is
     /// removed first, and the listener removes its own when it closes.
+    /// With `tls`, each serves TLS (TCP only).
     pub(super) fn start(
         listen: &Addr,
         threads: usize,
         hold: Duration,
         deadline: Instant,
+        tls: Option<ServerTls>,
     ) -> io::Result<Servers> {
         let gauges: Arc<Vec<Gauges>> = Arc::new((0..threads).map(|_| Gauges::default()).collect());
         let mut config = Config::default();
@@ -240,7 +243,12 @@ impl Servers {
                     config,
                     *listen,
                     move |_, reactor, addr| {
-                        let id = reactor.listen(addr, factory())?;
+                        let bind = halfclose::Bind::tcp(addr);
+                        let bind = match &tls {
+                            Some(tls) => tls.bind(bind),
+                            None => bind,
+                        };
+                        let id = reactor.listen(bind, factory())?;
                         let local = reactor.local_addr(id).expect("listener is open");
                         Ok(local.inet().expect("a TCP listener"))
                     },
@@ -255,6 +263,12 @@ impl Servers {
                         io::ErrorKind::InvalidInput,
                         "several reactors share a TCP port only (SO_REUSEPORT); \
                          a Unix socket has one",
+                    ));
+                }
+                if tls.is_some() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "TLS runs over TCP only",
                     ));
                 }
                 let bind = crate::support::bind(unix, None);

@@ -7,12 +7,16 @@
 //! --hold-ms H     after the client's FIN, wait H ms before replying (default 0)
 //! --reuseport     set SO_REUSEPORT, so several processes can share the port
 //! --echo          echo mode: echo every byte as it arrives, close after the client's FIN
+//! --tls-cert PEM --tls-key PEM
+//!                 serve TLS with this certificate and key (peer_tokio and peer.js;
+//!                 the half-close echo only)
 //! ```
 //!
 //! `peer_mio` also listens on a Unix stream socket: `--listen` takes a
 //! socket path (`/...` or `./...`) or `@name` (Linux's abstract namespace)
 //! as well as `IP:PORT`. The other Rust peers are TCP only and refuse one
-//! ([`Args::tcp`]).
+//! ([`Args::tcp`]). `peer_tokio` serves TLS (tokio-rustls); `peer_mio`
+//! has no TLS mode and refuses the options ([`Args::no_tls`]).
 
 #![forbid(unsafe_code)]
 
@@ -80,6 +84,17 @@ pub struct Args {
     /// Echo mode: echo every byte as it arrives, close after the client's FIN
     #[arg(long)]
     pub echo: bool,
+    /// Serve TLS with this certificate chain (PEM; the half-close echo only)
+    #[arg(
+        long = "tls-cert",
+        value_name = "PEM",
+        requires = "tls_key",
+        conflicts_with = "echo"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM)
+    #[arg(long = "tls-key", value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 fn millis(s: &str) -> Result<Duration, std::num::ParseIntError> {
@@ -110,6 +125,19 @@ impl Args {
                 name,
                 &format!("{name} listens on TCP only, not on the Unix socket {unix}"),
             ),
+        }
+    }
+
+    /// The certificate and key to serve TLS with, if given.
+    pub fn tls(&self) -> Option<(&std::path::Path, &std::path::Path)> {
+        Some((self.tls_cert.as_deref()?, self.tls_key.as_deref()?))
+    }
+
+    /// For a peer without a TLS mode: the TLS options exit with status 2
+    /// and the usage.
+    pub fn no_tls(&self, name: &'static str) {
+        if self.tls_cert.is_some() {
+            Args::usage_error(name, &format!("{name} has no TLS mode"));
         }
     }
 

@@ -257,6 +257,7 @@ fn on_event<S: Read + Write>(
 
 fn main() -> io::Result<()> {
     let args = Args::from_env("peer_mio");
+    args.no_tls("peer_mio");
     match args.listen {
         Listen::Tcp(addr) => {
             let listener = tcp_listener(addr, args.reuseport)?;
