@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::handler::{Handler, Truncated};
 use crate::state::{Action, ConnState, End, Refusal, Teardown, Writing};
 use crate::stats::Stats;
-use crate::timer::{TimerKey, TimerQueue};
+use crate::timer::{Lanes, TimerKey, TimerQueue};
 use crate::token::{self, ConnId, Generations, ListenerId, TimerId};
 use crate::transport::{Connect, Handshake, Input, Stream};
 
@@ -72,6 +72,10 @@ pub(crate) struct Core {
     conns: Slab<Slot>,
     gens: Generations,
     pub(crate) timers: TimerQueue<TimerTarget>,
+    /// The connections' timeout entries whose deadline is a fixed delay
+    /// from now (nearly all): by slot index and generation, no key; the
+    /// rest go to `timers`.
+    pub(crate) timeouts: Lanes<(u32, u32)>,
     /// Connections whose recorded requests the reactor still has to apply.
     pub(crate) dirty: Vec<ConnId>,
     /// Connections that spent their read budget with input left.
@@ -94,6 +98,7 @@ impl fmt::Debug for Core {
         f.debug_struct("Core")
             .field("open", &self.conns.len())
             .field("timers", &self.timers.len())
+            .field("timeouts", &self.timeouts.len())
             .field("control", &self.control)
             .finish()
     }
@@ -115,6 +120,7 @@ impl Core {
             conns: Slab::new(),
             gens: Generations::new(reactor),
             timers: TimerQueue::new(),
+            timeouts: Lanes::new(),
             dirty: Vec::new(),
             requeue: Vec::new(),
             buf: vec![0; config.read_buffer_size],
@@ -529,19 +535,64 @@ impl Core {
             // byte: it finds the later deadline and arms again.
             (Some((_, at)), Some(w)) if at <= w => {}
             (old, want) => {
+                // Disarmed first: a compaction must see the old entry as
+                // abandoned.
+                self.conns[key].state.disarm();
                 if let Some((k, _)) = old {
-                    self.timers.cancel(k);
+                    self.abandon_timeout(k);
                 }
-                st.disarm();
+                let st = &mut self.conns[key].state;
                 if let Some(at) = want {
                     let id = self.gens.current(key);
-                    let k = self.timers.insert(
-                        at,
-                        TimerTarget::Conn(id.index, id.generation, ConnTimer::Timeouts),
-                    );
+                    let k = match self.timeouts.push(self.now, at, (id.index, id.generation)) {
+                        Ok(()) => TimerKey::LANE,
+                        Err(_) => self.timers.insert(
+                            at,
+                            TimerTarget::Conn(id.index, id.generation, ConnTimer::Timeouts),
+                        ),
+                    };
                     st.arm(k, at);
                 }
             }
+        }
+    }
+
+    /// A connection no longer waits for its timeout entry `k`.
+    fn abandon_timeout(&mut self, k: TimerKey) {
+        if k != TimerKey::LANE {
+            self.timers.cancel(k);
+            return;
+        }
+        self.timeouts.forget();
+        if self.timeouts.is_sparse() {
+            let (conns, gens) = (&self.conns, &self.gens);
+            self.timeouts.retain(|at, (index, generation)| {
+                gens.is_current(gens.id(index, generation))
+                    && conns
+                        .get(index as usize)
+                        .is_some_and(|slot| slot.state.armed().get() == Some((TimerKey::LANE, at)))
+            });
+        }
+    }
+
+    /// A timeout entry of [`Lanes`] for connection `id` came due at `at`:
+    /// the connection's timeouts fire, unless it left or armed another.
+    pub(crate) fn on_timeouts_entry(&mut self, id: ConnId, at: u64) {
+        let armed = self
+            .live(id)
+            .and_then(|key| self.conns[key].state.armed().get());
+        if armed == Some((TimerKey::LANE, at)) {
+            self.on_conn_timer(id, ConnTimer::Timeouts, TimerId(TimerKey::LANE.to_bits()));
+        } else {
+            self.timeouts.popped_forgotten();
+        }
+    }
+
+    /// The earliest deadline of any timer.
+    pub(crate) fn next_deadline(&mut self) -> Option<u64> {
+        match (self.timers.next_deadline(), self.timeouts.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -552,7 +603,7 @@ impl Core {
         self.gens.retire(key);
         let st = slot.state;
         if let Some((k, _)) = st.armed().get() {
-            self.timers.cancel(k);
+            self.abandon_timeout(k);
         }
         if how == Teardown::Reset {
             // Best effort: the RST is what the caller asked for; if the

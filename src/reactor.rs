@@ -464,7 +464,7 @@ impl Reactor {
             return Some(Duration::ZERO);
         }
         self.core.update_clock();
-        let at = self.core.timers.next_deadline()?;
+        let at = self.core.next_deadline()?;
         Some(self.core.until(at))
     }
 
@@ -484,7 +484,7 @@ impl Reactor {
         self.core.update_clock();
         self.core.apply_dirty();
         let mut timeout = timeout;
-        if let Some(at) = self.core.timers.next_deadline() {
+        if let Some(at) = self.core.next_deadline() {
             let until = self.core.until(at);
             timeout = Some(timeout.map_or(until, |t| t.min(until)));
         }
@@ -539,7 +539,7 @@ impl Reactor {
     /// Arm the alarm for the earliest timer and, for a host loop, wake the
     /// descriptor if work is held.
     fn settle(&mut self, embedded: bool) -> io::Result<()> {
-        if let Some(at) = self.core.timers.next_deadline() {
+        if let Some(at) = self.core.next_deadline() {
             self.alarm.ensure(at, self.core.until(at))?;
         }
         if embedded && self.holds_work() {
@@ -609,6 +609,15 @@ impl Reactor {
                 }
                 TimerTarget::Drain => self.abort_all(Reason::Stopped),
             }
+        }
+        // The connections' fixed-delay timeouts. Each lane was pushed only
+        // deadlines after the `now` of its push, so what is pushed while
+        // these fire waits for a later round.
+        while let Some((at, (index, generation))) = self.core.timeouts.pop_expired(self.core.now) {
+            fired += 1;
+            let id = self.core.id_at(index, generation);
+            self.core.on_timeouts_entry(id, at);
+            self.core.apply_dirty();
         }
         fired
     }

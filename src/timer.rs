@@ -1,14 +1,23 @@
-//! A pure timer queue: deadlines are plain millisecond ticks and `now` is
-//! always an argument, so it is tested without a clock or sockets.
+//! Pure timer queues: deadlines are plain millisecond ticks and `now` is
+//! always an argument, so they are tested without a clock or sockets.
 //!
-//! A binary heap orders the deadlines; a slab holds the live entries. A
-//! cancelled entry leaves a dead heap node behind that is skipped when it
-//! surfaces, and the heap is rebuilt when dead nodes outnumber live ones, so
-//! memory stays proportional to the number of live timers even when a busy
-//! server cancels far-future timers at a high rate.
+//! [`TimerQueue`] takes any deadline: a binary heap orders the deadlines; a
+//! slab holds the live entries. A cancelled entry leaves a dead heap node
+//! behind that is skipped when it surfaces, and the heap is rebuilt when
+//! dead nodes outnumber live ones, so memory stays proportional to the
+//! number of live timers even when a busy server cancels far-future timers
+//! at a high rate.
+//!
+//! [`Lanes`] takes the deadlines that are a fixed delay from `now`, as the
+//! connections' timeouts are: every deadline of one delay comes in order,
+//! so a FIFO per delay keeps them sorted at O(1) a push and a pop (the
+//! kernel's and Netty's timer wheels rest on the same fact). An entry is
+//! 16 bytes and has no key: its owner remembers the deadline it armed and
+//! judges, when the entry comes out, whether it is still the one
+//! ([`Lanes::forget`], [`Lanes::retain`]).
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 
 use slab::Slab;
 
@@ -25,6 +34,12 @@ impl TimerKey {
     pub(crate) const NULL: TimerKey = TimerKey {
         slot: u32::MAX,
         seq: u32::MAX,
+    };
+
+    /// Stands for an entry of [`Lanes`], which has no key.
+    pub(crate) const LANE: TimerKey = TimerKey {
+        slot: u32::MAX,
+        seq: u32::MAX - 1,
     };
 
     /// The key as one integer, for public ids.
@@ -195,6 +210,140 @@ impl<T> TimerQueue<T> {
     }
 }
 
+/// How many distinct delays [`Lanes`] keeps a FIFO for; a deadline of
+/// another delay is refused, and its caller falls back to a
+/// [`TimerQueue`]. Five timeouts of the configuration and a few per
+/// connection overrides fit.
+const LANES: usize = 8;
+
+/// Deadlines a fixed delay from `now`, one FIFO per delay, ordered by
+/// construction. Entries cannot be cancelled: the owner of a value keeps
+/// the deadline it armed, ignores an entry that no longer matches it when
+/// it comes out, and calls [`forget`](Lanes::forget) when it abandons one,
+/// so that [`retain`](Lanes::retain) can drop the abandoned entries before
+/// they outnumber a quarter of the live ones.
+#[derive(Debug)]
+pub(crate) struct Lanes<T> {
+    lanes: Vec<Lane<T>>,
+    /// Entries abandoned by their owners and still queued.
+    forgotten: usize,
+    /// Entries queued, abandoned or not.
+    queued: usize,
+}
+
+#[derive(Debug)]
+struct Lane<T> {
+    delay: u64,
+    q: VecDeque<(u64, T)>,
+}
+
+impl<T: Copy> Default for Lanes<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Copy> Lanes<T> {
+    pub(crate) fn new() -> Self {
+        Lanes {
+            lanes: Vec::new(),
+            forgotten: 0,
+            queued: 0,
+        }
+    }
+
+    /// Queue `value` for tick `at`, if `at` is a delay from `now` that a
+    /// lane holds or can hold and comes no earlier than that lane's last
+    /// deadline; otherwise hand `value` back. A deadline at or before
+    /// `now` is always handed back: a lane is for the future, so that
+    /// nothing pushed while due entries are taken out is taken out in the
+    /// same round.
+    pub(crate) fn push(&mut self, now: u64, at: u64, value: T) -> Result<(), T> {
+        if at <= now {
+            return Err(value);
+        }
+        let delay = at - now;
+        let lane = match self.lanes.iter().position(|l| l.delay == delay) {
+            Some(i) => i,
+            None => match self.lanes.iter().position(|l| l.q.is_empty()) {
+                Some(i) => {
+                    self.lanes[i].delay = delay;
+                    i
+                }
+                None if self.lanes.len() < LANES => {
+                    self.lanes.push(Lane {
+                        delay,
+                        q: VecDeque::new(),
+                    });
+                    self.lanes.len() - 1
+                }
+                None => return Err(value),
+            },
+        };
+        let q = &mut self.lanes[lane].q;
+        if q.back().is_some_and(|&(last, _)| last > at) {
+            return Err(value);
+        }
+        q.push_back((at, value));
+        self.queued += 1;
+        Ok(())
+    }
+
+    /// The earliest deadline queued (possibly of an abandoned entry).
+    pub(crate) fn next_deadline(&self) -> Option<u64> {
+        self.lanes
+            .iter()
+            .filter_map(|l| l.q.front().map(|&(at, _)| at))
+            .min()
+    }
+
+    /// Remove and return one entry due at `now`, the earliest first.
+    pub(crate) fn pop_expired(&mut self, now: u64) -> Option<(u64, T)> {
+        let lane = self
+            .lanes
+            .iter_mut()
+            .filter(|l| l.q.front().is_some_and(|&(at, _)| at <= now))
+            .min_by_key(|l| l.q.front().map(|&(at, _)| at))?;
+        self.queued -= 1;
+        lane.q.pop_front()
+    }
+
+    /// An owner abandoned one queued entry (it armed another, or went
+    /// away); it will ignore it, or [`retain`](Lanes::retain) drops it.
+    pub(crate) fn forget(&mut self) {
+        self.forgotten += 1;
+    }
+
+    /// An entry [`pop_expired`](Lanes::pop_expired) returned was an
+    /// abandoned one.
+    pub(crate) fn popped_forgotten(&mut self) {
+        self.forgotten = self.forgotten.saturating_sub(1);
+    }
+
+    /// Whether abandoned entries passed a quarter of the live ones (and a
+    /// small floor): time to [`retain`](Lanes::retain).
+    pub(crate) fn is_sparse(&self) -> bool {
+        self.forgotten > 64 && self.forgotten * 4 > self.queued - self.forgotten
+    }
+
+    /// Keep only the entries `live` accepts, in order.
+    pub(crate) fn retain(&mut self, mut live: impl FnMut(u64, T) -> bool) {
+        for lane in &mut self.lanes {
+            lane.q.retain(|&(at, v)| live(at, v));
+            if lane.q.capacity() > 64 && lane.q.len() < lane.q.capacity() / 4 {
+                lane.q.shrink_to(lane.q.len() * 2);
+            }
+        }
+        self.queued = self.lanes.iter().map(|l| l.q.len()).sum();
+        self.forgotten = 0;
+    }
+
+    /// Entries queued, abandoned ones included.
+    pub(crate) fn len(&self) -> usize {
+        self.queued
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,5 +427,69 @@ mod tests {
         assert_eq!(q.next_deadline(), None);
         assert!(q.pop_expired(u64::MAX).is_none());
         assert_eq!(q.len(), 0);
+    }
+
+    fn drain_lanes(l: &mut Lanes<&'static str>, now: u64) -> Vec<(u64, &'static str)> {
+        std::iter::from_fn(|| l.pop_expired(now)).collect()
+    }
+
+    #[test]
+    fn lanes_pop_in_deadline_order_across_delays() {
+        let mut l = Lanes::new();
+        assert_eq!(l.push(0, 300, "idle a"), Ok(()));
+        assert_eq!(l.push(0, 60, "eof a"), Ok(()));
+        assert_eq!(l.push(10, 310, "idle b"), Ok(()));
+        assert_eq!(l.push(20, 80, "eof b"), Ok(()));
+        assert_eq!(l.next_deadline(), Some(60));
+        assert_eq!(drain_lanes(&mut l, 100), vec![(60, "eof a"), (80, "eof b")]);
+        assert_eq!(l.next_deadline(), Some(300));
+        assert_eq!(
+            drain_lanes(&mut l, 1000),
+            vec![(300, "idle a"), (310, "idle b")]
+        );
+        assert_eq!((l.len(), l.next_deadline()), (0, None));
+    }
+
+    #[test]
+    fn lanes_hand_back_what_they_cannot_keep_in_order() {
+        let mut l = Lanes::new();
+        assert_eq!(l.push(5, 5, "due now"), Err("due now"));
+        assert_eq!(l.push(100, 200, "a"), Ok(()));
+        // The same delay from an earlier `now` would come out of order.
+        assert_eq!(l.push(90, 190, "earlier"), Err("earlier"));
+        for d in 1..LANES as u64 {
+            assert_eq!(l.push(100, 200 + d, "other delay"), Ok(()));
+        }
+        assert_eq!(l.push(100, 500, "ninth delay"), Err("ninth delay"));
+        // An emptied lane takes a new delay.
+        assert_eq!(drain_lanes(&mut l, 200), vec![(200, "a")]);
+        assert_eq!(l.push(100, 500, "ninth delay"), Ok(()));
+    }
+
+    #[test]
+    fn lanes_stay_proportional_to_live_entries_under_churn() {
+        let mut l = Lanes::new();
+        let mut live = std::collections::HashSet::new();
+        for now in 0..100_000u64 {
+            l.push(now, now + 300_000, now).unwrap();
+            live.insert(now);
+            if now % 10 != 0 {
+                // Nine in ten are abandoned at once, as a churned
+                // connection abandons its idle deadline.
+                live.remove(&now);
+                l.forget();
+                if l.is_sparse() {
+                    l.retain(|_, v| live.contains(&v));
+                }
+            }
+        }
+        assert_eq!(live.len(), 10_000);
+        assert!(l.len() <= 12_500 + 64, "{} entries queued", l.len());
+        let fired: Vec<u64> = std::iter::from_fn(|| l.pop_expired(u64::MAX))
+            .map(|(_, v)| v)
+            .filter(|v| live.contains(v))
+            .collect();
+        assert_eq!(fired.len(), 10_000);
+        assert!(fired.windows(2).all(|w| w[0] < w[1]), "in order");
     }
 }

@@ -688,3 +688,49 @@ fn timers_die_with_the_connection() {
         "the old connection's timer reached the new one"
     );
 }
+
+/// Timeouts of many lengths at once: twelve connections, each with its own
+/// idle timeout (set in `handle_connect`, the longest first), more lengths
+/// than the reactor keeps a FIFO for, so some go to its general timer
+/// queue. Every connection times out, none early, in the order of its
+/// deadline.
+#[test]
+fn idle_timeouts_of_many_lengths_close_in_deadline_order() {
+    const N: u64 = 12;
+    let order: Rc<RefCell<Vec<u64>>> = Rc::default();
+    let mut r = reactor();
+    let next = Rc::new(Cell::new(0u64));
+    let (o2, n2) = (order.clone(), next.clone());
+    let addr = listen(&mut r, move || {
+        let i = n2.get();
+        n2.set(i + 1);
+        // The first connection gets the longest timeout.
+        let idle = ms(100 + 25 * (N - 1 - i));
+        let o3 = o2.clone();
+        Recorder::new(&log())
+            .on_connect(move |c| c.set_idle_timeout(Some(idle)))
+            .on_close(move |_, closed| {
+                assert_eq!(closed.reason, Reason::TimedOut(Timeout::Idle));
+                o3.borrow_mut().push(i);
+            })
+    });
+    let start = Instant::now();
+    let mut clients: Vec<Option<Client>> = Vec::new();
+    for _ in 0..N {
+        clients.push(Some(Client::connect(addr)));
+        run_until(&mut r, |_| next.get() == clients.len() as u64);
+    }
+    // Each client closes once it read our FIN, which completes our
+    // lingering close.
+    run_until(&mut r, |_| {
+        for c in clients.iter_mut() {
+            if c.as_mut().is_some_and(|c| c.done()) {
+                assert_eq!(c.take().unwrap().end, End::Eof);
+            }
+        }
+        order.borrow().len() == N as usize
+    });
+    assert_not_early(start.elapsed(), ms(100 + 25 * (N - 1)));
+    let want: Vec<u64> = (0..N).rev().collect();
+    assert_eq!(*order.borrow(), want, "closed out of deadline order");
+}
