@@ -269,30 +269,25 @@ fn pump(p: &mut Pair, d: usize, to: &mut Conn<'_>, counts: &mut Counts) -> Pump 
                         to.abort();
                         return Pump::Reset;
                     }
-                    Cut::Fin if tls => {
-                        let (n, where_) = match f.plan.tls.fin {
-                            Some((n, FinAt::After)) => (n, "after"),
-                            Some((n, FinAt::Middle)) => (n, "inside"),
-                            None => (0, "at"),
-                        };
-                        log::info!(
-                            "pair {k}: FIN {dir} {where_} TLS record {n} of type 23, after {} bytes; discarding the rest",
-                            f.forwarded
-                        );
-                        counts.tls_fins += 1;
-                        counts.discarded += f.buf.len() as u64;
-                        f.buf.clear();
-                        f.cut = true;
-                        f.fin_sent = true;
-                        to.shutdown_write();
-                        break;
-                    }
                     Cut::Fin => {
-                        log::info!(
-                            "pair {k}: FIN {dir} after {} bytes; discarding the rest",
-                            f.forwarded
-                        );
-                        counts.fins += 1;
+                        if tls {
+                            let (n, where_) = match f.plan.tls.fin {
+                                Some((n, FinAt::After)) => (n, "after"),
+                                Some((n, FinAt::Middle)) => (n, "inside"),
+                                None => (0, "at"),
+                            };
+                            log::info!(
+                                "pair {k}: FIN {dir} {where_} TLS record {n} of type 23, after {} bytes; discarding the rest",
+                                f.forwarded
+                            );
+                            counts.tls_fins += 1;
+                        } else {
+                            log::info!(
+                                "pair {k}: FIN {dir} after {} bytes; discarding the rest",
+                                f.forwarded
+                            );
+                            counts.fins += 1;
+                        }
                         counts.discarded += f.buf.len() as u64;
                         f.buf.clear();
                         f.cut = true;

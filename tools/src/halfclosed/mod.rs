@@ -948,6 +948,38 @@ mod tests {
         assert!(!args("--server-only").unwrap().tls());
     }
 
+    /// Serve with `server` (options after `--server-only`), then run the
+    /// client with `client` (options after `--client-only --connect ADDR`),
+    /// both over TLS; the client's summary, the server's, and the note of
+    /// the server's setup.
+    #[cfg(feature = "tls")]
+    fn tls_run(
+        server: &str,
+        client: &str,
+    ) -> (client::ClientSummary, ServerSummary, Option<String>) {
+        let server_opts = args(&format!("--server-only {server} --timeout 30")).unwrap();
+        let setup = tls::setup(&server_opts).unwrap();
+        let deadline = Instant::now() + server_opts.timeout;
+        let servers = Servers::start(
+            &server_opts.listen,
+            1,
+            Duration::ZERO,
+            deadline,
+            setup.server,
+        )
+        .unwrap();
+        let client_opts = args(&format!(
+            "--client-only --connect {} {client} --timeout 30",
+            servers.addr
+        ))
+        .unwrap();
+        let client_tls = tls::setup(&client_opts).unwrap().client;
+        let summary =
+            run_client(&client_opts, client_opts.target(), client_tls, |_, _| {}).unwrap();
+        let reports = servers.finish().unwrap();
+        (summary, ServerSummary::new(&reports, 0, 0), setup.note)
+    }
+
     /// The benchmark's server and client over TLS, each on its own: the
     /// server reads its certificate from PEM files, the client trusts it
     /// from `--tls-ca`; every exchange completes (a reply that ended
@@ -961,39 +993,20 @@ mod tests {
         let (cert, key) = (dir.0.join("cert.pem"), dir.0.join("key.pem"));
         std::fs::write(&cert, made.cert.pem()).unwrap();
         std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
-        let server_opts = args(&format!(
-            "--server-only --tls-cert {} --tls-key {} --timeout 30",
-            cert.display(),
-            key.display()
-        ))
-        .unwrap();
-        let setup = tls::setup(&server_opts).unwrap();
-        assert!(setup.note.is_none(), "no certificate to announce");
-        let deadline = Instant::now() + server_opts.timeout;
-        let servers = Servers::start(
-            &server_opts.listen,
-            1,
-            Duration::ZERO,
-            deadline,
-            setup.server,
-        )
-        .unwrap();
-        let client_opts = args(&format!(
-            "--client-only --connect {} --tls-ca {} --connections 200 --concurrency 20 --timeout 30",
-            servers.addr,
-            cert.display()
-        ))
-        .unwrap();
-        let client_tls = tls::setup(&client_opts).unwrap().client;
-        let client = run_client(&client_opts, client_opts.target(), client_tls, |_, _| {}).unwrap();
-        let reports = servers.finish().unwrap();
+        let (client, server, note) = tls_run(
+            &format!("--tls-cert {} --tls-key {}", cert.display(), key.display()),
+            &format!(
+                "--tls-ca {} --connections 200 --concurrency 20",
+                cert.display()
+            ),
+        );
+        assert!(note.is_none(), "no certificate to announce");
         assert_eq!(
             (client.completed, client.errors()),
             (200, 0),
             "{:?}",
             client.errors
         );
-        let server = ServerSummary::new(&reports, 0, 0);
         assert_eq!(
             (server.accepted, server.closed, server.errors),
             (200, 200, 0)
@@ -1009,32 +1022,16 @@ mod tests {
         let other = crate::tls::Identity::self_signed(&["localhost"]).unwrap();
         let ca = dir.0.join("other.pem");
         std::fs::write(&ca, &other.cert_pem).unwrap();
-        let server_opts = args("--server-only --tls-self-signed --timeout 30").unwrap();
-        let setup = tls::setup(&server_opts).unwrap();
-        let note = setup.note.expect("where the certificate is");
+        let (client, _, note) = tls_run(
+            "--tls-self-signed",
+            &format!("--tls-ca {} --connections 5 --concurrency 5", ca.display()),
+        );
+        let note = note.expect("where the certificate is");
         let path = note.strip_prefix("certificate ").expect(&note);
         assert!(std::fs::read_to_string(path)
             .unwrap()
             .starts_with("-----BEGIN CERTIFICATE-----"));
         let _ = std::fs::remove_file(path);
-        let deadline = Instant::now() + server_opts.timeout;
-        let servers = Servers::start(
-            &server_opts.listen,
-            1,
-            Duration::ZERO,
-            deadline,
-            setup.server,
-        )
-        .unwrap();
-        let client_opts = args(&format!(
-            "--client-only --connect {} --tls-ca {} --connections 5 --concurrency 5 --timeout 30",
-            servers.addr,
-            ca.display()
-        ))
-        .unwrap();
-        let client_tls = tls::setup(&client_opts).unwrap().client;
-        let client = run_client(&client_opts, client_opts.target(), client_tls, |_, _| {}).unwrap();
-        servers.finish().unwrap();
         assert_eq!((client.completed, client.errors()), (0, 5));
         let (what, n) = &client.errors[0];
         assert_eq!(*n, 5, "{:?}", client.errors);
