@@ -85,7 +85,7 @@ fn main() {
     for r in &rows {
         let n = r.conns as f64;
         println!(
-            "| {} | {} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} | {:.1} |",
+            "| {} | {} | {:.3} | {:.4} | {:.3} | {:.1} | {:.1} | {:.1} |",
             r.shape.name(),
             r.conns,
             r.allocs as f64 / n,

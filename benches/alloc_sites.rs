@@ -213,7 +213,7 @@ fn main() {
             e.1 += s.bytes;
         }
         let mut owners: Vec<_> = by_owner.into_iter().collect();
-        owners.sort_by(|a, b| b.1 .0.cmp(&a.1 .0));
+        owners.sort_by_key(|o| std::cmp::Reverse(o.1 .0));
         println!("| blocks/conn | bytes/conn | blocks | whose | asked for at |");
         println!("|---:|---:|---:|---|---|");
         for ((k, at), (b, by)) in &owners {
