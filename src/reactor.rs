@@ -103,6 +103,8 @@ pub struct Reactor {
     /// events, and listeners that hit their batch limit last time. One batch
     /// each per iteration.
     accept_again: Vec<ListenerId>,
+    /// The listeners one round accepts from (kept for its capacity).
+    to_accept: Vec<ListenerId>,
     accepted: Vec<ConnId>,
     /// The last poll filled the event buffer: more events may be ready, and
     /// no new edge will announce them to a host loop.
@@ -221,6 +223,7 @@ impl Reactor {
             }),
             alarm,
             accept_again: Vec::new(),
+            to_accept: Vec::new(),
             accepted: Vec::new(),
             saturated: false,
         })
@@ -503,7 +506,11 @@ impl Reactor {
                 return Err(e);
             }
         }
-        let mut to_accept = std::mem::take(&mut self.accept_again);
+        // Listeners to accept from: those left from the last round, then
+        // those with an event. A buffer kept across rounds, so that a round
+        // allocates nothing.
+        let mut to_accept = std::mem::take(&mut self.to_accept);
+        to_accept.append(&mut self.accept_again);
         for event in events.iter() {
             handled += 1;
             match token::decode(event.token()) {
@@ -522,9 +529,11 @@ impl Reactor {
         }
         self.saturated = handled == events.capacity();
         self.events = events;
-        for id in to_accept {
+        for &id in &to_accept {
             self.accept(id);
         }
+        to_accept.clear();
+        self.to_accept = to_accept;
         self.core.apply_requeued();
         handled += self.fire_timers();
         self.run_tasks();

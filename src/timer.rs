@@ -330,9 +330,6 @@ impl<T: Copy> Lanes<T> {
     pub(crate) fn retain(&mut self, mut live: impl FnMut(u64, T) -> bool) {
         for lane in &mut self.lanes {
             lane.q.retain(|&(at, v)| live(at, v));
-            if lane.q.capacity() > 64 && lane.q.len() < lane.q.capacity() / 4 {
-                lane.q.shrink_to(lane.q.len() * 2);
-            }
         }
         self.queued = self.lanes.iter().map(|l| l.q.len()).sum();
         self.forgotten = 0;
