@@ -35,7 +35,11 @@ use crate::util::{
 use halfclose::Addr;
 use halfclose_tools::support::DRAIN_DEADLINE;
 
+// Not on TLS: the examples listen on the address given, and only some of
+// them take a certificate (`--tls-self-signed`); their TLS runs are in
+// `tests/tls.rs`.
 crate::transports!(
+    no_tls:
     echo_sigterm_finishes_stream_in_flight,
     echo_sigint_finishes_stream_in_flight,
     tcp_deadlock_sigterm_finishes_stream_in_flight,

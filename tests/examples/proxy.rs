@@ -32,7 +32,8 @@ use crate::util::{
 };
 use halfclose::Addr;
 
-crate::transports!(proxy_node_half_open_client_gets_the_whole_reply_after_its_fin);
+// Not on TLS: Node.js's client here speaks plain TCP.
+crate::transports!(no_tls: proxy_node_half_open_client_gets_the_whole_reply_after_its_fin);
 
 crate::transport_pairs!(
     proxy_forwards_each_fin_on_its_own,

@@ -14,6 +14,8 @@
 mod logs;
 mod process;
 mod sys;
+#[cfg(feature = "tls")]
+mod tls;
 mod transport;
 
 // A test binary that uses none of a submodule's items must not warn.
@@ -23,6 +25,9 @@ pub use logs::*;
 pub use process::*;
 #[allow(unused_imports)]
 pub use sys::*;
+#[cfg(feature = "tls")]
+#[allow(unused_imports)]
+pub use tls::*;
 #[allow(unused_imports)]
 pub use transport::*;
 

@@ -25,9 +25,11 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use halfclose::{Addr, Handler, Reactor};
+use halfclose::{Addr, Bind, Connect, Handler, Reactor};
 
-use super::{End, DEADLINE};
+#[cfg(feature = "tls")]
+use super::tls::*;
+use super::{End, IntoAddr, DEADLINE};
 
 /// The transport a test runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +38,10 @@ pub enum Transport {
     Tcp,
     /// A Unix stream socket, named in Linux's abstract namespace.
     Unix,
+    /// TLS over TCP (feature `tls`), on [`TLS_IP`] with the process's
+    /// self-signed certificate.
+    #[cfg(feature = "tls")]
+    Tls,
 }
 
 impl Transport {
@@ -45,7 +51,29 @@ impl Transport {
         match self {
             Transport::Tcp => Addr::Inet(SocketAddr::from(([127, 0, 0, 1], 0))),
             Transport::Unix => Addr::Abstract(unique_name("sock").into_bytes()),
+            #[cfg(feature = "tls")]
+            Transport::Tls => Addr::Inet(SocketAddr::from((TLS_IP, 0))),
         }
+    }
+
+    /// Where the reactor listens: [`fresh`](Transport::fresh), and on TLS
+    /// with the process's certificate.
+    pub fn bind(self) -> Bind {
+        match self {
+            #[cfg(feature = "tls")]
+            Transport::Tls => Bind::from(self.fresh()).tls(server_config()),
+            _ => Bind::from(self.fresh()),
+        }
+    }
+
+    /// Whether this is TLS (the reactor's connections report
+    /// `conn.tls()`).
+    pub fn is_tls(self) -> bool {
+        #[cfg(feature = "tls")]
+        if self == Transport::Tls {
+            return true;
+        }
+        false
     }
 
     /// Listen on a fresh address of this transport; where it listens.
@@ -54,14 +82,14 @@ impl Transport {
         reactor: &mut Reactor,
         factory: impl FnMut() -> H + 'static,
     ) -> Addr {
-        let id = reactor.listen(self.fresh(), factory).expect("listen");
+        let id = reactor.listen(self.bind(), factory).expect("listen");
         reactor.local_addr(id).expect("a listener's address")
     }
 
-    /// Whether the transport has a reset (RST): TCP does, a Unix socket
-    /// does not.
+    /// Whether the transport has a reset (RST): TCP and TLS (over TCP)
+    /// do, a Unix socket does not.
     pub fn has_reset(self) -> bool {
-        self == Transport::Tcp
+        self != Transport::Unix
     }
 
     /// How the peer's reads end when we `abort()` a connection:
@@ -76,6 +104,22 @@ impl Transport {
             End::Eof
         }
     }
+}
+
+/// How the reactor connects to `at`: TLS if `at` is a TLS listener's
+/// ([`TLS_IP`]), else the plain transport of the address.
+pub fn connect_to(at: impl IntoAddr) -> Connect {
+    let at = at.into_addr();
+    #[cfg(feature = "tls")]
+    if let Addr::Inet(a) = &at {
+        if is_tls_addr(a) {
+            return Connect::to(*a).tls(
+                client_config(),
+                halfclose_tools::tls::server_name(TLS_NAME).expect("a server name"),
+            );
+        }
+    }
+    <Connect as From<Addr>>::from(at)
 }
 
 /// A name no other call in any process returns:
@@ -136,21 +180,44 @@ fn from_unix(addr: &unix::SocketAddr) -> Addr {
 pub enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    #[cfg(feature = "tls")]
+    Tls(TlsStream),
 }
 
 impl Stream {
     /// Connect to `at` (blocking).
     pub fn connect(at: &Addr) -> io::Result<Stream> {
         match at {
-            Addr::Inet(a) => TcpStream::connect(a).map(Stream::Tcp),
+            Addr::Inet(a) => TcpStream::connect(a).and_then(Stream::over_tcp),
             other => UnixStream::connect_addr(&unix_addr(other)?).map(Stream::Unix),
         }
+    }
+
+    /// A connected TCP socket as a stream of its transport: TLS if it is
+    /// connected to a TLS listener ([`TLS_IP`]).
+    pub fn over_tcp(tcp: TcpStream) -> io::Result<Stream> {
+        #[cfg(feature = "tls")]
+        if is_tls_addr(&tcp.peer_addr()?) {
+            return TlsStream::client(tcp).map(Stream::Tls);
+        }
+        Ok(Stream::Tcp(tcp))
+    }
+
+    /// Whether this speaks TLS.
+    pub fn is_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if let Stream::Tls(_) = self {
+            return true;
+        }
+        false
     }
 
     pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.set_nonblocking(on),
             Stream::Unix(s) => s.set_nonblocking(on),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.set_nonblocking(on),
         }
     }
 
@@ -158,6 +225,8 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.set_read_timeout(t),
             Stream::Unix(s) => s.set_read_timeout(t),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.set_read_timeout(t),
         }
     }
 
@@ -165,6 +234,8 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.set_write_timeout(t),
             Stream::Unix(s) => s.set_write_timeout(t),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.set_write_timeout(t),
         }
     }
 
@@ -178,6 +249,8 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.shutdown(how),
             Stream::Unix(s) => s.shutdown(how),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.shutdown(how),
         }
     }
 
@@ -185,6 +258,8 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.try_clone().map(Stream::Tcp),
             Stream::Unix(s) => s.try_clone().map(Stream::Unix),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.try_clone().map(Stream::Tls),
         }
     }
 
@@ -193,12 +268,18 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.set_nodelay(on),
             Stream::Unix(_) => Ok(()),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.tcp().set_nodelay(on),
         }
     }
 
     /// Bytes waiting in the receive queue, up to `max` (`MSG_PEEK`: none
     /// consumed; blocks like a read).
     pub fn peek(&self, max: usize) -> io::Result<usize> {
+        #[cfg(feature = "tls")]
+        if let Stream::Tls(s) = self {
+            return s.peek(max);
+        }
         let mut buf = vec![MaybeUninit::<u8>::uninit(); max];
         socket2::SockRef::from(self).peek(&mut buf)
     }
@@ -215,6 +296,8 @@ impl Stream {
     pub fn reset(self) {
         match self {
             Stream::Tcp(s) => reset(s),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.reset(),
             Stream::Unix(s) => {
                 let s = Stream::Unix(s);
                 s.set_nonblocking(false).unwrap();
@@ -245,6 +328,8 @@ impl Read for &Stream {
         match self {
             Stream::Tcp(s) => (&*s).read(buf),
             Stream::Unix(s) => (&*s).read(buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => (&*s).read(buf),
         }
     }
 }
@@ -254,6 +339,8 @@ impl Write for &Stream {
         match self {
             Stream::Tcp(s) => (&*s).write(buf),
             Stream::Unix(s) => (&*s).write(buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => (&*s).write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -281,6 +368,8 @@ impl AsFd for Stream {
         match self {
             Stream::Tcp(s) => s.as_fd(),
             Stream::Unix(s) => s.as_fd(),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.tcp().as_fd(),
         }
     }
 }
@@ -290,6 +379,10 @@ impl AsFd for Stream {
 pub enum Listener {
     Tcp(TcpListener),
     Unix(UnixListener),
+    /// A TCP listener on [`TLS_IP`] whose connections speak TLS (the std
+    /// end is the TLS server).
+    #[cfg(feature = "tls")]
+    Tls(TcpListener),
 }
 
 impl Listener {
@@ -300,6 +393,8 @@ impl Listener {
 
     pub fn bind_at(at: &Addr) -> io::Result<Listener> {
         match at {
+            #[cfg(feature = "tls")]
+            Addr::Inet(a) if is_tls_addr(a) => TcpListener::bind(a).map(Listener::Tls),
             Addr::Inet(a) => TcpListener::bind(a).map(Listener::Tcp),
             other => UnixListener::bind_addr(&unix_addr(other)?).map(Listener::Unix),
         }
@@ -309,6 +404,8 @@ impl Listener {
         match self {
             Listener::Tcp(l) => Addr::Inet(l.local_addr().unwrap()),
             Listener::Unix(l) => from_unix(&l.local_addr().unwrap()),
+            #[cfg(feature = "tls")]
+            Listener::Tls(l) => Addr::Inet(l.local_addr().unwrap()),
         }
     }
 
@@ -316,6 +413,10 @@ impl Listener {
         match self {
             Listener::Tcp(l) => l.accept().map(|(s, _)| Stream::Tcp(s)),
             Listener::Unix(l) => l.accept().map(|(s, _)| Stream::Unix(s)),
+            #[cfg(feature = "tls")]
+            Listener::Tls(l) => l
+                .accept()
+                .and_then(|(s, _)| TlsStream::server(s).map(Stream::Tls)),
         }
     }
 
@@ -323,6 +424,8 @@ impl Listener {
         match self {
             Listener::Tcp(l) => l.try_clone().map(Listener::Tcp),
             Listener::Unix(l) => l.try_clone().map(Listener::Unix),
+            #[cfg(feature = "tls")]
+            Listener::Tls(l) => l.try_clone().map(Listener::Tls),
         }
     }
 
@@ -330,6 +433,8 @@ impl Listener {
         match self {
             Listener::Tcp(l) => l.set_nonblocking(on),
             Listener::Unix(l) => l.set_nonblocking(on),
+            #[cfg(feature = "tls")]
+            Listener::Tls(l) => l.set_nonblocking(on),
         }
     }
 }
@@ -340,6 +445,8 @@ impl Listener {
 pub fn refusing_addr(t: Transport, dir: &TempDir) -> Addr {
     match t {
         Transport::Tcp => Listener::bind(t).local_addr(),
+        #[cfg(feature = "tls")]
+        Transport::Tls => Listener::bind(t).local_addr(),
         Transport::Unix => {
             let path = dir.path("refusing");
             drop(UnixListener::bind(&path).expect("bind"));
@@ -361,6 +468,18 @@ pub fn refusing_addr(t: Transport, dir: &TempDir) -> Addr {
 /// ```
 #[macro_export]
 macro_rules! transports {
+    (no_tls: $($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn tcp() {
+                super::$name($crate::util::Transport::Tcp)
+            }
+            #[test]
+            fn unix() {
+                super::$name($crate::util::Transport::Unix)
+            }
+        }
+    )*};
     ($($name:ident),* $(,)?) => {$(
         mod $name {
             #[test]
@@ -370,6 +489,11 @@ macro_rules! transports {
             #[test]
             fn unix() {
                 super::$name($crate::util::Transport::Unix)
+            }
+            #[cfg(feature = "tls")]
+            #[test]
+            fn tls() {
+                super::$name($crate::util::Transport::Tls)
             }
         }
     )*};
