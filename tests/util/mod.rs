@@ -343,7 +343,11 @@ pub struct Client {
 
 impl Client {
     pub fn connect(at: impl IntoAddr) -> Client {
-        let sock = Stream::connect(&at.into_addr()).expect("connect");
+        Client::over(Stream::connect(&at.into_addr()).expect("connect"))
+    }
+
+    /// A client on a stream the test connected itself.
+    pub fn over(sock: Stream) -> Client {
         sock.set_nonblocking(true).unwrap();
         Client {
             sock,
