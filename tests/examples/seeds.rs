@@ -69,7 +69,11 @@ fn python_client(server: &Server, args: &[&str]) -> Command {
 /// KiB over a Unix socket, whose default `SO_SNDBUF` (208 KiB here) alone
 /// bounds each direction. 1 MiB over TCP, 128 KiB over a Unix socket.
 fn tcp_deadlock_python_client_gets_every_byte_uppercased(t: Transport) {
-    let bytes = if t == Transport::Unix { 128 << 10 } else { 1 << 20 };
+    let bytes = if t == Transport::Unix {
+        128 << 10
+    } else {
+        1 << 20
+    };
     let server = tcp_deadlock_server(t);
     let out = run(&mut python_client(&server, &[&bytes.to_string()]));
     assert!(

@@ -748,14 +748,16 @@ fn b5_tls_bytes_in_counts_plaintext_discarded_after_close() {
 }
 
 /// On TLS, a write that rustls takes whole but the socket only in part
-/// leaves ciphertext in the session with the connection's own queue
-/// empty; while the socket is still marked writable, `Core::advance`
-/// then finds `Action::Flush` (the stream holds output), has no queue to
-/// flush (`out_mut()` is `None`: `continue`) and loops: `run_once` never
-/// returns, at 100% CPU. B2 over TLS meets it (its echo writes what it
-/// reads). Here: a 32 KiB write in `handle_connect` to a peer whose
-/// receive buffer is small; the reactor runs on a thread of its own, and
-/// each `run_once` must return within 5 s while the peer reads it all.
+/// (`TlsStream::write` returns the whole length with ciphertext still in
+/// the session) leaves the connection's own queue empty while the stream
+/// holds output. Seen in B2 over TLS: `Core::advance` finds `Action::Flush`
+/// (the stream holds output and the socket is marked writable), has no
+/// queue to flush (`out_mut()` is `None`: `continue`) and loops, so
+/// `run_once` never returns (100% CPU, found with gdb in
+/// `Core::advance` under `apply_requeued`). Here: a 32 KiB write in
+/// `handle_connect` through a 4 KiB send buffer to a peer whose receive
+/// buffer is small; the reactor runs on a thread of its own; each
+/// `run_once` must return within 5 s, and all 32 KiB must arrive.
 #[cfg(feature = "tls")]
 #[test]
 #[ignore = "library bug: on TLS, run_once spins when a write leaves ciphertext in the session and the queue is empty"]
@@ -768,7 +770,9 @@ fn b2_tls_ciphertext_left_in_the_session_does_not_spin_the_loop() {
         let mut r = reactor_with(no_timeouts);
         let addr = Transport::Tls.listen(&mut r, || {
             Recorder::new(&log()).on_connect(|c| {
-                small_send_buffer(c);
+                socket2::SockRef::from(&*c)
+                    .set_send_buffer_size(4 * KIB)
+                    .expect("SO_SNDBUF");
                 c.write(&pattern(LEN, 9));
             })
         });
@@ -785,8 +789,14 @@ fn b2_tls_ciphertext_left_in_the_session_does_not_spin_the_loop() {
     sock.set_recv_buffer_size(4 * KIB).unwrap();
     sock.connect(&at.into()).unwrap();
     let mut c = Client::over(Stream::over_tcp(sock.into()).unwrap());
+    let start = std::time::Instant::now();
     while c.pump().received.len() < LEN {
         assert_eq!(c.end, End::Open);
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the reactor stopped sending after {} of {LEN} bytes",
+            c.received.len()
+        );
         turn_rx
             .recv_timeout(std::time::Duration::from_secs(5))
             .expect("run_once did not return within 5 s");

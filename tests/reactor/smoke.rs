@@ -24,7 +24,8 @@ fn the_transport_is_what_it_says(t: Transport) {
     let s2 = seen.clone();
     let addr = t.listen(&mut r, move || {
         let s = s2.clone();
-        Recorder::new(&log()).on_connect(move |c| s.borrow_mut().push(tls_1_3(c)))
+        Recorder::new(&log())
+            .on_connect(move |c| s.borrow_mut().push(tls_1_3(c)))
             .on_read(|c, d| c.write(d))
     });
     let mut c = Client::connect(&addr);

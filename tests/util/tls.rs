@@ -359,8 +359,8 @@ fn ms(n: u64) -> Duration {
 impl TlsStream {
     /// A client over `tcp`, connected to a TLS listener.
     pub fn client(tcp: TcpStream) -> io::Result<TlsStream> {
-        let session = ClientConnection::new(client_config(), server_name(TLS_NAME)?)
-            .map_err(tls_error)?;
+        let session =
+            ClientConnection::new(client_config(), server_name(TLS_NAME)?).map_err(tls_error)?;
         TlsStream::start(tcp, session.into())
     }
 
@@ -600,7 +600,10 @@ impl TlsStream {
         }
         let n = {
             let mut st = lock(&shared.st);
-            let n = st.session.writer().write(&buf[..buf.len().min(16 * 1024)])?;
+            let n = st
+                .session
+                .writer()
+                .write(&buf[..buf.len().min(16 * 1024)])?;
             Shared::take_tls(&mut st, &mut out);
             n
         };

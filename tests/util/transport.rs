@@ -1,19 +1,37 @@
-//! The transport a test runs on: TCP over 127.0.0.1 or a Unix stream
-//! socket, a std stream and listener of either, fresh addresses, what a
-//! peer sees where the transports differ, and the macros that run one
-//! test definition on both ([`transports!`](crate::transports),
+//! The transport a test runs on: TCP over 127.0.0.1, a Unix stream
+//! socket, or (feature `tls`) TLS over TCP; a std stream and listener of
+//! each, fresh addresses, what a peer sees where the transports differ,
+//! and the macros that run one test definition on each
+//! ([`transports!`](crate::transports),
 //! [`transport_pairs!`](crate::transport_pairs)).
 //!
-//! A test written once for both transports takes a [`Transport`] and
+//! A test written once for every transport takes a [`Transport`] and
 //! states every difference through it (`t.peer_end_after_abort(..)`,
 //! `t.has_reset()`), never with a second copy. The differences, from the
-//! table at the top of `src/transport/mod.rs`:
+//! table at the top of `src/transport/mod.rs`, and TLS's:
 //!
-//! | | TCP | Unix stream socket |
-//! |---|---|---|
-//! | our `abort()` | RST: the peer's read fails with `ECONNRESET` | a plain close: the peer reads end of file, or `ECONNRESET` if bytes it sent were left unread |
-//! | a peer's "reset" ([`Stream::reset`]) | RST (`SO_LINGER` 0) | a close with unread input, the only way to make the other end's reads fail with `ECONNRESET` |
-//! | socket buffers | `SO_RCVBUF` bounds the window | only the sender's `SO_SNDBUF` bounds what is in flight |
+//! | | TCP | Unix stream socket | TLS (over TCP) |
+//! |---|---|---|---|
+//! | our `abort()` | RST: the peer's read fails with `ECONNRESET` | a plain close: the peer reads end of file, or `ECONNRESET` if bytes it sent were left unread | RST, as TCP (no close_notify) |
+//! | a peer's "reset" ([`Stream::reset`]) | RST (`SO_LINGER` 0) | a close with unread input, the only way to make the other end's reads fail with `ECONNRESET` | RST, no close_notify |
+//! | a peer's `shutdown(Write)`, or its drop | FIN | end of file | close_notify, then FIN: `handle_readable_eof` (a bare FIN would be `handle_truncated_eof`) |
+//! | the peer's end of file | our FIN | our `shutdown` | our close_notify (a FIN without it: `UnexpectedEof`) |
+//! | socket buffers | `SO_RCVBUF` bounds the window | only the sender's `SO_SNDBUF` bounds what is in flight | as TCP, plus each end's rustls buffers |
+//! | bytes on the wire ([`Transport::wire_len`]) | as written | as written | 22 more per record (TLS 1.3) |
+//! | a close before the first byte is read ([`Transport::peer_end_when_closed_at_accept`]) | FIN: end of file | end of file | the ClientHello is unread: RST |
+//! | `connect` to return `handle_connect` | the TCP connect | the connect | the TCP connect, then the handshake: a handler is made at the accept and hears `handle_connect` after it |
+//! | library bugs ([`Transport::has_bug`], [`Bug`]) | | | `bytes_in` counts the ciphertext a lingering close discards; `Eof::HalfClose` then `shutdown_write` closes with `Reason::Local` |
+//!
+//! The TLS peer ([`TlsStream`], `tests/util/tls.rs`) is a rustls session
+//! over a std `TcpStream`; its listeners are on [`TLS_IP`] (127.0.0.44), so
+//! that an address says which transport it is, and the process has one
+//! self-signed certificate. Its `try_clone`s share the session; its `peek`
+//! counts plaintext; its handshake runs on a thread of its own, so that a
+//! test may write and shut down before the reactor (on the test's thread)
+//! has answered. Test definitions that cannot run on TLS are listed with
+//! `transports!(no_tls: ..)`, with a comment saying why;
+//! `transports!(ignore_tls = "why": ..)` keeps a TLS run that a library bug
+//! makes fail, ignored.
 
 use std::io::{self, Read, Write};
 use std::mem::MaybeUninit;
@@ -504,16 +522,22 @@ pub fn refusing_addr(t: Transport, dir: &TempDir) -> Addr {
     }
 }
 
-/// Run one test definition on both transports: for each function named,
+/// Run one test definition on every transport: for each function named,
 /// which takes a [`Transport`], a module of the same name with the tests
-/// `tcp` and `unix` that call it with [`Transport::Tcp`] and
-/// [`Transport::Unix`]. A function and a module may share a name (they
-/// live in different namespaces), so the tests print as
-/// `<module path>::<function>::tcp` and `::unix`.
+/// `tcp`, `unix` and (built with the feature `tls`) `tls` that call it
+/// with [`Transport::Tcp`], [`Transport::Unix`] and `Transport::Tls`. A
+/// function and a module may share a name (they live in different
+/// namespaces), so the tests print as `<module path>::<function>::tcp`,
+/// `::unix` and `::tls`.
+///
+/// `no_tls:` before the names leaves the `tls` run out (say why in a
+/// comment); `ignore_tls = "why":` makes it, marked `#[ignore = "why"]`
+/// (a library bug on TLS that it fails on).
 ///
 /// ```ignore
 /// fn a1_half_close_keeps_sending(t: Transport) { ... }
 /// transports!(a1_half_close_keeps_sending);
+/// transports!(no_tls: e6_chat_example_broadcasts_and_refuses_long_lines);
 /// ```
 #[macro_export]
 macro_rules! transports {
