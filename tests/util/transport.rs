@@ -255,7 +255,7 @@ impl Stream {
     /// Connect to `at` (blocking).
     pub fn connect(at: &Addr) -> io::Result<Stream> {
         match at {
-            Addr::Inet(a) => TcpStream::connect(a).and_then(Stream::over_tcp),
+            Addr::Inet(a) => TcpStream::connect(a).and_then(|tcp| Stream::to(tcp, a)),
             other => UnixStream::connect_addr(&unix_addr(other)?).map(Stream::Unix),
         }
     }
@@ -263,10 +263,20 @@ impl Stream {
     /// A connected TCP socket as a stream of its transport: TLS if it is
     /// connected to a TLS listener ([`TLS_IP`]).
     pub fn over_tcp(tcp: TcpStream) -> io::Result<Stream> {
+        match tcp.peer_addr() {
+            Ok(peer) => Stream::to(tcp, &peer),
+            // Already reset: no TLS to speak.
+            Err(_) => Ok(Stream::Tcp(tcp)),
+        }
+    }
+
+    /// `tcp`, connected to `peer`, as a stream of `peer`'s transport.
+    fn to(tcp: TcpStream, peer: &SocketAddr) -> io::Result<Stream> {
         #[cfg(feature = "tls")]
-        if is_tls_addr(&tcp.peer_addr()?) {
+        if is_tls_addr(peer) {
             return TlsStream::client(tcp).map(Stream::Tls);
         }
+        let _ = peer;
         Ok(Stream::Tcp(tcp))
     }
 
