@@ -18,7 +18,7 @@
 //! | the peer's end of file | our FIN | our `shutdown` | our close_notify (a FIN without it: `UnexpectedEof`) |
 //! | socket buffers | `SO_RCVBUF` bounds the window | only the sender's `SO_SNDBUF` bounds what is in flight | as TCP, plus each end's rustls buffers |
 //! | bytes on the wire ([`Transport::wire_len`]) | as written | as written | 22 more per record (TLS 1.3) |
-//! | a close before the first byte is read ([`Transport::peer_end_when_closed_at_accept`]) | FIN: end of file | end of file | the ClientHello is unread: RST |
+//! | a close before the first byte is read ([`Transport::peer_ends_when_closed_at_accept`]) | FIN: end of file | end of file | RST if the ClientHello is in (a race), else a FIN in the handshake |
 //! | `connect` to return `handle_connect` | the TCP connect | the connect | the TCP connect, then the handshake: a handler is made at the accept and hears `handle_connect` after it |
 //! | library bugs ([`Transport::has_bug`], [`Bug`]) | | | `bytes_in` counts the ciphertext a lingering close discards; `Eof::HalfClose` then `shutdown_write` closes with `Reason::Local` |
 //!
@@ -118,16 +118,21 @@ impl Transport {
         }
     }
 
-    /// How the peer's reads end when the reactor closes a connection it
-    /// accepted before reading anything from it (a factory that
+    /// How the peer's reads may end when the reactor closes a connection
+    /// it accepted before reading anything from it (a factory that
     /// panicked): end of file on TCP and a Unix socket, whose peer sent
-    /// nothing yet; `ECONNRESET` on TLS, whose peer's ClientHello is left
-    /// unread, so the close is a reset.
-    pub fn peer_end_when_closed_at_accept(self) -> End {
+    /// nothing yet. On TLS the peer sends its ClientHello at once: if it
+    /// was in our receive queue, the close is a reset (`ECONNRESET`), if
+    /// not yet, a FIN in the middle of the handshake (`UnexpectedEof`);
+    /// which one is a race.
+    pub fn peer_ends_when_closed_at_accept(self) -> Vec<End> {
         if self.is_tls() {
-            End::Error(io::ErrorKind::ConnectionReset)
+            vec![
+                End::Error(io::ErrorKind::ConnectionReset),
+                End::Error(io::ErrorKind::UnexpectedEof),
+            ]
         } else {
-            End::Eof
+            vec![End::Eof]
         }
     }
 
