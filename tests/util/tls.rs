@@ -25,6 +25,7 @@
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
@@ -47,6 +48,7 @@ pub fn is_tls_addr(addr: &SocketAddr) -> bool {
 }
 
 struct Certs {
+    id: Identity,
     server: Arc<ServerConfig>,
     client: Arc<ClientConfig>,
 }
@@ -64,6 +66,7 @@ fn certs() -> &'static Certs {
         Certs {
             server: Arc::new(server),
             client: id.client_config(&[]).expect("a client configuration"),
+            id,
         }
     })
 }
@@ -76,6 +79,51 @@ pub fn server_config() -> Arc<ServerConfig> {
 /// A client configuration that trusts [`server_config`]'s certificate.
 pub fn client_config() -> Arc<ClientConfig> {
     certs().client.clone()
+}
+
+/// The process's certificate and private key as PEM files, for the
+/// example servers (`--tls-cert`, `--tls-key`); written once, in the
+/// temporary directory, left for the system to clean (other tests of the
+/// process may still start servers with them).
+pub fn pem_files() -> &'static (PathBuf, PathBuf) {
+    static FILES: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    FILES.get_or_init(|| {
+        let id = &certs().id;
+        let dir = std::env::temp_dir();
+        let stem = format!("halfclose-test-{}-tls", std::process::id());
+        let cert = dir.join(format!("{stem}-cert.pem"));
+        let key = dir.join(format!("{stem}-key.pem"));
+        std::fs::write(&cert, &id.cert_pem).expect("write the certificate");
+        let key_pem = pem("PRIVATE KEY", id.key.secret_der());
+        std::fs::write(&key, key_pem).expect("write the key");
+        (cert, key)
+    })
+}
+
+/// `der` in PEM form, labelled `label`.
+fn pem(label: &str, der: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut b64 = String::new();
+    for chunk in der.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                b64.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                b64.push('=');
+            }
+        }
+    }
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
 }
 
 /// What the connection's threads share.

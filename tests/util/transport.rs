@@ -84,6 +84,23 @@ impl Transport {
         }
     }
 
+    /// The arguments that make an example server listen on this transport
+    /// besides `--listen`: on TLS, the process's certificate
+    /// (`--tls-cert`, `--tls-key`); none otherwise.
+    pub fn server_args(self) -> Vec<String> {
+        #[cfg(feature = "tls")]
+        if self == Transport::Tls {
+            let (cert, key) = pem_files();
+            return vec![
+                "--tls-cert".into(),
+                cert.display().to_string(),
+                "--tls-key".into(),
+                key.display().to_string(),
+            ];
+        }
+        Vec::new()
+    }
+
     /// Whether this is TLS (the reactor's connections report
     /// `conn.tls()`).
     pub fn is_tls(self) -> bool {
