@@ -41,7 +41,7 @@ def listed(args):
 # `transports!`, `transport_pairs!`) is a module of tests named by transport:
 # `reactor::half_close::a1_x::tcp` and `::unix`. The definition,
 # `reactor::half_close::a1_x`, is cited as a test; so is each of its runs.
-TRANSPORTS = {"tcp", "unix", "tcp_to_tcp", "tcp_to_unix", "unix_to_tcp", "unix_to_unix"}
+TRANSPORTS = {"tcp", "unix", "tls", "tcp_to_tcp", "tcp_to_unix", "unix_to_tcp", "unix_to_unix"}
 tests = set()
 for b in BINARIES:
     for name in listed(["--test", b]):

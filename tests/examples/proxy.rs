@@ -32,8 +32,12 @@ use crate::util::{
 };
 use halfclose::Addr;
 
-crate::transports!(proxy_node_half_open_client_gets_the_whole_reply_after_its_fin);
+// Not on TLS: Node.js's client here speaks plain TCP.
+crate::transports!(no_tls: proxy_node_half_open_client_gets_the_whole_reply_after_its_fin);
 
+// TCP and Unix pairs only, no TLS: the proxy's upstream side speaks plain
+// bytes, and so do the Python clients here; its TLS side is tested in
+// `tests/tls.rs` (`tls::the_proxy_turns_close_notify_into_fin_and_back`).
 crate::transport_pairs!(
     proxy_forwards_each_fin_on_its_own,
     proxy_large_transfer_arrives_byte_for_byte,

@@ -118,7 +118,9 @@ fn a1_half_close_keeps_sending(t: Transport) {
     assert_eq!(shape(&log), ["connect", "read", "eof", "timer", "close"]);
     assert_eq!(read_bytes(&log), b"request");
     let cl = closed(&log).unwrap();
-    assert_eq!(cl.reason, Reason::PeerClosed);
+    if !t.has_bug(Bug::HalfCloseThenShutdownSaysLocal) {
+        assert_eq!(cl.reason, Reason::PeerClosed);
+    }
     assert_eq!((cl.bytes_in, cl.bytes_out, cl.dropped), (7, 100, 0));
     assert_eq!(r.stats().half_closed_in, 0);
     assert_eq!(r.stats().peak_half_closed_in, 1);
@@ -536,7 +538,9 @@ fn a9_chained_half_closes(t: Transport) {
     assert_eq!(shape(&log), ["connect", "read", "eof", "close"]);
     assert_eq!(count(&log, |e| matches!(e, Ev::Close(_))), 1);
     let cl = closed(&log).unwrap();
-    assert_eq!(cl.reason, Reason::PeerClosed);
+    if !t.has_bug(Bug::HalfCloseThenShutdownSaysLocal) {
+        assert_eq!(cl.reason, Reason::PeerClosed);
+    }
     assert_eq!((cl.bytes_in, cl.bytes_out, cl.dropped), (7, 8, 0));
     let s = r.stats();
     assert_eq!(
@@ -633,4 +637,31 @@ fn a12_shutdown_after_peer_reset(t: Transport) {
     assert_eq!(cl.dropped, 0);
     let s = r.stats();
     assert_eq!((s.panics, s.resets, s.closed, s.open), (0, 1, 1, 0));
+}
+
+/// `Bug::HalfCloseThenShutdownSaysLocal`: the peer half-closes first; the
+/// handler answers with `Eof::HalfClose` and then `shutdown_write`. The
+/// peer's FIN came first, so the close's reason is `PeerClosed`, as on TCP
+/// and a Unix socket (`reactor::smoke::half_close_keeps_writing`). On TLS
+/// it is `Local`: with both ends read and our `Writing::Closing`, TCP's
+/// state machine finalizes at once with `PeerClosed` (`close(2)` sends the
+/// FIN), while TLS, which must send close_notify first, goes through
+/// `Writing::Shut`, and `(Shut, Eof)` ends with `Reason::Local` when no
+/// close was recorded (`src/state.rs`, `next_action`).
+#[cfg(feature = "tls")]
+#[test]
+#[ignore = "library bug: on TLS, HalfClose then shutdown_write closes with Reason::Local"]
+fn a1_tls_reason_after_half_close_then_shutdown_is_peer_closed() {
+    let (mut r, addr, log, _) = server(Transport::Tls, |log, _| {
+        Recorder::new(log).on_eof(|c| {
+            c.write(b"late reply");
+            c.shutdown_write();
+            Eof::HalfClose
+        })
+    });
+    let mut c = Client::request(addr, b"req");
+    run_until(&mut r, |_| c.done() && closed(&log).is_some());
+    assert_eq!(c.received, b"late reply");
+    assert_eq!(c.end, End::Eof);
+    assert_eq!(closed(&log).unwrap().reason, Reason::PeerClosed);
 }

@@ -173,6 +173,9 @@ enum PeerSees {
     ResetAfterPrefix,
     /// A clean EOF, nothing read.
     Eof,
+    /// What a peer reads when its connection is closed at the accept
+    /// (`Transport::peer_ends_when_closed_at_accept`), nothing read.
+    ClosedAtAccept,
     /// Nothing to see: the client itself reset the connection first.
     Gone,
 }
@@ -253,12 +256,12 @@ const CASES: &[Case] = &[
     },
     Case {
         // No handler: the accepted socket is closed at once, FIN (its
-        // receive queue is empty).
+        // receive queue is empty; on TLS, RST if the ClientHello is in it).
         cb: Cb::Factory,
         calls: &[],
         reason: None,
         dropped: None,
-        peer: PeerSees::Eof,
+        peer: PeerSees::ClosedAtAccept,
     },
 ];
 
@@ -310,6 +313,11 @@ fn run_case(t: Transport, cb: Cb) {
             "a handler was made although the factory panicked"
         );
     }
+    if let Some(s) = &bad_seen {
+        // Made at the accept; connected after TLS's handshake, at once
+        // otherwise.
+        run_until(&mut r, |_| !s.calls.borrow().is_empty());
+    }
     match cb {
         Cb::Read => bad.as_mut().unwrap().send(b"boom"),
         Cb::Eof | Cb::Close => bad.as_mut().unwrap().shutdown_write(),
@@ -338,6 +346,11 @@ fn run_case(t: Transport, cb: Cb) {
                 bad.received.len() <= BULK && bad.received[..] == all[..bad.received.len()],
                 "{cb:?}: the client read something other than a prefix of the output"
             );
+        }
+        (PeerSees::ClosedAtAccept, Some(bad)) => {
+            let ends = t.peer_ends_when_closed_at_accept();
+            assert!(ends.contains(&bad.end), "{cb:?}: {:?}", bad.end);
+            assert!(bad.received.is_empty(), "{cb:?}");
         }
         (PeerSees::Eof, Some(bad)) => {
             assert_eq!(bad.end, End::Eof, "{cb:?}");

@@ -14,6 +14,8 @@
 mod logs;
 mod process;
 mod sys;
+#[cfg(feature = "tls")]
+mod tls;
 mod transport;
 
 // A test binary that uses none of a submodule's items must not warn.
@@ -23,6 +25,9 @@ pub use logs::*;
 pub use process::*;
 #[allow(unused_imports)]
 pub use sys::*;
+#[cfg(feature = "tls")]
+#[allow(unused_imports)]
+pub use tls::*;
 #[allow(unused_imports)]
 pub use transport::*;
 
@@ -338,7 +343,11 @@ pub struct Client {
 
 impl Client {
     pub fn connect(at: impl IntoAddr) -> Client {
-        let sock = Stream::connect(&at.into_addr()).expect("connect");
+        Client::over(Stream::connect(&at.into_addr()).expect("connect"))
+    }
+
+    /// A client on a stream the test connected itself.
+    pub fn over(sock: Stream) -> Client {
         sock.set_nonblocking(true).unwrap();
         Client {
             sock,

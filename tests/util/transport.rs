@@ -1,19 +1,37 @@
-//! The transport a test runs on: TCP over 127.0.0.1 or a Unix stream
-//! socket, a std stream and listener of either, fresh addresses, what a
-//! peer sees where the transports differ, and the macros that run one
-//! test definition on both ([`transports!`](crate::transports),
+//! The transport a test runs on: TCP over 127.0.0.1, a Unix stream
+//! socket, or (feature `tls`) TLS over TCP; a std stream and listener of
+//! each, fresh addresses, what a peer sees where the transports differ,
+//! and the macros that run one test definition on each
+//! ([`transports!`](crate::transports),
 //! [`transport_pairs!`](crate::transport_pairs)).
 //!
-//! A test written once for both transports takes a [`Transport`] and
+//! A test written once for every transport takes a [`Transport`] and
 //! states every difference through it (`t.peer_end_after_abort(..)`,
 //! `t.has_reset()`), never with a second copy. The differences, from the
-//! table at the top of `src/transport/mod.rs`:
+//! table at the top of `src/transport/mod.rs`, and TLS's:
 //!
-//! | | TCP | Unix stream socket |
-//! |---|---|---|
-//! | our `abort()` | RST: the peer's read fails with `ECONNRESET` | a plain close: the peer reads end of file, or `ECONNRESET` if bytes it sent were left unread |
-//! | a peer's "reset" ([`Stream::reset`]) | RST (`SO_LINGER` 0) | a close with unread input, the only way to make the other end's reads fail with `ECONNRESET` |
-//! | socket buffers | `SO_RCVBUF` bounds the window | only the sender's `SO_SNDBUF` bounds what is in flight |
+//! | | TCP | Unix stream socket | TLS (over TCP) |
+//! |---|---|---|---|
+//! | our `abort()` | RST: the peer's read fails with `ECONNRESET` | a plain close: the peer reads end of file, or `ECONNRESET` if bytes it sent were left unread | RST, as TCP (no close_notify) |
+//! | a peer's "reset" ([`Stream::reset`]) | RST (`SO_LINGER` 0) | a close with unread input, the only way to make the other end's reads fail with `ECONNRESET` | RST, no close_notify |
+//! | a peer's `shutdown(Write)`, or its drop | FIN | end of file | close_notify, then FIN: `handle_readable_eof` (a bare FIN would be `handle_truncated_eof`) |
+//! | the peer's end of file | our FIN | our `shutdown` | our close_notify (a FIN without it: `UnexpectedEof`) |
+//! | socket buffers | `SO_RCVBUF` bounds the window | only the sender's `SO_SNDBUF` bounds what is in flight | as TCP, plus each end's rustls buffers |
+//! | bytes on the wire ([`Transport::wire_len`]) | as written | as written | 22 more per record (TLS 1.3) |
+//! | a close before the first byte is read ([`Transport::peer_ends_when_closed_at_accept`]) | FIN: end of file | end of file | RST if the ClientHello is in (a race), else a FIN in the handshake |
+//! | `connect` to return `handle_connect` | the TCP connect | the connect | the TCP connect, then the handshake: a handler is made at the accept and hears `handle_connect` after it |
+//! | library bugs ([`Transport::has_bug`], [`Bug`]) | | | `bytes_in` counts the ciphertext a lingering close discards; `Eof::HalfClose` then `shutdown_write` closes with `Reason::Local` |
+//!
+//! The TLS peer ([`TlsStream`], `tests/util/tls.rs`) is a rustls session
+//! over a std `TcpStream`; its listeners are on [`TLS_IP`] (127.0.0.44), so
+//! that an address says which transport it is, and the process has one
+//! self-signed certificate. Its `try_clone`s share the session; its `peek`
+//! counts plaintext; its handshake runs on a thread of its own, so that a
+//! test may write and shut down before the reactor (on the test's thread)
+//! has answered. Test definitions that cannot run on TLS are listed with
+//! `transports!(no_tls: ..)`, with a comment saying why;
+//! `transports!(ignore_tls = "why": ..)` keeps a TLS run that a library bug
+//! makes fail, ignored.
 
 use std::io::{self, Read, Write};
 use std::mem::MaybeUninit;
@@ -25,9 +43,11 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use halfclose::{Addr, Handler, Reactor};
+use halfclose::{Addr, Bind, Connect, Handler, Reactor};
 
-use super::{End, DEADLINE};
+#[cfg(feature = "tls")]
+use super::tls::*;
+use super::{End, IntoAddr, DEADLINE};
 
 /// The transport a test runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +56,10 @@ pub enum Transport {
     Tcp,
     /// A Unix stream socket, named in Linux's abstract namespace.
     Unix,
+    /// TLS over TCP (feature `tls`), on [`TLS_IP`] with the process's
+    /// self-signed certificate.
+    #[cfg(feature = "tls")]
+    Tls,
 }
 
 impl Transport {
@@ -45,7 +69,46 @@ impl Transport {
         match self {
             Transport::Tcp => Addr::Inet(SocketAddr::from(([127, 0, 0, 1], 0))),
             Transport::Unix => Addr::Abstract(unique_name("sock").into_bytes()),
+            #[cfg(feature = "tls")]
+            Transport::Tls => Addr::Inet(SocketAddr::from((TLS_IP, 0))),
         }
+    }
+
+    /// Where the reactor listens: [`fresh`](Transport::fresh), and on TLS
+    /// with the process's certificate.
+    pub fn bind(self) -> Bind {
+        match self {
+            #[cfg(feature = "tls")]
+            Transport::Tls => Bind::from(self.fresh()).tls(server_config()),
+            _ => Bind::from(self.fresh()),
+        }
+    }
+
+    /// The arguments that make an example server listen on this transport
+    /// besides `--listen`: on TLS, the process's certificate
+    /// (`--tls-cert`, `--tls-key`); none otherwise.
+    pub fn server_args(self) -> Vec<String> {
+        #[cfg(feature = "tls")]
+        if self == Transport::Tls {
+            let (cert, key) = pem_files();
+            return vec![
+                "--tls-cert".into(),
+                cert.display().to_string(),
+                "--tls-key".into(),
+                key.display().to_string(),
+            ];
+        }
+        Vec::new()
+    }
+
+    /// Whether this is TLS (the reactor's connections report
+    /// `conn.tls()`).
+    pub fn is_tls(self) -> bool {
+        #[cfg(feature = "tls")]
+        if self == Transport::Tls {
+            return true;
+        }
+        false
     }
 
     /// Listen on a fresh address of this transport; where it listens.
@@ -54,14 +117,52 @@ impl Transport {
         reactor: &mut Reactor,
         factory: impl FnMut() -> H + 'static,
     ) -> Addr {
-        let id = reactor.listen(self.fresh(), factory).expect("listen");
+        let id = reactor.listen(self.bind(), factory).expect("listen");
         reactor.local_addr(id).expect("a listener's address")
     }
 
-    /// Whether the transport has a reset (RST): TCP does, a Unix socket
-    /// does not.
+    /// Whether the transport has a reset (RST): TCP and TLS (over TCP)
+    /// do, a Unix socket does not.
     pub fn has_reset(self) -> bool {
-        self == Transport::Tcp
+        self != Transport::Unix
+    }
+
+    /// Whether the library has `bug` on this transport (see [`Bug`]): an
+    /// assertion it breaks is made only where it does not.
+    pub fn has_bug(self, bug: Bug) -> bool {
+        match bug {
+            Bug::LingerCountsCiphertext | Bug::HalfCloseThenShutdownSaysLocal => self.is_tls(),
+        }
+    }
+
+    /// How the peer's reads may end when the reactor closes a connection
+    /// it accepted before reading anything from it (a factory that
+    /// panicked): end of file on TCP and a Unix socket, whose peer sent
+    /// nothing yet. On TLS the peer sends its ClientHello at once: if it
+    /// was in our receive queue, the close is a reset (`ECONNRESET`), if
+    /// not yet, a FIN in the middle of the handshake (`UnexpectedEof`);
+    /// which one is a race.
+    pub fn peer_ends_when_closed_at_accept(self) -> Vec<End> {
+        if self.is_tls() {
+            vec![
+                End::Error(io::ErrorKind::ConnectionReset),
+                End::Error(io::ErrorKind::UnexpectedEof),
+            ]
+        } else {
+            vec![End::Eof]
+        }
+    }
+
+    /// The bytes `plaintext` bytes sent in `writes` writes of at most
+    /// 16 KiB each take on the wire: as many on TCP and a Unix socket; on
+    /// TLS 1.3, 22 more per write (each write of the peer [`Stream`] is one
+    /// record: a 5-byte header, the content type, a 16-byte tag).
+    pub fn wire_len(self, plaintext: usize, writes: usize) -> usize {
+        if self.is_tls() {
+            plaintext + 22 * writes
+        } else {
+            plaintext
+        }
     }
 
     /// How the peer's reads end when we `abort()` a connection:
@@ -76,6 +177,38 @@ impl Transport {
             End::Eof
         }
     }
+}
+
+/// A library bug seen on one transport only, for [`Transport::has_bug`];
+/// each has an ignored test that fails until it is fixed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Bug {
+    /// On TLS, `Closed::bytes_in` counts the *ciphertext* a lingering
+    /// close reads and discards (record overhead, the peer's close_notify)
+    /// where everywhere else it counts plaintext
+    /// (`reactor::close_modes::b5_tls_bytes_in_counts_plaintext_discarded_after_close`).
+    LingerCountsCiphertext,
+    /// On TLS, a connection that answered the peer's end with
+    /// `Eof::HalfClose` and then calls `shutdown_write` closes with
+    /// `Reason::Local`, although the peer's FIN came first
+    /// (`reactor::half_close::a1_tls_reason_after_half_close_then_shutdown_is_peer_closed`).
+    HalfCloseThenShutdownSaysLocal,
+}
+
+/// How the reactor connects to `at`: TLS if `at` is a TLS listener's
+/// ([`TLS_IP`]), else the plain transport of the address.
+pub fn connect_to(at: impl IntoAddr) -> Connect {
+    let at = at.into_addr();
+    #[cfg(feature = "tls")]
+    if let Addr::Inet(a) = &at {
+        if is_tls_addr(a) {
+            return Connect::to(*a).tls(
+                client_config(),
+                halfclose_tools::tls::server_name(TLS_NAME).expect("a server name"),
+            );
+        }
+    }
+    <Connect as From<Addr>>::from(at)
 }
 
 /// A name no other call in any process returns:
@@ -136,21 +269,54 @@ fn from_unix(addr: &unix::SocketAddr) -> Addr {
 pub enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    #[cfg(feature = "tls")]
+    Tls(TlsStream),
 }
 
 impl Stream {
     /// Connect to `at` (blocking).
     pub fn connect(at: &Addr) -> io::Result<Stream> {
         match at {
-            Addr::Inet(a) => TcpStream::connect(a).map(Stream::Tcp),
+            Addr::Inet(a) => TcpStream::connect(a).and_then(|tcp| Stream::to(tcp, a)),
             other => UnixStream::connect_addr(&unix_addr(other)?).map(Stream::Unix),
         }
+    }
+
+    /// A connected TCP socket as a stream of its transport: TLS if it is
+    /// connected to a TLS listener ([`TLS_IP`]).
+    pub fn over_tcp(tcp: TcpStream) -> io::Result<Stream> {
+        match tcp.peer_addr() {
+            Ok(peer) => Stream::to(tcp, &peer),
+            // Already reset: no TLS to speak.
+            Err(_) => Ok(Stream::Tcp(tcp)),
+        }
+    }
+
+    /// `tcp`, connected to `peer`, as a stream of `peer`'s transport.
+    fn to(tcp: TcpStream, peer: &SocketAddr) -> io::Result<Stream> {
+        #[cfg(feature = "tls")]
+        if is_tls_addr(peer) {
+            return TlsStream::client(tcp).map(Stream::Tls);
+        }
+        let _ = peer;
+        Ok(Stream::Tcp(tcp))
+    }
+
+    /// Whether this speaks TLS.
+    pub fn is_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if let Stream::Tls(_) = self {
+            return true;
+        }
+        false
     }
 
     pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.set_nonblocking(on),
             Stream::Unix(s) => s.set_nonblocking(on),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.set_nonblocking(on),
         }
     }
 
@@ -158,6 +324,8 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.set_read_timeout(t),
             Stream::Unix(s) => s.set_read_timeout(t),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.set_read_timeout(t),
         }
     }
 
@@ -165,6 +333,8 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.set_write_timeout(t),
             Stream::Unix(s) => s.set_write_timeout(t),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.set_write_timeout(t),
         }
     }
 
@@ -178,6 +348,8 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.shutdown(how),
             Stream::Unix(s) => s.shutdown(how),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.shutdown(how),
         }
     }
 
@@ -185,6 +357,8 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.try_clone().map(Stream::Tcp),
             Stream::Unix(s) => s.try_clone().map(Stream::Unix),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.try_clone().map(Stream::Tls),
         }
     }
 
@@ -193,12 +367,18 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.set_nodelay(on),
             Stream::Unix(_) => Ok(()),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.tcp().set_nodelay(on),
         }
     }
 
     /// Bytes waiting in the receive queue, up to `max` (`MSG_PEEK`: none
     /// consumed; blocks like a read).
     pub fn peek(&self, max: usize) -> io::Result<usize> {
+        #[cfg(feature = "tls")]
+        if let Stream::Tls(s) = self {
+            return s.peek(max);
+        }
         let mut buf = vec![MaybeUninit::<u8>::uninit(); max];
         socket2::SockRef::from(self).peek(&mut buf)
     }
@@ -215,6 +395,8 @@ impl Stream {
     pub fn reset(self) {
         match self {
             Stream::Tcp(s) => reset(s),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.reset(),
             Stream::Unix(s) => {
                 let s = Stream::Unix(s);
                 s.set_nonblocking(false).unwrap();
@@ -245,6 +427,8 @@ impl Read for &Stream {
         match self {
             Stream::Tcp(s) => (&*s).read(buf),
             Stream::Unix(s) => (&*s).read(buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => (&*s).read(buf),
         }
     }
 }
@@ -254,6 +438,8 @@ impl Write for &Stream {
         match self {
             Stream::Tcp(s) => (&*s).write(buf),
             Stream::Unix(s) => (&*s).write(buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => (&*s).write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -281,6 +467,8 @@ impl AsFd for Stream {
         match self {
             Stream::Tcp(s) => s.as_fd(),
             Stream::Unix(s) => s.as_fd(),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.tcp().as_fd(),
         }
     }
 }
@@ -290,6 +478,10 @@ impl AsFd for Stream {
 pub enum Listener {
     Tcp(TcpListener),
     Unix(UnixListener),
+    /// A TCP listener on [`TLS_IP`] whose connections speak TLS (the std
+    /// end is the TLS server).
+    #[cfg(feature = "tls")]
+    Tls(TcpListener),
 }
 
 impl Listener {
@@ -300,6 +492,8 @@ impl Listener {
 
     pub fn bind_at(at: &Addr) -> io::Result<Listener> {
         match at {
+            #[cfg(feature = "tls")]
+            Addr::Inet(a) if is_tls_addr(a) => TcpListener::bind(a).map(Listener::Tls),
             Addr::Inet(a) => TcpListener::bind(a).map(Listener::Tcp),
             other => UnixListener::bind_addr(&unix_addr(other)?).map(Listener::Unix),
         }
@@ -309,6 +503,8 @@ impl Listener {
         match self {
             Listener::Tcp(l) => Addr::Inet(l.local_addr().unwrap()),
             Listener::Unix(l) => from_unix(&l.local_addr().unwrap()),
+            #[cfg(feature = "tls")]
+            Listener::Tls(l) => Addr::Inet(l.local_addr().unwrap()),
         }
     }
 
@@ -316,6 +512,10 @@ impl Listener {
         match self {
             Listener::Tcp(l) => l.accept().map(|(s, _)| Stream::Tcp(s)),
             Listener::Unix(l) => l.accept().map(|(s, _)| Stream::Unix(s)),
+            #[cfg(feature = "tls")]
+            Listener::Tls(l) => l
+                .accept()
+                .and_then(|(s, _)| TlsStream::server(s).map(Stream::Tls)),
         }
     }
 
@@ -323,6 +523,8 @@ impl Listener {
         match self {
             Listener::Tcp(l) => l.try_clone().map(Listener::Tcp),
             Listener::Unix(l) => l.try_clone().map(Listener::Unix),
+            #[cfg(feature = "tls")]
+            Listener::Tls(l) => l.try_clone().map(Listener::Tls),
         }
     }
 
@@ -330,6 +532,8 @@ impl Listener {
         match self {
             Listener::Tcp(l) => l.set_nonblocking(on),
             Listener::Unix(l) => l.set_nonblocking(on),
+            #[cfg(feature = "tls")]
+            Listener::Tls(l) => l.set_nonblocking(on),
         }
     }
 }
@@ -340,6 +544,8 @@ impl Listener {
 pub fn refusing_addr(t: Transport, dir: &TempDir) -> Addr {
     match t {
         Transport::Tcp => Listener::bind(t).local_addr(),
+        #[cfg(feature = "tls")]
+        Transport::Tls => Listener::bind(t).local_addr(),
         Transport::Unix => {
             let path = dir.path("refusing");
             drop(UnixListener::bind(&path).expect("bind"));
@@ -348,19 +554,55 @@ pub fn refusing_addr(t: Transport, dir: &TempDir) -> Addr {
     }
 }
 
-/// Run one test definition on both transports: for each function named,
+/// Run one test definition on every transport: for each function named,
 /// which takes a [`Transport`], a module of the same name with the tests
-/// `tcp` and `unix` that call it with [`Transport::Tcp`] and
-/// [`Transport::Unix`]. A function and a module may share a name (they
-/// live in different namespaces), so the tests print as
-/// `<module path>::<function>::tcp` and `::unix`.
+/// `tcp`, `unix` and (built with the feature `tls`) `tls` that call it
+/// with [`Transport::Tcp`], [`Transport::Unix`] and `Transport::Tls`. A
+/// function and a module may share a name (they live in different
+/// namespaces), so the tests print as `<module path>::<function>::tcp`,
+/// `::unix` and `::tls`.
+///
+/// `no_tls:` before the names leaves the `tls` run out (say why in a
+/// comment); `ignore_tls = "why":` makes it, marked `#[ignore = "why"]`
+/// (a library bug on TLS that it fails on).
 ///
 /// ```ignore
 /// fn a1_half_close_keeps_sending(t: Transport) { ... }
 /// transports!(a1_half_close_keeps_sending);
+/// transports!(no_tls: e6_chat_example_broadcasts_and_refuses_long_lines);
 /// ```
 #[macro_export]
 macro_rules! transports {
+    (ignore_tls = $why:literal: $($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn tcp() {
+                super::$name($crate::util::Transport::Tcp)
+            }
+            #[test]
+            fn unix() {
+                super::$name($crate::util::Transport::Unix)
+            }
+            #[cfg(feature = "tls")]
+            #[test]
+            #[ignore = $why]
+            fn tls() {
+                super::$name($crate::util::Transport::Tls)
+            }
+        }
+    )*};
+    (no_tls: $($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn tcp() {
+                super::$name($crate::util::Transport::Tcp)
+            }
+            #[test]
+            fn unix() {
+                super::$name($crate::util::Transport::Unix)
+            }
+        }
+    )*};
     ($($name:ident),* $(,)?) => {$(
         mod $name {
             #[test]
@@ -370,6 +612,11 @@ macro_rules! transports {
             #[test]
             fn unix() {
                 super::$name($crate::util::Transport::Unix)
+            }
+            #[cfg(feature = "tls")]
+            #[test]
+            fn tls() {
+                super::$name($crate::util::Transport::Tls)
             }
         }
     )*};
