@@ -433,10 +433,12 @@ impl Core {
                 }
                 Action::Flush => {
                     let slot = &mut self.conns[key];
-                    let Some(q) = slot.state.out_mut() else {
-                        continue;
+                    // No queue of ours: the stream's own output (TLS
+                    // ciphertext the socket refused) is what waits.
+                    let (n, outcome) = match slot.state.out_mut() {
+                        Some(q) => slot.stream.flush(q),
+                        None => (0, slot.stream.flush_own()),
                     };
-                    let (n, outcome) = slot.stream.flush(q);
                     slot.state.flushed(n, outcome, self.now);
                     self.stats.bytes_out += n as u64;
                 }

@@ -674,6 +674,11 @@ impl ConnState {
         transition!("writing {:?} -> Shut", self.writing);
         self.writing = Writing::Shut;
         self.since = Tick::at(now);
+        if self.reading == Reading::Eof && matches!(self.end, End::Running) {
+            // Both ends are out, the peer's first (a TLS connection takes
+            // this way where TCP's close(2) sends the FIN).
+            self.end_with(End::Graceful(Reason::PeerClosed));
+        }
     }
 
     /// `shutdown(SHUT_WR)` failed; `ENOTCONN` means the peer reset (V6).

@@ -453,7 +453,8 @@ impl Stream {
     }
 
     /// One read: application bytes to deliver, or, if not `deliver`, bytes
-    /// to throw away (a lingering close: TLS reads the raw ciphertext).
+    /// to throw away (a lingering close; TLS decrypts them, so that they
+    /// count as plaintext, until the peer's end).
     pub(crate) fn read(&mut self, buf: &mut [u8], deliver: bool) -> io::Result<Input> {
         use std::io::Read;
         let capacity = buf.len();
@@ -487,6 +488,16 @@ impl Stream {
             Stream::Unix(s) => q.flush_to(&*s),
             #[cfg(feature = "tls")]
             Stream::Tls(t) => t.flush(q),
+        }
+    }
+
+    /// Write the output the stream holds of its own (TLS: ciphertext the
+    /// socket did not take) until it drains or the socket would block.
+    pub(crate) fn flush_own(&mut self) -> io::Result<Flush> {
+        match self {
+            Stream::Tcp(_) | Stream::Unix(_) => Ok(Flush::Drained),
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => t.send_held(),
         }
     }
 

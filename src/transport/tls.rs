@@ -29,6 +29,9 @@ pub(crate) struct TlsStream {
     session: Connection,
     /// Our `close_notify` is queued (it may not be out yet).
     notified: bool,
+    /// Our lingering close met the peer's `close_notify`, or a session
+    /// error: the rest, to the TCP FIN, is dropped as ciphertext.
+    raw: bool,
 }
 
 impl std::fmt::Debug for TlsStream {
@@ -51,6 +54,7 @@ impl TlsStream {
             tcp,
             session: session.into(),
             notified: false,
+            raw: false,
         })
     }
 
@@ -64,6 +68,7 @@ impl TlsStream {
             tcp,
             session: session.into(),
             notified: false,
+            raw: false,
         })
     }
 
@@ -147,12 +152,26 @@ impl TlsStream {
         }
     }
 
-    /// Read ciphertext and drop it (the lingering close after our
-    /// `close_notify`: only the peer's TCP FIN matters now).
-    pub(crate) fn discard(&self, buf: &mut [u8]) -> io::Result<Input> {
+    /// Input during our lingering close, dropped: decrypted and counted as
+    /// plaintext (`Data`), as a plain socket counts what it discards. The
+    /// close waits for the peer's TCP FIN, as over TCP: after the peer's
+    /// `close_notify`, or once the session cannot go on (a record it
+    /// cannot authenticate), whatever still comes is read as ciphertext
+    /// and dropped uncounted (`Data(0, ..)`) until that FIN (`Fin`). A FIN
+    /// without `close_notify` before it is `Truncated`.
+    pub(crate) fn discard(&mut self, buf: &mut [u8]) -> io::Result<Input> {
+        if !self.raw {
+            match self.read(buf) {
+                Ok(Input::Fin) => self.raw = true,
+                // A record rustls refused (its alert is sent); a socket
+                // error is the socket's, and is reported.
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => self.raw = true,
+                other => return other,
+            }
+        }
         match (&self.tcp).read(buf) {
             Ok(0) => Ok(Input::Fin),
-            Ok(n) => Ok(Input::Data(n, n < buf.len())),
+            Ok(n) => Ok(Input::Data(0, n < buf.len())),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Input::WouldBlock),
             Err(e) => Err(e),
         }
@@ -184,13 +203,19 @@ impl TlsStream {
     pub(crate) fn flush(&mut self, q: &mut OutQueue) -> (usize, io::Result<Flush>) {
         let (n, outcome) = q.flush_to(Plaintext(self));
         match outcome {
-            Ok(Flush::Drained) => match self.send() {
-                Ok(true) => (n, Ok(Flush::Drained)),
-                Ok(false) => (n, Ok(Flush::Blocked)),
-                Err(e) => (n, Err(e)),
-            },
+            Ok(Flush::Drained) => (n, self.send_held()),
             other => (n, other),
         }
+    }
+
+    /// Send the ciphertext rustls holds; `Blocked` if the socket would not
+    /// take all of it.
+    pub(crate) fn send_held(&mut self) -> io::Result<Flush> {
+        Ok(if self.send()? {
+            Flush::Drained
+        } else {
+            Flush::Blocked
+        })
     }
 
     /// Ciphertext (handshake, alerts, data) not yet handed to the kernel.
@@ -249,6 +274,27 @@ struct Plaintext<'a>(&'a mut TlsStream);
 impl Write for Plaintext<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.0.write(buf)
+    }
+
+    /// Every slice in turn, stopping at the first the socket did not take
+    /// whole: the queue reads a short vectored write as a full send buffer,
+    /// so the default (the first slice alone) would leave it waiting for a
+    /// writable edge that never comes.
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        let mut total = 0;
+        for buf in bufs.iter().filter(|b| !b.is_empty()) {
+            match self.0.write(buf) {
+                Ok(n) => {
+                    total += n;
+                    if n < buf.len() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && total > 0 => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(total)
     }
 
     fn flush(&mut self) -> io::Result<()> {

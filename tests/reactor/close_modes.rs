@@ -33,17 +33,10 @@ crate::transports!(
     c4_abort_with_full_send_buffer_is_immediate,
 );
 
-// On TLS, the reactor stops flushing its queue although the peer has read
-// everything (both kernel queues empty): a library bug; the run is kept,
-// ignored, as its failing test.
 crate::transports!(
-    ignore_tls = "library bug: on TLS the reactor stops flushing a queue the peer drains":
     b4_interleaved_writes_arrive_in_order,
+    b2_large_write_then_shutdown_to_echo,
 );
-
-// Not on TLS: the reactor spins in `run_once` (a library bug, pinned by
-// `b2_tls_ciphertext_left_in_the_session_does_not_spin_the_loop` below).
-crate::transports!(no_tls: b2_large_write_then_shutdown_to_echo);
 
 /// A small kernel send buffer for a server-side connection, so that a peer
 /// that does not read makes our own queue fill deterministically.
@@ -409,11 +402,7 @@ fn b5_close_with_unread_input_is_lossless(t: Transport) {
     assert_eq!(cl.bytes_out, reply.len() as u64);
     // The discarded input is counted: we read to the peer's FIN.
     let read = (upload.len() + 2 * late.len()) as u64;
-    if t.has_bug(Bug::LingerCountsCiphertext) {
-        assert!(cl.bytes_in >= read, "{} < {read}", cl.bytes_in);
-    } else {
-        assert_eq!(cl.bytes_in, read);
-    }
+    assert_eq!(cl.bytes_in, read);
 }
 
 /// Replies once with a large body; leaves `handle_readable_eof` to the
@@ -719,19 +708,16 @@ fn c4_abort_with_full_send_buffer_is_immediate(t: Transport) {
 }
 
 // ---------------------------------------------------------------------------
-// Library bugs on TLS (ignored until fixed; run with `--features tls --
-// --ignored`)
+// TLS only: what the TLS transport does on the paths above
 // ---------------------------------------------------------------------------
 
-/// `Bug::LingerCountsCiphertext`: after our `close()`, input is read and
-/// discarded until the peer's end; on TLS `Closed::bytes_in` then counts
-/// the discarded *ciphertext* (a 22-byte record overhead per record, and
-/// the peer's 24-byte close_notify), where before the close it counts
-/// plaintext. The peer sends 1 byte, then 4 late bytes after our FIN:
-/// `bytes_in` must be 5.
+/// After our `close()`, input is read and discarded until the peer's end;
+/// on TLS it is decrypted, so that `Closed::bytes_in` counts plaintext as
+/// before the close (not the 22-byte record overhead per record, nor the
+/// peer's 24-byte close_notify). The peer sends 1 byte, then 4 late bytes
+/// after our FIN: `bytes_in` is 5.
 #[cfg(feature = "tls")]
 #[test]
-#[ignore = "library bug: on TLS, bytes_in counts the ciphertext a lingering close discards"]
 fn b5_tls_bytes_in_counts_plaintext_discarded_after_close() {
     let log = log();
     let mut r = reactor_with(no_timeouts);
@@ -748,19 +734,15 @@ fn b5_tls_bytes_in_counts_plaintext_discarded_after_close() {
 }
 
 /// On TLS, a write that rustls takes whole but the socket only in part
-/// (`TlsStream::write` returns the whole length with ciphertext still in
-/// the session) leaves the connection's own queue empty while the stream
-/// holds output. Seen in B2 over TLS: `Core::advance` finds `Action::Flush`
-/// (the stream holds output and the socket is marked writable), has no
-/// queue to flush (`out_mut()` is `None`: `continue`) and loops, so
-/// `run_once` never returns (100% CPU, found with gdb in
-/// `Core::advance` under `apply_requeued`). Here: a 32 KiB write in
-/// `handle_connect` through a 4 KiB send buffer to a peer whose receive
-/// buffer is small; the reactor runs on a thread of its own; each
-/// `run_once` must return within 5 s, and all 32 KiB must arrive.
+/// leaves the connection's own queue empty while the stream holds
+/// ciphertext: the flush must send the stream's own output (once, a flush
+/// that found no queue looped in `Core::advance`, and `run_once` never
+/// returned). Here: a 32 KiB write in `handle_connect` through a 4 KiB
+/// send buffer to a peer whose receive buffer is small; the reactor runs
+/// on a thread of its own; each `run_once` must return within 5 s, and all
+/// 32 KiB must arrive.
 #[cfg(feature = "tls")]
 #[test]
-#[ignore = "library bug: on TLS, run_once spins when a write leaves ciphertext in the session and the queue is empty"]
 fn b2_tls_ciphertext_left_in_the_session_does_not_spin_the_loop() {
     use std::sync::mpsc;
     const LEN: usize = 32 * KIB;

@@ -118,9 +118,7 @@ fn a1_half_close_keeps_sending(t: Transport) {
     assert_eq!(shape(&log), ["connect", "read", "eof", "timer", "close"]);
     assert_eq!(read_bytes(&log), b"request");
     let cl = closed(&log).unwrap();
-    if !t.has_bug(Bug::HalfCloseThenShutdownSaysLocal) {
-        assert_eq!(cl.reason, Reason::PeerClosed);
-    }
+    assert_eq!(cl.reason, Reason::PeerClosed);
     assert_eq!((cl.bytes_in, cl.bytes_out, cl.dropped), (7, 100, 0));
     assert_eq!(r.stats().half_closed_in, 0);
     assert_eq!(r.stats().peak_half_closed_in, 1);
@@ -538,9 +536,7 @@ fn a9_chained_half_closes(t: Transport) {
     assert_eq!(shape(&log), ["connect", "read", "eof", "close"]);
     assert_eq!(count(&log, |e| matches!(e, Ev::Close(_))), 1);
     let cl = closed(&log).unwrap();
-    if !t.has_bug(Bug::HalfCloseThenShutdownSaysLocal) {
-        assert_eq!(cl.reason, Reason::PeerClosed);
-    }
+    assert_eq!(cl.reason, Reason::PeerClosed);
     assert_eq!((cl.bytes_in, cl.bytes_out, cl.dropped), (7, 8, 0));
     let s = r.stats();
     assert_eq!(
@@ -639,18 +635,15 @@ fn a12_shutdown_after_peer_reset(t: Transport) {
     assert_eq!((s.panics, s.resets, s.closed, s.open), (0, 1, 1, 0));
 }
 
-/// `Bug::HalfCloseThenShutdownSaysLocal`: the peer half-closes first; the
-/// handler answers with `Eof::HalfClose` and then `shutdown_write`. The
-/// peer's FIN came first, so the close's reason is `PeerClosed`, as on TCP
-/// and a Unix socket (`reactor::smoke::half_close_keeps_writing`). On TLS
-/// it is `Local`: with both ends read and our `Writing::Closing`, TCP's
-/// state machine finalizes at once with `PeerClosed` (`close(2)` sends the
-/// FIN), while TLS, which must send close_notify first, goes through
-/// `Writing::Shut`, and `(Shut, Eof)` ends with `Reason::Local` when no
-/// close was recorded (`src/state.rs`, `next_action`).
+/// The peer half-closes first; the handler answers with `Eof::HalfClose`
+/// and then `shutdown_write`. The peer's end came first, so the close's
+/// reason is `PeerClosed`, as on TCP and a Unix socket
+/// (`reactor::smoke::half_close_keeps_writing`), although TLS, which must
+/// send `close_notify` before its FIN, takes another way there: TCP's
+/// state machine finalizes at once (`close(2)` sends the FIN), TLS shuts
+/// its write half first (`ConnState::shut_write` records who came first).
 #[cfg(feature = "tls")]
 #[test]
-#[ignore = "library bug: on TLS, HalfClose then shutdown_write closes with Reason::Local"]
 fn a1_tls_reason_after_half_close_then_shutdown_is_peer_closed() {
     let (mut r, addr, log, _) = server(Transport::Tls, |log, _| {
         Recorder::new(log).on_eof(|c| {

@@ -29,13 +29,6 @@ crate::transports!(
     f5_peer_eof_timeout,
     f5_linger_timeout_after_shutdown_write,
     f5_linger_timeout_after_close_despite_input,
-);
-
-// On TLS, the reactor stops flushing to the slow reader (its queue stays
-// full while both kernel queues are empty) and the idle timeout cuts the
-// download: a library bug; the run is kept, ignored, as its failing test.
-crate::transports!(
-    ignore_tls = "library bug: on TLS the reactor stops flushing a queue the peer drains":
     f2_idle_timer_is_reset_by_outbound_progress,
 );
 
@@ -125,9 +118,7 @@ fn f1_idle_timeout_closes_gracefully(t: Transport) {
     assert_eq!(shape(&log), ["connect", "close"]);
     let cl = closed(&log).unwrap();
     assert_eq!(cl.reason, Reason::TimedOut(Timeout::Idle));
-    if !t.has_bug(Bug::LingerCountsCiphertext) {
-        assert_eq!(cl.bytes_in, 0);
-    }
+    assert_eq!(cl.bytes_in, 0);
     assert_eq!((cl.bytes_out, cl.dropped), (0, 0));
     assert_eq!(r.stats().timeouts, 1);
 }
@@ -175,11 +166,7 @@ fn f1_idle_close_lingers_for_the_peer_fin(t: Transport) {
     run_until(&mut r, |_| closed(&log).is_some());
     let cl = closed(&log).unwrap();
     assert_eq!(cl.reason, Reason::TimedOut(Timeout::Idle));
-    if t.has_bug(Bug::LingerCountsCiphertext) {
-        assert!(cl.bytes_in >= 100, "{}", cl.bytes_in);
-    } else {
-        assert_eq!(cl.bytes_in, 100);
-    }
+    assert_eq!(cl.bytes_in, 100);
     assert_eq!(cl.dropped, 0);
     assert_eq!(r.stats().aborts, 0);
 }

@@ -20,7 +20,6 @@
 //! | bytes on the wire ([`Transport::wire_len`]) | as written | as written | 22 more per record (TLS 1.3) |
 //! | a close before the first byte is read ([`Transport::peer_ends_when_closed_at_accept`]) | FIN: end of file | end of file | RST if the ClientHello is in (a race), else a FIN in the handshake |
 //! | `connect` to return `handle_connect` | the TCP connect | the connect | the TCP connect, then the handshake: a handler is made at the accept and hears `handle_connect` after it |
-//! | library bugs ([`Transport::has_bug`], [`Bug`]) | | | `bytes_in` counts the ciphertext a lingering close discards; `Eof::HalfClose` then `shutdown_write` closes with `Reason::Local` |
 //!
 //! The TLS peer ([`TlsStream`], `tests/util/tls.rs`) is a rustls session
 //! over a std `TcpStream`; its listeners are on [`TLS_IP`] (127.0.0.44), so
@@ -29,9 +28,7 @@
 //! counts plaintext; its handshake runs on a thread of its own, so that a
 //! test may write and shut down before the reactor (on the test's thread)
 //! has answered. Test definitions that cannot run on TLS are listed with
-//! `transports!(no_tls: ..)`, with a comment saying why;
-//! `transports!(ignore_tls = "why": ..)` keeps a TLS run that a library bug
-//! makes fail, ignored.
+//! `transports!(no_tls: ..)`, with a comment saying why.
 
 use std::io::{self, Read, Write};
 use std::mem::MaybeUninit;
@@ -127,14 +124,6 @@ impl Transport {
         self != Transport::Unix
     }
 
-    /// Whether the library has `bug` on this transport (see [`Bug`]): an
-    /// assertion it breaks is made only where it does not.
-    pub fn has_bug(self, bug: Bug) -> bool {
-        match bug {
-            Bug::LingerCountsCiphertext | Bug::HalfCloseThenShutdownSaysLocal => self.is_tls(),
-        }
-    }
-
     /// How the peer's reads may end when the reactor closes a connection
     /// it accepted before reading anything from it (a factory that
     /// panicked): end of file on TCP and a Unix socket, whose peer sent
@@ -177,22 +166,6 @@ impl Transport {
             End::Eof
         }
     }
-}
-
-/// A library bug seen on one transport only, for [`Transport::has_bug`];
-/// each has an ignored test that fails until it is fixed.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Bug {
-    /// On TLS, `Closed::bytes_in` counts the *ciphertext* a lingering
-    /// close reads and discards (record overhead, the peer's close_notify)
-    /// where everywhere else it counts plaintext
-    /// (`reactor::close_modes::b5_tls_bytes_in_counts_plaintext_discarded_after_close`).
-    LingerCountsCiphertext,
-    /// On TLS, a connection that answered the peer's end with
-    /// `Eof::HalfClose` and then calls `shutdown_write` closes with
-    /// `Reason::Local`, although the peer's FIN came first
-    /// (`reactor::half_close::a1_tls_reason_after_half_close_then_shutdown_is_peer_closed`).
-    HalfCloseThenShutdownSaysLocal,
 }
 
 /// How the reactor connects to `at`: TLS if `at` is a TLS listener's
@@ -563,8 +536,7 @@ pub fn refusing_addr(t: Transport, dir: &TempDir) -> Addr {
 /// `::unix` and `::tls`.
 ///
 /// `no_tls:` before the names leaves the `tls` run out (say why in a
-/// comment); `ignore_tls = "why":` makes it, marked `#[ignore = "why"]`
-/// (a library bug on TLS that it fails on).
+/// comment).
 ///
 /// ```ignore
 /// fn a1_half_close_keeps_sending(t: Transport) { ... }
@@ -573,24 +545,6 @@ pub fn refusing_addr(t: Transport, dir: &TempDir) -> Addr {
 /// ```
 #[macro_export]
 macro_rules! transports {
-    (ignore_tls = $why:literal: $($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn tcp() {
-                super::$name($crate::util::Transport::Tcp)
-            }
-            #[test]
-            fn unix() {
-                super::$name($crate::util::Transport::Unix)
-            }
-            #[cfg(feature = "tls")]
-            #[test]
-            #[ignore = $why]
-            fn tls() {
-                super::$name($crate::util::Transport::Tls)
-            }
-        }
-    )*};
     (no_tls: $($name:ident),* $(,)?) => {$(
         mod $name {
             #[test]
