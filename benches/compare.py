@@ -1140,6 +1140,7 @@ def http_scenario(names, P, logdir, results, save):
     the two modes, as in churn."""
     H = results.setdefault("http", {})
     H["order"] = names
+    H["labels"] = {n: HTTP_SERVERS[n] for n in names}
     H["versions"] = http_versions(names)
     H["params"] = {k: P[k] for k in ("http_secs", "http_reps", "http_warmup_secs", "http_conns")}
     R = H.setdefault("servers", {n: {} for n in names})
@@ -1444,7 +1445,7 @@ def http_table(results):
     modes = (("keepalive", "keep-alive"), ("close", "`Connection: close`"))
     for mode, mode_label in modes:
         for n in names:
-            label = HTTP_SERVERS.get(n, n)
+            label = (H.get("labels") or {}).get(n) or HTTP_SERVERS.get(n, n)
             r = R[n]
             if "skipped" in r:
                 rows.append(f"| {label} | {mode_label} | not run: {r['skipped']} |" + " |" * (len(cols) - 3))
