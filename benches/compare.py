@@ -42,7 +42,9 @@ Scenarios (full size; --quick shrinks them):
             each figure's median reported. Server CPU per request (utime + stime and
             schedstat), wrk's own CPU per request, machine-wide CPU per request
             (/proc/stat), requests/s, latency, non-2xx/3xx and socket errors, TCP
-            counter deltas (segments, resets) and which side holds TIME_WAIT
+            counter deltas (segments, resets) and which side holds TIME_WAIT;
+            --http-baseline BIN adds an earlier build of the example (server
+            `before`) to the rotation; `--servers halfclose` leaves nginx out
 
 Measures: server CPU time (utime + stime of /proc/PID/stat, before and after
 the load, per connection or message), conn/s and latency (the client's
