@@ -90,10 +90,12 @@ put_back() {
 trap put_back EXIT
 # A burst of connects larger than the accept queue costs 1 s SYN retransmits.
 raise net.core.somaxconn /proc/sys/net/core/somaxconn 65535
-# The http scenario's `Connection: close` runs leave ~100,000 TIME_WAIT
-# sockets each (on the server's side: the server closes first), for 60 s;
-# past this limit the kernel skips TIME_WAIT (TcpExt.TCPTimeWaitOverflow),
-# which would make a run cheaper than the one before it.
+# The http scenario's `Connection: close` runs leave TIME_WAIT sockets on
+# the server's side (the server closes first) for 60 s, up to ~14,000 a
+# run (wrk's ports towards one address come round again), on top of what
+# the other scenarios and programs leave; past this limit the kernel skips
+# TIME_WAIT (TcpExt.TCPTimeWaitOverflow), which would make a run cheaper
+# than the one before it.
 raise net.ipv4.tcp_max_tw_buckets /proc/sys/net/ipv4/tcp_max_tw_buckets 1048576
 
 # Every run inside has its own timeout; this one bounds the whole.
