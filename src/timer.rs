@@ -330,6 +330,13 @@ impl<T: Copy> Lanes<T> {
     pub(crate) fn retain(&mut self, mut live: impl FnMut(u64, T) -> bool) {
         for lane in &mut self.lanes {
             lane.q.retain(|&(at, v)| live(at, v));
+            // A lane that held many more (the idle deadlines of a crowd
+            // of connections that moved on to another timeout) gives the
+            // memory back; a small or busy one keeps it, so that churn does
+            // not make it grow and shrink again.
+            if lane.q.capacity() > 4096 && lane.q.len() < lane.q.capacity() / 8 {
+                lane.q.shrink_to(lane.q.len() * 2);
+            }
         }
         self.queued = self.lanes.iter().map(|l| l.q.len()).sum();
         self.forgotten = 0;
