@@ -1190,6 +1190,19 @@ def ratio(v, ref, digits=2):
     return f" ({v / ref:.{digits}f}×)"
 
 
+def getter(R):
+    """get(name, *path): the value at `path` in server `name`'s results
+    `R[name]`, or None where the path ends early."""
+    def get(name, *path):
+        cur = R.get(name, {})
+        for p in path:
+            if not isinstance(cur, dict):
+                return None
+            cur = cur.get(p)
+        return cur
+    return get
+
+
 def cell(v, ref, digits=1, is_ref=False):
     if v is None:
         return "n/a"
@@ -1219,13 +1232,7 @@ def unix_table(results):
     if not any("unix" in R[n] for n in names):
         return []
 
-    def get(name, *path):
-        cur = R.get(name, {})
-        for p in path:
-            if not isinstance(cur, dict):
-                return None
-            cur = cur.get(p)
-        return cur
+    get = getter(R)
 
     cols = [
         ("server CPU µs/conn (Unix churn)", ("unix", "churn", "median", "cpu_us_per_conn"), 1),
@@ -1271,13 +1278,7 @@ def tls_table(results):
     if not any("tls" in R[n] for n in names):
         return []
 
-    def get(name, *path):
-        cur = R.get(name, {})
-        for p in path:
-            if not isinstance(cur, dict):
-                return None
-            cur = cur.get(p)
-        return cur
+    get = getter(R)
 
     med = ("tls", "churn", "median")
     cols = [
@@ -1325,13 +1326,7 @@ def table(results):
     R = results["servers"]
     ref = R.get("halfclose", {})
 
-    def get(name, *path):
-        cur = R.get(name, {})
-        for p in path:
-            if not isinstance(cur, dict):
-                return None
-            cur = cur.get(p)
-        return cur
+    get = getter(R)
 
     cols = [
         ("server CPU µs/conn (churn)", ("churn", "median", "cpu_us_per_conn"), 1),

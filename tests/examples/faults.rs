@@ -24,46 +24,14 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    example_bin, half_closed_sockets, pattern, process_fds, status_kib, Lines, Server, Watchdog,
-    DEADLINE,
+    example_bin, half_closed_sockets, parse_close, pattern, process_fds, status_kib, Close, Lines,
+    Server, Watchdog, DEADLINE,
 };
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
 
 // ---------------------------------------------------------------- processes
-
-/// One `... closed: <reason> (in N, out N, dropped N)` line of the core.
-#[derive(Clone, Debug)]
-struct Close {
-    reason: String,
-    bytes_in: u64,
-    bytes_out: u64,
-    dropped: u64,
-}
-
-fn parse_close(line: &str) -> Option<Close> {
-    if !line.contains("halfclose::core]") {
-        return None;
-    }
-    let rest = line.split_once(" closed: ")?.1;
-    let (reason, tail) = rest.rsplit_once(" (in ")?;
-    let nums: Vec<u64> = tail
-        .trim_end_matches(')')
-        .split(", ")
-        .map(|f| f.rsplit(' ').next().unwrap_or("").parse())
-        .collect::<Result<_, _>>()
-        .ok()?;
-    match nums[..] {
-        [bytes_in, bytes_out, dropped] => Some(Close {
-            reason: reason.to_string(),
-            bytes_in,
-            bytes_out,
-            dropped,
-        }),
-        _ => None,
-    }
-}
 
 /// A running example server with `RUST_LOG=debug`, the core's close lines
 /// read from its stderr.

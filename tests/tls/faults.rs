@@ -26,39 +26,9 @@ use rustls::{ClientConnection, RootCertStore, StreamOwned};
 use halfclose_tools::tls::{client_config, server_name};
 
 use crate::certificate_line;
-use crate::util::{assert_clean_exit, pattern, read_to_end_or_error, Server, DEADLINE, KIB};
-
-/// One `... closed: <reason> (in N, out N, dropped N)` line of the core.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Close {
-    reason: String,
-    bytes_in: u64,
-    bytes_out: u64,
-    dropped: u64,
-}
-
-fn parse_close(line: &str) -> Option<Close> {
-    if !line.contains("halfclose::core]") {
-        return None;
-    }
-    let rest = line.split_once(" closed: ")?.1;
-    let (reason, tail) = rest.rsplit_once(" (in ")?;
-    let nums: Vec<u64> = tail
-        .trim_end_matches(')')
-        .split(", ")
-        .map(|f| f.rsplit(' ').next().unwrap_or("").parse())
-        .collect::<Result<_, _>>()
-        .ok()?;
-    match nums[..] {
-        [bytes_in, bytes_out, dropped] => Some(Close {
-            reason: reason.to_string(),
-            bytes_in,
-            bytes_out,
-            dropped,
-        }),
-        _ => None,
-    }
-}
+use crate::util::{
+    assert_clean_exit, parse_close, pattern, read_to_end_or_error, Close, Server, DEADLINE, KIB,
+};
 
 const TRUNCATED: &str = "truncated: end of stream without close_notify";
 

@@ -544,3 +544,37 @@ pub fn child_value(env: &str) -> Option<String> {
 pub fn is_child(env: &str) -> bool {
     std::env::var_os(env).is_some()
 }
+
+/// One `... closed: <reason> (in N, out N, dropped N)` line of the core,
+/// as an example server logs it at debug level.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Close {
+    pub reason: String,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub dropped: u64,
+}
+
+/// The close a log line reports, if it is one.
+pub fn parse_close(line: &str) -> Option<Close> {
+    if !line.contains("halfclose::core]") {
+        return None;
+    }
+    let rest = line.split_once(" closed: ")?.1;
+    let (reason, tail) = rest.rsplit_once(" (in ")?;
+    let nums: Vec<u64> = tail
+        .trim_end_matches(')')
+        .split(", ")
+        .map(|f| f.rsplit(' ').next().unwrap_or("").parse())
+        .collect::<Result<_, _>>()
+        .ok()?;
+    match nums[..] {
+        [bytes_in, bytes_out, dropped] => Some(Close {
+            reason: reason.to_string(),
+            bytes_in,
+            bytes_out,
+            dropped,
+        }),
+        _ => None,
+    }
+}
