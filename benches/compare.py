@@ -1224,16 +1224,46 @@ def refresh_medians(results):
                 r[mode]["median"] = median_of(r[mode]["reps"])
 
 
+def scenario_table(results, key, cols, latency, errors, note=None):
+    """The rows of a scenario's table, one per server whose results have
+    `key`: `cols` are (title, path, digits), a path's figure with its ratio
+    to halfclose's; a column without a path is the p50 / p99 latency at the
+    path `latency` if its title starts so, else `errors(get, name)`.
+    `note(get, name, column, value)` may add to a figure's text."""
+    names = [n for n in results["order"] if n in results["servers"]]
+    R = results["servers"]
+    if not any(key in R[n] for n in names):
+        return []
+    get = getter(R)
+    rows = ["| server | " + " | ".join(c[0] for c in cols) + " |",
+            "|---|" + "|".join("---:" for _ in cols) + "|"]
+    for n in names:
+        label = next((s.label for s in SPECS if s.name == n), n)
+        r = R[n].get(key)
+        if not r:
+            continue
+        if "skipped" in r:
+            rows.append(f"| {label} | not run: {r['skipped']} |" + " |" * (len(cols) - 1))
+            continue
+        cells = []
+        for i, (title, path, digits) in enumerate(cols):
+            if path:
+                v = get(n, *path)
+                text = cell(v, get("halfclose", *path), digits, is_ref=(n == "halfclose"))
+                cells.append(text + (note(get, n, i, v) if note else ""))
+            elif title.startswith("p50"):
+                p50 = get(n, *latency, "latency_us_p50")
+                p99 = get(n, *latency, "latency_us_p99")
+                cells.append("n/a" if p50 is None else f"{p50 / 1000:.1f} / {p99 / 1000:.1f}")
+            else:
+                cells.append(errors(get, n))
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+    return rows
+
+
 def unix_table(results):
     """The Unix socket scenario: a row per server, TCP figures of the same
     run beside it when churn and held ran too."""
-    names = [n for n in results["order"] if n in results["servers"]]
-    R = results["servers"]
-    if not any("unix" in R[n] for n in names):
-        return []
-
-    get = getter(R)
-
     cols = [
         ("server CPU µs/conn (Unix churn)", ("unix", "churn", "median", "cpu_us_per_conn"), 1),
         ("TCP churn, this run", ("churn", "median", "cpu_us_per_conn"), 1),
@@ -1244,42 +1274,17 @@ def unix_table(results):
         ("B/held conn (TCP, this run)", ("held", "bytes_per_held"), 0),
         ("errors (Unix)", None, None),
     ]
-    rows = ["| server | " + " | ".join(c[0] for c in cols) + " |",
-            "|---|" + "|".join("---:" for _ in cols) + "|"]
-    for n in names:
-        label = next((s.label for s in SPECS if s.name == n), n)
-        u = R[n].get("unix")
-        if not u:
-            continue
-        if "skipped" in u:
-            rows.append(f"| {label} | not run: {u['skipped']} |" + " |" * (len(cols) - 1))
-            continue
-        cells = []
-        for title, path, digits in cols:
-            if path:
-                cells.append(cell(get(n, *path), get("halfclose", *path), digits, is_ref=(n == "halfclose")))
-            elif title.startswith("p50"):
-                p50 = get(n, "unix", "churn", "median", "latency_us_p50")
-                p99 = get(n, "unix", "churn", "median", "latency_us_p99")
-                cells.append("n/a" if p50 is None else f"{p50 / 1000:.1f} / {p99 / 1000:.1f}")
-            else:
-                total = (get(n, "unix", "churn", "median", "errors") or 0) + (get(n, "unix", "held", "errors") or 0)
-                cells.append(str(total))
-        rows.append(f"| {label} | " + " | ".join(cells) + " |")
-    return rows
+
+    def errors(get, n):
+        return str((get(n, "unix", "churn", "median", "errors") or 0) + (get(n, "unix", "held", "errors") or 0))
+
+    return scenario_table(results, "unix", cols, ("unix", "churn", "median"), errors)
 
 
 def tls_table(results):
     """The tls scenario: a row per server, ratios to halfclose's figure and
     to tokio-rustls's (the goal: halfclose at or below it), the TCP churn
     figure of the same run beside it when churn ran too."""
-    names = [n for n in results["order"] if n in results["servers"]]
-    R = results["servers"]
-    if not any("tls" in R[n] for n in names):
-        return []
-
-    get = getter(R)
-
     med = ("tls", "churn", "median")
     cols = [
         ("server CPU µs/conn (TLS churn)", med + ("cpu_us_per_conn",), 1),
@@ -1290,34 +1295,13 @@ def tls_table(results):
         ("TCP churn µs/conn, this run", ("churn", "median", "cpu_us_per_conn"), 1),
         ("errors", None, None),
     ]
-    rows = ["| server | " + " | ".join(c[0] for c in cols) + " |",
-            "|---|" + "|".join("---:" for _ in cols) + "|"]
-    for n in names:
-        label = next((s.label for s in SPECS if s.name == n), n)
-        t = R[n].get("tls")
-        if not t:
-            continue
-        if "skipped" in t:
-            rows.append(f"| {label} | not run: {t['skipped']} |" + " |" * (len(cols) - 1))
-            continue
-        cells = []
-        for i, (title, path, digits) in enumerate(cols):
-            if path:
-                v = get(n, *path)
-                text = cell(v, get("halfclose", *path), digits, is_ref=(n == "halfclose"))
-                if i < 2 and n == "halfclose" and v is not None:
-                    tok = get("tokio", *path)
-                    if tok:
-                        text += f" ({v / tok:.2f}× tokio-rustls)"
-                cells.append(text)
-            elif title.startswith("p50"):
-                p50 = get(n, *med, "latency_us_p50")
-                p99 = get(n, *med, "latency_us_p99")
-                cells.append("n/a" if p50 is None else f"{p50 / 1000:.1f} / {p99 / 1000:.1f}")
-            else:
-                cells.append(str(get(n, *med, "errors") or 0))
-        rows.append(f"| {label} | " + " | ".join(cells) + " |")
-    return rows
+
+    def to_tokio(get, n, i, v):
+        # halfclose's CPU figures against tokio-rustls's too.
+        tok = get("tokio", *cols[i][1]) if i < 2 and n == "halfclose" and v is not None else None
+        return f" ({v / tok:.2f}× tokio-rustls)" if tok else ""
+
+    return scenario_table(results, "tls", cols, med, lambda get, n: str(get(n, *med, "errors") or 0), to_tokio)
 
 
 def table(results):
