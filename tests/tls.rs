@@ -416,11 +416,7 @@ fn eight_mib_each_way_through_small_buffers() {
 /// end, and exits.
 #[test]
 fn openssl_s_client_gets_a_reply_and_close_notify() {
-    let mut server = Server::start(
-        "http_server",
-        &["--listen", "127.0.0.1:0", "--tls-self-signed"],
-    );
-    let cert = certificate_line(&mut server);
+    let (server, cert) = self_signed("http_server", &[]);
     let out = run_bounded(
         Command::new("openssl").args([
             "s_client",
@@ -448,8 +444,7 @@ fn openssl_s_client_gets_a_reply_and_close_notify() {
 /// and `unwrap()`'s close_notify is answered with ours.
 #[test]
 fn the_echo_example_over_tls() {
-    let mut server = Server::start("echo", &["--listen", "127.0.0.1:0", "--tls-self-signed"]);
-    let cert = certificate_line(&mut server);
+    let (server, cert) = self_signed("echo", &[]);
     let py = python_thread(PY_UNWRAP, vec![server.addr.port().to_string(), cert]);
     assert_eq!(py.join().unwrap().expect("python"), "hello tls TLSv1.3");
     assert_clean_exit(server);
@@ -457,6 +452,16 @@ fn the_echo_example_over_tls() {
 
 /// The second line a server started with `--tls-self-signed` prints: the
 /// path of its certificate.
+/// Start `example` with `args`, then `--listen 127.0.0.1:0
+/// --tls-self-signed`; the server and the path of its certificate.
+fn self_signed(example: &str, args: &[&str]) -> (Server, String) {
+    let mut all = args.to_vec();
+    all.extend(["--listen", "127.0.0.1:0", "--tls-self-signed"]);
+    let mut server = Server::start(example, &all);
+    let cert = certificate_line(&mut server);
+    (server, cert)
+}
+
 fn certificate_line(server: &mut Server) -> String {
     let mut line = String::new();
     std::io::BufRead::read_line(&mut server.stdout, &mut line).unwrap();
@@ -470,11 +475,7 @@ fn certificate_line(server: &mut Server) -> String {
 /// `http.client`, three requests on one kept-alive connection.
 #[test]
 fn the_https_example_answers_curl_and_python_with_keep_alive() {
-    let mut server = Server::start(
-        "http_server",
-        &["--listen", "127.0.0.1:0", "--tls-self-signed"],
-    );
-    let cert = certificate_line(&mut server);
+    let (server, cert) = self_signed("http_server", &[]);
     let url = format!("https://localhost:{}/", server.addr.port());
     let out = run_bounded(
         Command::new("curl").args([
@@ -526,11 +527,7 @@ c.close()
 /// and the client reads the whole reply, then its end.
 #[test]
 fn a_node_client_half_closes_over_tls_and_gets_the_whole_reply() {
-    let mut server = Server::start(
-        "tcp_deadlock",
-        &["server", "--listen", "127.0.0.1:0", "--tls-self-signed"],
-    );
-    let cert = certificate_line(&mut server);
+    let (server, cert) = self_signed("tcp_deadlock", &["server"]);
     let out = run_bounded(
         &mut node(
             "node_tls_halfopen.js",
@@ -549,11 +546,7 @@ fn a_node_client_half_closes_over_tls_and_gets_the_whole_reply() {
 /// server's close_notify.
 #[test]
 fn tcp_deadlock_client_and_server_over_tls() {
-    let mut server = Server::start(
-        "tcp_deadlock",
-        &["server", "--listen", "127.0.0.1:0", "--tls-self-signed"],
-    );
-    let cert = certificate_line(&mut server);
+    let (server, cert) = self_signed("tcp_deadlock", &["server"]);
     let out = run_bounded(
         Command::new(example_bin("tcp_deadlock")).args([
             "client",

@@ -255,18 +255,11 @@ fn assert_clean_or_reset_by_unread_input(got: &[u8], end: &io::Result<()>, paylo
 /// not 6,000), raises no error, and ends cleanly, `closed by peer`.
 #[test]
 fn t2_a_record_replayed_after_close_notify_is_never_delivered() {
-    let mut rig = Rig::start("echo", &[], "tls-replay:c2s");
-    let payload = pattern(3000, 33);
-    let (got, end) = echo_then_close_notify(&rig, &payload);
-    rig.proxy_said("replaying a TLS record of 3022 bytes c2s");
-    let c = rig.server_close();
-    assert_eq!(
-        (c.reason.as_str(), c.bytes_in, c.bytes_out),
-        ("closed by peer", 3000, 3000),
-        "{c:?}"
+    ignored_after_close_notify(
+        "tls-replay:c2s",
+        33,
+        "replaying a TLS record of 3022 bytes c2s",
     );
-    assert_clean_or_reset_by_unread_input(&got, &end, &payload);
-    rig.finish();
 }
 
 /// `tls-junk:c2s:64`: 64 bytes drawn from the seed after the client's
@@ -275,10 +268,18 @@ fn t2_a_record_replayed_after_close_notify_is_never_delivered() {
 /// nothing delivered but the payload.
 #[test]
 fn t2_junk_after_close_notify_is_ignored() {
-    let mut rig = Rig::start("echo", &[], "tls-junk:c2s:64");
-    let payload = pattern(3000, 34);
+    ignored_after_close_notify("tls-junk:c2s:64", 34, "64 bytes of junk c2s");
+}
+
+/// 3,000 bytes (pattern `seed`) echoed through the proxy with `fault`,
+/// which it reports with `said`, then `close_notify`: the server delivers
+/// the payload alone and ends cleanly, `closed by peer`.
+#[track_caller]
+fn ignored_after_close_notify(fault: &str, seed: u64, said: &str) {
+    let mut rig = Rig::start("echo", &[], fault);
+    let payload = pattern(3000, seed);
     let (got, end) = echo_then_close_notify(&rig, &payload);
-    rig.proxy_said("64 bytes of junk c2s");
+    rig.proxy_said(said);
     let c = rig.server_close();
     assert_eq!(
         (c.reason.as_str(), c.bytes_in, c.bytes_out),
