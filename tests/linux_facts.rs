@@ -258,6 +258,20 @@ fn v1_lingering_close_delivers_the_whole_reply() {
     );
 }
 
+/// After the data a reset left readable: one read fails with
+/// `ECONNRESET`, and every read after it returns 0.
+#[track_caller]
+fn assert_one_reset_then_zero(b: &mut impl Read) {
+    let mut buf = [0u8; 1000];
+    assert_eq!(
+        b.read(&mut buf).map_err(|e| e.kind()),
+        Err(io::ErrorKind::ConnectionReset)
+    );
+    for _ in 0..3 {
+        assert_eq!(b.read(&mut buf).map_err(|e| e.kind()), Ok(0));
+    }
+}
+
 /// V2: data that arrived before the peer's RST can still be read; then one
 /// read fails with `ECONNRESET`; after that reads return 0.
 #[test]
@@ -280,13 +294,7 @@ fn v2_data_before_rst_is_readable_then_one_reset_then_zero() {
         }
     }
     assert_eq!(got, 100);
-    assert_eq!(
-        b.read(&mut buf).map_err(|e| e.kind()),
-        Err(io::ErrorKind::ConnectionReset)
-    );
-    for _ in 0..3 {
-        assert_eq!(b.read(&mut buf).map_err(|e| e.kind()), Ok(0));
-    }
+    assert_one_reset_then_zero(&mut b);
 }
 
 /// V3: after the peer fully closed (its FIN read, its socket gone), our
@@ -652,13 +660,7 @@ fn v2_unix_data_before_the_reset_is_readable_then_one_reset_then_zero() {
     let mut buf = [0u8; 1000];
     assert_eq!(b.read(&mut buf).unwrap(), 100);
     assert!(buf[..100].iter().all(|&x| x == 7));
-    assert_eq!(
-        b.read(&mut buf).map_err(|e| e.kind()),
-        Err(io::ErrorKind::ConnectionReset)
-    );
-    for _ in 0..3 {
-        assert_eq!(b.read(&mut buf).map_err(|e| e.kind()), Ok(0));
-    }
+    assert_one_reset_then_zero(&mut b);
 }
 
 /// V3 differs on a Unix socket: once the peer has closed, the very first
