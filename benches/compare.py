@@ -731,6 +731,25 @@ def echo(spec, P, logdir, rep):
     return res
 
 
+def rounds(fn, specs, reps, label, P, logdir, put, save, **over):
+    """`reps` repetitions of `fn` (churn or echo; `over`: the transport, as
+    `churn` takes it) going round `specs`, so that a change in the load of
+    the machine falls on every server alike; after every run
+    `put(name, {"reps", "median"})` and `save()`. A server that fails a run
+    is logged under `label` and the run counted as failed; the others go
+    on."""
+    runs = {spec.name: [] for spec in specs}
+    for rep in range(reps):
+        for spec in specs:
+            try:
+                runs[spec.name].append(fn(spec, P, logdir, rep, **over))
+            except Exception as e:  # one broken server does not end the run
+                log(f"  {label} {spec.name}: FAILED: {e}")
+                runs[spec.name].append({"failed": str(e)})
+            put(spec.name, {"reps": runs[spec.name], "median": median_of(runs[spec.name])})
+            save()
+
+
 def unix(specs, P, logdir, results, save):
     """The unix scenario: churn (its repetitions going round the servers,
     as in churn) and then held, over a Unix socket file in a temporary
@@ -742,17 +761,8 @@ def unix(specs, P, logdir, results, save):
     unix_specs = [s for s in specs if s.unix]
     tmp = tempfile.mkdtemp(prefix="compare-unix-")
     try:
-        runs = {spec.name: [] for spec in unix_specs}
-        for rep in range(P["churn_reps"]):
-            for spec in unix_specs:
-                try:
-                    runs[spec.name].append(churn(spec, P, logdir, rep, unix_dir=tmp))
-                except Exception as e:  # one broken server does not end the run
-                    log(f"  unix churn {spec.name}: FAILED: {e}")
-                    runs[spec.name].append({"failed": str(e)})
-                results["servers"][spec.name]["unix"] = {
-                    "churn": {"reps": runs[spec.name], "median": median_of(runs[spec.name])}}
-                save()
+        rounds(churn, unix_specs, P["churn_reps"], "unix churn", P, logdir,
+               lambda n, r: results["servers"][n].__setitem__("unix", {"churn": r}), save, unix_dir=tmp)
         for spec in unix_specs:
             try:
                 h = held(spec, P, logdir, unix_dir=tmp)
@@ -835,17 +845,8 @@ def tls_scenario(specs, P, logdir, results, save):
     tmp = tempfile.mkdtemp(prefix="compare-tls-")
     try:
         pem = make_certificate(tmp)
-        runs = {spec.name: [] for spec in tls_specs}
-        for rep in range(P["tls_reps"]):
-            for spec in tls_specs:
-                try:
-                    runs[spec.name].append(churn(spec, P, logdir, rep, tls=pem))
-                except Exception as e:  # one broken server does not end the run
-                    log(f"  tls churn {spec.name}: FAILED: {e}")
-                    runs[spec.name].append({"failed": str(e)})
-                results["servers"][spec.name]["tls"] = {
-                    "churn": {"reps": runs[spec.name], "median": median_of(runs[spec.name])}}
-                save()
+        rounds(churn, tls_specs, P["tls_reps"], "tls churn", P, logdir,
+               lambda n, r: results["servers"][n].__setitem__("tls", {"churn": r}), save, tls=pem)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -1825,21 +1826,9 @@ def main():
             http_scenario(http_names, P, logdir, results, save)
             continue
         if scenario in ("churn", "echo"):
-            # Repetitions go round the servers, so that a change in the load
-            # of the machine falls on every server alike; each figure's
-            # median over the repetitions is reported.
             fn, reps = {"churn": (churn, P["churn_reps"]), "echo": (echo, P["echo_reps"])}[scenario]
-            runs = {spec.name: [] for spec in specs}
-            for rep in range(reps):
-                for spec in specs:
-                    try:
-                        runs[spec.name].append(fn(spec, P, logdir, rep))
-                    except Exception as e:  # one broken server does not end the run
-                        log(f"  {scenario} {spec.name}: FAILED: {e}")
-                        runs[spec.name].append({"failed": str(e)})
-                    results["servers"][spec.name][scenario] = {
-                        "reps": runs[spec.name], "median": median_of(runs[spec.name])}
-                    save()
+            rounds(fn, specs, reps, scenario, P, logdir,
+                   lambda n, r: results["servers"][n].__setitem__(scenario, r), save)
             continue
         for spec in specs:
             fn = {"syscalls": syscalls, "held": held,
