@@ -522,22 +522,30 @@ c.close()
     assert_clean_exit(server);
 }
 
+/// `tests/clients/node_tls_halfopen.js` against `server` (trusting `cert`):
+/// it sends `bytes`, half-closes (`close_notify`, FIN) and must read the
+/// whole reply, then the server's end.
+#[track_caller]
+fn node_half_open(server: &Server, cert: &str, bytes: usize) {
+    let out = run_bounded(
+        &mut node(
+            "node_tls_halfopen.js",
+            &[&server.addr.port().to_string(), cert, &bytes.to_string()],
+        ),
+        b"",
+        DEADLINE,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), format!("{bytes} whole end"));
+}
+
 /// Node.js `tls` with `allowHalfOpen`: `end()` sends `close_notify` and a
 /// FIN after the request; the `tcp_deadlock` server answers after that end
 /// and the client reads the whole reply, then its end.
 #[test]
 fn a_node_client_half_closes_over_tls_and_gets_the_whole_reply() {
     let (server, cert) = self_signed("tcp_deadlock", &["server"]);
-    let out = run_bounded(
-        &mut node(
-            "node_tls_halfopen.js",
-            &[&server.addr.port().to_string(), &cert, "1000000"],
-        ),
-        b"",
-        DEADLINE,
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout).trim(), "1000000 whole end");
+    node_half_open(&server, &cert, 1000000);
     assert_clean_exit(server);
 }
 
@@ -591,16 +599,7 @@ fn the_proxy_turns_close_notify_into_fin_and_back() {
     );
     let mut proxy = proxy;
     let cert = certificate_line(&mut proxy);
-    let out = run_bounded(
-        &mut node(
-            "node_tls_halfopen.js",
-            &[&proxy.addr.port().to_string(), &cert, "300000"],
-        ),
-        b"",
-        DEADLINE,
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout).trim(), "300000 whole end");
+    node_half_open(&proxy, &cert, 300000);
     assert_clean_exit(proxy);
     assert_clean_exit(upstream);
 }
