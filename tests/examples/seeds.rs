@@ -90,6 +90,15 @@ fn tcp_deadlock_python_client_gets_every_byte_uppercased(t: Transport) {
 /// reply until the server's end of file: every byte comes back uppercased.
 fn tcp_deadlock_socat_client_half_closes_at_the_end_of_its_input(t: Transport) {
     let server = tcp_deadlock_server(t);
+    socat_gets_its_input_uppercased(&server);
+    assert_clean_exit(server);
+}
+
+/// `socat` against the `tcp_deadlock` `server` (`TCP:`, `ABSTRACT-CONNECT:`
+/// or `UNIX-CONNECT:`, as it listens): it sends its input, half-closes, and
+/// reads every byte back uppercased, then the server's end of file.
+#[track_caller]
+pub(super) fn socat_gets_its_input_uppercased(server: &Server) {
     let target = match &server.at {
         Addr::Inet(a) => format!("TCP:{a}"),
         Addr::Abstract(name) => format!("ABSTRACT-CONNECT:{}", String::from_utf8_lossy(name)),
@@ -108,7 +117,6 @@ fn tcp_deadlock_socat_client_half_closes_at_the_end_of_its_input(t: Transport) {
         "socat got {} bytes",
         out.stdout.len()
     );
-    assert_clean_exit(server);
 }
 
 /// The seed's own deadlock: a client that sends everything before it reads

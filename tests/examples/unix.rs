@@ -13,8 +13,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use crate::util::{
-    assert_clean_exit, blocking_connect, example_bin, pattern, python, run, run_bounded, socat_exe,
-    text, Server, TempDir, DEADLINE, MIB,
+    assert_clean_exit, blocking_connect, example_bin, pattern, python, run, text, Server, TempDir,
+    DEADLINE, MIB,
 };
 use halfclose::Addr;
 
@@ -36,18 +36,7 @@ fn tcp_deadlock_on_a_socket_file_serves_every_peer_and_removes_it_when_drained()
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "received 65536 bytes\n");
 
-    let input = b"half-closed by socat at the end of its input\n".repeat(1000);
-    let out = run_bounded(
-        Command::new(socat_exe()).args(["-t", "5", "-", &format!("UNIX-CONNECT:{p}")]),
-        &input,
-        DEADLINE,
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(
-        out.stdout == input.to_ascii_uppercase(),
-        "socat got {} bytes",
-        out.stdout.len()
-    );
+    super::seeds::socat_gets_its_input_uppercased(&server);
 
     let out =
         run(Command::new(example_bin("tcp_deadlock")).args(["client", "100000", "--unix", p]));
