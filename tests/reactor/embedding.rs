@@ -141,12 +141,7 @@ fn an_idle_connection_is_closed_on_time() {
     // A silent client that answers our FIN with its own: the lingering
     // close ends as soon as the idle timeout starts it.
     let start = Instant::now();
-    let client = std::thread::spawn(move || {
-        let mut s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(DEADLINE)).unwrap();
-        let eof = s.read(&mut [0; 16]);
-        (eof.map_err(|e| e.kind()), start.elapsed())
-    });
+    let client = silent_client(addr, start);
     host.until(&mut r, ms(3_000), |_| closed(&log).is_some());
     let took = start.elapsed();
     assert_eq!(
@@ -540,12 +535,7 @@ impl OnTime {
         });
         let start = Instant::now();
         // A silent client that answers our FIN with its own.
-        let client = std::thread::spawn(move || {
-            let mut s = TcpStream::connect(addr).unwrap();
-            s.set_read_timeout(Some(DEADLINE)).unwrap();
-            let eof = s.read(&mut [0; 16]);
-            (eof.map_err(|e| e.kind()), start.elapsed())
-        });
+        let client = silent_client(addr, start);
         OnTime {
             log,
             fired,
@@ -713,4 +703,19 @@ fn a_group_shares_a_port_and_drains_as_one() {
         TcpStream::connect(addr).is_err(),
         "the port is closed once the group drained"
     );
+}
+
+/// A client on its own thread that connects to `addr`, sends nothing and
+/// reads until our end; how that read ended, and when, from `start`. Its
+/// close, when the thread ends, answers our FIN with its own.
+fn silent_client(
+    addr: SocketAddr,
+    start: Instant,
+) -> std::thread::JoinHandle<(Result<usize, std::io::ErrorKind>, Duration)> {
+    std::thread::spawn(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(DEADLINE)).unwrap();
+        let eof = s.read(&mut [0; 16]);
+        (eof.map_err(|e| e.kind()), start.elapsed())
+    })
 }
