@@ -227,8 +227,6 @@ pub(crate) struct Lanes<T> {
     lanes: Vec<Lane<T>>,
     /// Entries abandoned by their owners and still queued.
     forgotten: usize,
-    /// Entries queued, abandoned or not.
-    queued: usize,
 }
 
 #[derive(Debug)]
@@ -248,7 +246,6 @@ impl<T: Copy> Lanes<T> {
         Lanes {
             lanes: Vec::new(),
             forgotten: 0,
-            queued: 0,
         }
     }
 
@@ -285,7 +282,6 @@ impl<T: Copy> Lanes<T> {
             return Err(value);
         }
         q.push_back((at, value));
-        self.queued += 1;
         Ok(())
     }
 
@@ -304,7 +300,6 @@ impl<T: Copy> Lanes<T> {
             .iter_mut()
             .filter(|l| l.q.front().is_some_and(|&(at, _)| at <= now))
             .min_by_key(|l| l.q.front().map(|&(at, _)| at))?;
-        self.queued -= 1;
         lane.q.pop_front()
     }
 
@@ -323,7 +318,7 @@ impl<T: Copy> Lanes<T> {
     /// Whether abandoned entries passed a quarter of the live ones (and a
     /// small floor): time to [`retain`](Lanes::retain).
     pub(crate) fn is_sparse(&self) -> bool {
-        self.forgotten > 64 && self.forgotten * 4 > self.queued - self.forgotten
+        self.forgotten > 64 && self.forgotten * 4 > self.len().saturating_sub(self.forgotten)
     }
 
     /// Keep only the entries `live` accepts, in order.
@@ -338,13 +333,12 @@ impl<T: Copy> Lanes<T> {
                 lane.q.shrink_to(lane.q.len() * 2);
             }
         }
-        self.queued = self.lanes.iter().map(|l| l.q.len()).sum();
         self.forgotten = 0;
     }
 
     /// Entries queued, abandoned ones included.
     pub(crate) fn len(&self) -> usize {
-        self.queued
+        self.lanes.iter().map(|l| l.q.len()).sum()
     }
 }
 
