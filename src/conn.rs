@@ -149,7 +149,31 @@ impl<'a> Conn<'a> {
     ///   [`Config::max_pending`](crate::Config::max_pending) would be
     ///   passed.
     pub fn try_write(&mut self, data: &[u8]) -> Result<()> {
-        self.core.write(self.key, data)
+        self.core.write(self.key, data, false)
+    }
+
+    /// [`try_write`](Conn::try_write) the last bytes before our FIN: call
+    /// [`close`](Conn::close), [`close_with`](Conn::close_with) or
+    /// [`shutdown_write`](Conn::shutdown_write) next, in the same callback.
+    ///
+    /// On TCP the kernel holds a segment that is not full (`MSG_MORE`)
+    /// until the FIN joins it: a short reply and the FIN leave in one
+    /// segment, where `write` then `close` sends the reply and then a
+    /// segment with the FIN alone, and the peer acknowledges each. What
+    /// the peer receives is the same. Over Unix sockets and TLS this is
+    /// [`try_write`](Conn::try_write).
+    ///
+    /// # Errors
+    ///
+    /// As [`try_write`](Conn::try_write).
+    ///
+    /// # Notes
+    ///
+    /// If no FIN is asked for in the same callback, the held segment is
+    /// sent when the callback returns (clearing `TCP_CORK`: one more
+    /// system call), so a misplaced `write_last` delays nothing.
+    pub fn write_last(&mut self, data: &[u8]) -> Result<()> {
+        self.core.write(self.key, data, true)
     }
 
     /// Bytes queued and not yet handed to the kernel.
@@ -194,6 +218,31 @@ impl<'a> Conn<'a> {
         let st = self.core.state_mut(self.key);
         let reason = st.graceful_reason();
         st.close(reason);
+        self.core.touch(self.key);
+    }
+
+    /// [`close`](Conn::close) without the lingering read, for a protocol in
+    /// which the peer said it sends nothing more (an HTTP/1.1 request with
+    /// `Connection: close`, read to its end): the queue is flushed, then
+    /// `close(2)` sends our FIN at once, without waiting for the peer's.
+    ///
+    /// Lossless while the peer keeps its word: nothing is unread, so the
+    /// close sends FIN, not RST. If input is waiting, or comes before the
+    /// queue drains, it is discarded and the close lingers as
+    /// [`close`](Conn::close) does. Over TLS, `close_notify` must go first,
+    /// and the close lingers.
+    ///
+    /// # Notes
+    ///
+    /// Input that comes after the descriptor is closed gets a RST from our
+    /// kernel. Linux keeps what the peer had received readable, then EOF,
+    /// but a peer whose stack drops its receive queue on a RST (RFC 793
+    /// allows it) can lose the end of our reply: that is the risk the
+    /// lingering close takes away, and the reason this is not the default.
+    pub fn close_promptly(&mut self) {
+        let st = self.core.state_mut(self.key);
+        let reason = st.graceful_reason();
+        st.close_promptly(reason);
         self.core.touch(self.key);
     }
 

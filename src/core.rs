@@ -91,6 +91,9 @@ pub(crate) struct Core {
     pub(crate) control: Control,
     /// A drain was requested from inside a callback.
     pub(crate) drain_request: Option<Duration>,
+    /// The slot whose last write was held for its FIN
+    /// ([`Conn::write_last`]): pushed if no FIN was asked for.
+    corked: Option<usize>,
 }
 
 impl fmt::Debug for Core {
@@ -131,6 +134,7 @@ impl Core {
             now: 0,
             control: Control::Running,
             drain_request: None,
+            corked: None,
         }
     }
 
@@ -293,8 +297,8 @@ impl Core {
     // ------------------------------------------------------------ writing
 
     /// `Conn::write`: straight to the socket when nothing is queued (no
-    /// copy), queue the rest.
-    pub(crate) fn write(&mut self, key: usize, data: &[u8]) -> Result<()> {
+    /// copy), queue the rest. `last`: [`Conn::write_last`], the FIN follows.
+    pub(crate) fn write(&mut self, key: usize, data: &[u8], last: bool) -> Result<()> {
         let max_pending = self.config.max_pending;
         let high = self.config.write_high_water;
         let now = self.now;
@@ -318,7 +322,12 @@ impl Core {
         let mut failed = false;
         if st.may_write_through() {
             while written < data.len() {
-                match slot.stream.write(&data[written..]) {
+                let sent = if last {
+                    slot.stream.write_more(&data[written..])
+                } else {
+                    slot.stream.write(&data[written..])
+                };
+                match sent {
                     Ok(n) => {
                         written += n;
                         if written < data.len() {
@@ -346,7 +355,11 @@ impl Core {
             st.enqueue(&data[written..], high);
         }
         self.stats.bytes_out += written as u64;
-        if failed {
+        if last && written > 0 {
+            // `advance` pushes the held segment if no FIN comes.
+            self.corked = Some(key);
+            self.touch(key);
+        } else if failed {
             self.touch(key);
         }
         Ok(())
@@ -381,6 +394,16 @@ impl Core {
     /// input left is re-queued.
     pub(crate) fn advance(&mut self, id: ConnId) {
         let Some(key) = self.live(id) else { return };
+        if self.corked == Some(key) {
+            self.corked = None;
+            let slot = &mut self.conns[key];
+            if slot.state.write_refusal().is_none() {
+                // `write_last` without a FIN after it: send what it held.
+                if let Err(e) = slot.stream.push() {
+                    slot.state.failed(e);
+                }
+            }
+        }
         // Lent out while callbacks run: `handle_read` borrows it.
         let mut buf = std::mem::take(&mut self.buf);
         let mut budget = self.config.read_budget;

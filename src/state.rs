@@ -61,6 +61,11 @@ pub(crate) enum Reading {
     Eof,
     /// We closed: read and discard until the peer's FIN (lingering close).
     Discarding,
+    /// We closed promptly ([`close_promptly`](ConnState::close_promptly)):
+    /// the peer said it sends nothing more, so nothing is read and our FIN
+    /// goes with `close(2)` once the queue drains. Input that comes anyway
+    /// is discarded and the close lingers after all (`Discarding`).
+    Done,
 }
 
 /// Our write half.
@@ -339,7 +344,7 @@ impl ConnState {
     pub(crate) fn classify(&self) -> Gauge {
         match (self.writing, self.reading) {
             (Writing::Connecting { .. } | Writing::Handshaking { .. }, _) => Gauge::Connecting,
-            (_, Reading::Discarding) => Gauge::Lingering,
+            (_, Reading::Discarding | Reading::Done) => Gauge::Lingering,
             (Writing::Shut, _) => Gauge::HalfClosedOut,
             (_, Reading::Eof) => Gauge::HalfClosedIn,
             _ => Gauge::Established,
@@ -442,13 +447,24 @@ impl ConnState {
             (Writing::Closing, Reading::Eof) if !out && io.close_sends_fin => {
                 return Action::Finalize(self.graceful_end(Reason::PeerClosed), Teardown::Close)
             }
+            // Closed promptly and nothing came in: close(2) sends our FIN
+            // now, without waiting for the peer's.
+            (Writing::Closing, Reading::Done)
+                if !out
+                    && io.close_sends_fin
+                    && !self
+                        .ready
+                        .has(Ready::READABLE | Ready::READ_CLOSED | Ready::ERROR) =>
+            {
+                return Action::Finalize(self.graceful_end(Reason::Local), Teardown::Close)
+            }
             (Writing::Closing, _) if !out => return Action::ShutdownWrite,
             (Writing::Shut, Reading::Eof) => {
                 return Action::Finalize(self.graceful_end(Reason::Local), Teardown::Close)
             }
             _ => {}
         }
-        if let Reading::Open | Reading::Discarding = self.reading {
+        if let Reading::Open | Reading::Discarding | Reading::Done = self.reading {
             if self.ready.has(Ready::FIN_NEXT) {
                 return Action::Fin;
             }
@@ -503,6 +519,19 @@ impl ConnState {
     /// FIN after the queue, read and discard to the peer's FIN.
     pub(crate) fn close(&mut self, reason: Reason) {
         self.end_with(End::Graceful(reason));
+    }
+
+    /// [`close`](ConnState::close) without the lingering read, for a peer
+    /// that said it sends nothing more: our FIN goes with `close(2)` once
+    /// the queue drains, unless input is waiting or comes (then the close
+    /// lingers as usual). Only a close begun here is prompt.
+    pub(crate) fn close_promptly(&mut self, reason: Reason) {
+        let fresh = matches!(self.end, End::Running);
+        self.close(reason);
+        if fresh && self.reading == Reading::Discarding {
+            transition!("reading Discarding -> Done");
+            self.reading = Reading::Done;
+        }
     }
 
     fn stop_input_and_fin(&mut self) {
@@ -695,6 +724,11 @@ impl ConnState {
     pub(crate) fn read_data(&mut self, n: usize, drained: bool, now: u64) {
         self.bytes_in += n as u64;
         self.last_activity = Tick::at(now);
+        if self.reading == Reading::Done {
+            // The peer sent more after all: wait for its FIN.
+            transition!("reading Done -> Discarding");
+            self.reading = Reading::Discarding;
+        }
         // A short read emptied the queue: a new edge comes with new data.
         // If the event also carried the FIN (and no error), EOF follows the
         // data with no further read.
@@ -815,7 +849,7 @@ impl ConnState {
             );
         }
         match (self.writing, self.reading) {
-            (Writing::Shut, Reading::Discarding) => consider(
+            (Writing::Shut, Reading::Discarding | Reading::Done) => consider(
                 ms(cfg.linger_timeout).map(|t| since.saturating_add(t)),
                 Timeout::Linger,
             ),

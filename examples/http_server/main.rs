@@ -149,7 +149,13 @@ impl Http {
         if self.out.is_empty() {
             return;
         }
-        if conn.try_write(&self.out).is_err() {
+        let written = if self.mode == Mode::Closing {
+            // Our FIN follows at once: it leaves in the reply's segment.
+            conn.write_last(&self.out)
+        } else {
+            conn.try_write(&self.out)
+        };
+        if written.is_err() {
             // The connection failed; it is closing and says why.
             self.mode = Mode::Closing;
         } else if !self.nodelay && self.mode != Mode::Closing {
@@ -191,7 +197,10 @@ impl Http {
         }
         self.out.extend_from_slice(reply.as_bytes());
         if last {
-            self.close(conn, None);
+            // A client that asked to close (or spoke HTTP/1.0 without
+            // keep-alive) sends nothing more: no need to wait for its FIN.
+            // A close the server decided waits for it.
+            self.close(conn, None, !head.keep_alive);
         }
     }
 
@@ -210,18 +219,21 @@ impl Http {
             http::Error::HeadTooLarge | http::Error::BodyTooLarge => ProtocolError::FrameTooLarge,
             _ => ProtocolError::Malformed,
         };
-        self.close(conn, Some(why));
+        self.close(conn, Some(why), false);
     }
 
     /// Lingering close: the reply is flushed, then our FIN, and input is
     /// read and discarded until the client's FIN, so unread input never
-    /// turns the close into a reset that would destroy the reply.
-    fn close(&mut self, conn: &mut Conn<'_>, why: Option<ProtocolError>) {
+    /// turns the close into a reset that would destroy the reply. When
+    /// the client said it sends nothing more (`client_done`), the FIN
+    /// goes at once, with `close(2)` (what nginx does in that case).
+    fn close(&mut self, conn: &mut Conn<'_>, why: Option<ProtocolError>, client_done: bool) {
         self.mode = Mode::Closing;
         self.flush(conn);
         self.stash = Vec::new();
         match why {
             Some(err) => conn.close_with(err),
+            None if client_done => conn.close_promptly(),
             None => conn.close(),
         }
     }
@@ -284,7 +296,7 @@ impl Handler for Http {
         }
         if self.parser.is_idle() && self.request.is_none() && self.stash.is_empty() {
             // Between requests: nothing is lost by closing now.
-            self.close(conn, None);
+            self.close(conn, None, false);
         } else {
             self.mode = Mode::LastRequest;
         }

@@ -682,7 +682,7 @@ impl World {
                     // been, or no event will ever say it is there.
                     let k = &sim.kernel;
                     let takes_input =
-                        matches!(sim.st.reading(), Reading::Open | Reading::Discarding)
+                        matches!(sim.st.reading(), Reading::Open | Reading::Discarding | Reading::Done)
                             && !matches!(sim.st.writing(), Writing::Connecting { .. });
                     if takes_input && !sim.model.failing() {
                         assert!(

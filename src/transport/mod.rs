@@ -480,6 +480,26 @@ impl Stream {
         }
     }
 
+    /// [`write`](Stream::write), telling TCP that our FIN or more bytes
+    /// follow (`MSG_MORE`): a segment that is not full waits for them and
+    /// leaves with them. Other transports write as usual.
+    pub(crate) fn write_more(&mut self, data: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => rustix::net::send(&*s, data, rustix::net::SendFlags::MORE)
+                .map_err(io::Error::from),
+            other => other.write(data),
+        }
+    }
+
+    /// Send a segment that [`write_more`](Stream::write_more) left waiting
+    /// (clearing `TCP_CORK` pushes it, under the usual Nagle rule).
+    pub(crate) fn push(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => rustix::net::sockopt::set_tcp_cork(&*s, false).map_err(io::Error::from),
+            _ => Ok(()),
+        }
+    }
+
     /// Write queued output (and, for TLS, the ciphertext it holds) until it
     /// drains or the socket would block.
     pub(crate) fn flush(&mut self, q: &mut OutQueue) -> (usize, io::Result<Flush>) {

@@ -34,6 +34,11 @@ crate::transports!(
 );
 
 crate::transports!(
+    b9_close_promptly_closes_before_the_peers_fin,
+    b9_close_promptly_lingers_when_input_comes_anyway,
+);
+
+crate::transports!(
     b4_interleaved_writes_arrive_in_order,
     b2_large_write_then_shutdown_to_echo,
 );
@@ -403,6 +408,166 @@ fn b5_close_with_unread_input_is_lossless(t: Transport) {
     // The discarded input is counted: we read to the peer's FIN.
     let read = (upload.len() + 2 * late.len()) as u64;
     assert_eq!(cl.bytes_in, read);
+}
+
+/// B9: `close_promptly` after the request, with a reply larger than the
+/// socket buffer (most of it queued at the close): the peer gets the whole
+/// reply and a clean EOF, and the connection is closed (reason `Local`,
+/// nothing dropped) before the peer sends its FIN, with no lingering read.
+/// Input the peer sends after that is refused: our kernel answers it with
+/// RST on TCP, and on a Unix socket the peer's write fails with `EPIPE`.
+/// Over TLS, `close_notify` goes first and the close lingers as `close`
+/// does, until the peer's FIN.
+fn b9_close_promptly_closes_before_the_peers_fin(t: Transport) {
+    let reply = Rc::new(pattern(2 * MIB, 9));
+    let log = log();
+    let mut r = reactor_with(no_timeouts);
+    let (l2, reply2) = (log.clone(), reply.clone());
+    let addr = t.listen(&mut r, move || {
+        let reply = reply2.clone();
+        Recorder::new(&l2).on_read(move |c, _| {
+            small_send_buffer(c);
+            c.write_last(&reply).expect("write_last");
+            c.close_promptly();
+        })
+    });
+    let mut c = Client::connect(addr);
+    c.send(b"the whole request");
+    run_until(&mut r, |_| c.done());
+    c.assert_whole_reply(&reply);
+    if t.is_tls() {
+        turns(&mut r, 3, Duration::from_millis(5));
+        assert!(closed(&log).is_none(), "TLS closed before the peer's FIN");
+        c.shutdown_write();
+    }
+    run_until(&mut r, |_| closed(&log).is_some());
+    let cl = closed(&log).unwrap();
+    assert_eq!(cl.reason, Reason::Local);
+    assert_eq!((cl.dropped, cl.bytes_out), (0, reply.len() as u64));
+    if t.is_tls() {
+        return;
+    }
+    // Nothing is left on our side to read the peer's input.
+    run_until(&mut r, |_| {
+        c.send(b"late");
+        c.end != End::Eof
+    });
+    assert!(
+        matches!(
+            c.end,
+            End::Error(ErrorKind::BrokenPipe | ErrorKind::ConnectionReset)
+        ),
+        "late input after a prompt close: {:?}",
+        c.end
+    );
+}
+
+/// B9: the peer sends more although it was expected not to, and the bytes
+/// are unread when the handler closes promptly (reading paused): closing
+/// the descriptor then would reset, so the close lingers as `close` does.
+/// The peer gets the whole reply and a clean EOF, not `ECONNRESET`; the
+/// connection ends at the peer's FIN, its input counted.
+fn b9_close_promptly_lingers_when_input_comes_anyway(t: Transport) {
+    let reply = pattern(64 * KIB, 10);
+    let log = log();
+    let mut r = reactor_with(no_timeouts);
+    let id = Rc::new(Cell::new(None));
+    let (l2, id2) = (log.clone(), id.clone());
+    let addr = t.listen(&mut r, move || {
+        let id = id2.clone();
+        Recorder::new(&l2).on_read(move |c, _| {
+            id.set(Some(c.id()));
+            c.pause_reading();
+        })
+    });
+    let mut c = Client::connect(addr);
+    c.send(b"request");
+    run_until(&mut r, |_| id.get().is_some());
+    c.send(b"and more than was promised");
+    // The reactor sees the new input (and keeps it, reading is paused).
+    turns(&mut r, 2, Duration::from_millis(5));
+    {
+        let mut conn = r.conn(id.get().unwrap()).expect("open");
+        conn.write_last(&reply).expect("write_last");
+        conn.close_promptly();
+    }
+    run_until(&mut r, |_| c.done());
+    c.assert_whole_reply(&reply);
+    turns(&mut r, 3, Duration::from_millis(5));
+    assert!(closed(&log).is_none(), "closed before the peer's FIN");
+    assert_eq!(r.stats().lingering, 1);
+    c.shutdown_write();
+    run_until(&mut r, |_| closed(&log).is_some());
+    let cl = closed(&log).unwrap();
+    assert_eq!((cl.reason, cl.dropped), (Reason::Local, 0));
+    let sent = b"request".len() + b"and more than was promised".len();
+    assert_eq!(cl.bytes_in, sent as u64);
+}
+
+/// B10: `write_last` then `close` sends the reply's last bytes and our FIN
+/// in one TCP segment (`MSG_MORE` until the FIN): the peer's socket counts
+/// one segment less than after `write` then `close` (`ss -ti`'s
+/// `segs_in`), and reads the same bytes and a clean EOF. Without a FIN
+/// after it, the held segment is sent when the callback returns (not
+/// after the kernel's 200 ms cork ceiling).
+#[test]
+fn b10_write_last_sends_the_fin_in_the_reply_segment() {
+    let reply = pattern(1000, 11);
+    let mut r = reactor_with(no_timeouts);
+    let reply2 = reply.clone();
+    let addr = Transport::Tcp.listen(&mut r, move || {
+        let reply = reply2.clone();
+        Recorder::new(&log()).on_read(move |c, data| match data {
+            b"write" => {
+                c.write(&reply);
+                c.close();
+            }
+            b"write_last" => {
+                c.write_last(&reply).expect("write_last");
+                c.close();
+            }
+            // No FIN follows: the reply must go out all the same.
+            _ => c.write_last(&reply).expect("write_last"),
+        })
+    });
+    let mut segments = Vec::new();
+    for how in ["write", "write_last", "write_last, no close"] {
+        let mut c = Client::connect(&addr);
+        c.send(how.as_bytes());
+        if how.ends_with("no close") {
+            // Held by the kernel, it would wait for the cork's 200 ms
+            // ceiling: 40 iterations of up to 5 ms.
+            let n = run_until(&mut r, |_| c.pump().received.len() == reply.len());
+            assert!(n < 20, "the reply waited {n} iterations");
+            assert!(c.received == reply);
+            continue;
+        }
+        run_until(&mut r, |_| c.done());
+        c.assert_whole_reply(&reply);
+        segments.push(segs_in(&c));
+        c.shutdown_write();
+        run_until(&mut r, |r| r.stats().open == 0);
+    }
+    assert_eq!(segments[1] + 1, segments[0], "segments in: {segments:?}");
+}
+
+/// The segments a client's TCP socket received, from `ss -ti`.
+#[track_caller]
+fn segs_in(c: &Client) -> u64 {
+    let Stream::Tcp(sock) = &c.sock else {
+        panic!("a TCP client")
+    };
+    let local = sock.local_addr().expect("local address");
+    let out = std::process::Command::new("ss")
+        .args(["-tinH", "src", &local.to_string()])
+        .output()
+        .expect("ss (iproute2)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let n = text
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("segs_in:"))
+        .unwrap_or_else(|| panic!("no segs_in for {local} in {text:?}"));
+    n.parse().expect("a count")
 }
 
 /// Replies once with a large body; leaves `handle_readable_eof` to the
