@@ -555,39 +555,28 @@ impl Core {
             .next_timeout(&self.config, self.now)
             .map(|(at, _)| at)
             .filter(|&at| at < u64::MAX);
-        match (st.armed().get(), want) {
+        match (st.armed(), want) {
             // An entry that fires early is cheaper than a re-arm on every
             // byte: it finds the later deadline and arms again.
-            (Some((_, at)), Some(w)) if at <= w => {}
+            (Some(at), Some(w)) if at <= w => {}
             (old, want) => {
                 // Disarmed first: a compaction must see the old entry as
                 // abandoned.
-                self.conns[key].state.disarm();
-                if let Some((k, _)) = old {
-                    self.abandon_timeout(k);
+                st.disarm();
+                if old.is_some() {
+                    self.abandon_timeout();
                 }
-                let st = &mut self.conns[key].state;
                 if let Some(at) = want {
                     let id = self.gens.current(key);
-                    let k = match self.timeouts.push(self.now, at, (id.index, id.generation)) {
-                        Ok(()) => TimerKey::LANE,
-                        Err(_) => self.timers.insert(
-                            at,
-                            TimerTarget::Conn(id.index, id.generation, ConnTimer::Timeouts),
-                        ),
-                    };
-                    st.arm(k, at);
+                    let at = self.timeouts.push(self.now, at, (id.index, id.generation));
+                    self.conns[key].state.arm(at);
                 }
             }
         }
     }
 
-    /// A connection no longer waits for its timeout entry `k`.
-    fn abandon_timeout(&mut self, k: TimerKey) {
-        if k != TimerKey::LANE {
-            self.timers.cancel(k);
-            return;
-        }
+    /// A connection no longer waits for the timeout entry it armed.
+    fn abandon_timeout(&mut self) {
         self.timeouts.forget();
         if self.timeouts.is_sparse() {
             let (conns, gens) = (&self.conns, &self.gens);
@@ -595,7 +584,7 @@ impl Core {
                 gens.is_current(gens.id(index, generation))
                     && conns
                         .get(index as usize)
-                        .is_some_and(|slot| slot.state.armed().get() == Some((TimerKey::LANE, at)))
+                        .is_some_and(|slot| slot.state.armed() == Some(at))
             });
         }
     }
@@ -603,11 +592,9 @@ impl Core {
     /// A timeout entry of [`Lanes`] for connection `id` came due at `at`:
     /// the connection's timeouts fire, unless it left or armed another.
     pub(crate) fn on_timeouts_entry(&mut self, id: ConnId, at: u64) {
-        let armed = self
-            .live(id)
-            .and_then(|key| self.conns[key].state.armed().get());
-        if armed == Some((TimerKey::LANE, at)) {
-            self.on_conn_timer(id, ConnTimer::Timeouts, TimerId(TimerKey::LANE.to_bits()));
+        let armed = self.live(id).and_then(|key| self.conns[key].state.armed());
+        if armed == Some(at) {
+            self.on_conn_timer(id, ConnTimer::Timeouts, TimerId(TimerKey::NULL.to_bits()));
         } else {
             self.timeouts.popped_forgotten();
         }
@@ -627,8 +614,8 @@ impl Core {
         let slot = self.conns.remove(key);
         self.gens.retire(key);
         let st = slot.state;
-        if let Some((k, _)) = st.armed().get() {
-            self.abandon_timeout(k);
+        if st.armed().is_some() {
+            self.abandon_timeout();
         }
         if how == Teardown::Reset {
             // Best effort: the RST is what the caller asked for; if the

@@ -48,7 +48,6 @@ use crate::config::{millis, Config};
 use crate::handler::Eof;
 use crate::outq::{Flush, OutQueue};
 use crate::stats::Gauge;
-use crate::timer::TimerKey;
 
 /// Our read half.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -205,27 +204,6 @@ impl Ready {
     }
 }
 
-/// The timer entry of a connection's timeouts and its deadline, packed:
-/// an `Option` of the pair would cost 8 more bytes per connection.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Armed {
-    key: TimerKey,
-    /// `u64::MAX`: nothing armed (no deadline is that far).
-    at: u64,
-}
-
-impl Armed {
-    pub(crate) const NONE: Armed = Armed {
-        key: TimerKey::NULL,
-        at: u64::MAX,
-    };
-
-    /// The armed entry and its deadline.
-    pub(crate) fn get(self) -> Option<(TimerKey, u64)> {
-        (self.at != u64::MAX).then_some((self.key, self.at))
-    }
-}
-
 /// Why a write is refused; see [`ConnState::write_refusal`].
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Refusal {
@@ -256,8 +234,10 @@ pub(crate) struct ConnState {
     since: Tick,
     /// Idle timeout in ms; 0 disables it.
     idle_ms: u32,
-    /// The one timer entry that guards every timeout of this connection.
-    armed: Armed,
+    /// The deadline of the one timer entry that guards every timeout of
+    /// this connection; `u64::MAX`: none (no deadline is that far). The
+    /// entry has no key: it is this connection's while this matches it.
+    armed: u64,
 }
 
 /// A moment of the reactor's millisecond clock kept in 32 bits (its low
@@ -306,7 +286,7 @@ impl ConnState {
             last_activity: Tick::at(now),
             since: Tick::at(now),
             idle_ms,
-            armed: Armed::NONE,
+            armed: u64::MAX,
         };
         st.gauge = st.classify();
         st
@@ -396,8 +376,8 @@ impl ConnState {
     }
 
     /// The timer entry guarding this connection's timeouts.
-    pub(crate) fn armed(&self) -> Armed {
-        self.armed
+    pub(crate) fn armed(&self) -> Option<u64> {
+        (self.armed != u64::MAX).then_some(self.armed)
     }
 
     // ------------------------------------------------------------ deciding
@@ -866,21 +846,21 @@ impl ConnState {
         best
     }
 
-    /// Record the timer entry now guarding the timeouts.
-    pub(crate) fn arm(&mut self, key: TimerKey, at: u64) {
+    /// Record the deadline of the timer entry now guarding the timeouts.
+    pub(crate) fn arm(&mut self, at: u64) {
         debug_assert!(at < u64::MAX);
-        self.armed = Armed { key, at };
+        self.armed = at;
     }
 
-    /// Forget the timer entry (it fired or was cancelled).
+    /// Forget the timer entry (it fired or was abandoned).
     pub(crate) fn disarm(&mut self) {
-        self.armed = Armed::NONE;
+        self.armed = u64::MAX;
     }
 
     /// The timeouts' timer fired at `now`: apply the timeout that expired,
     /// if progress did not move it. Returns it.
     pub(crate) fn expire(&mut self, now: u64, cfg: &Config) -> Option<Timeout> {
-        self.armed = Armed::NONE;
+        self.disarm();
         let (at, kind) = self.next_timeout(cfg, now)?;
         if at > now {
             return None; // progress moved the deadline

@@ -11,10 +11,11 @@
 //! [`Lanes`] takes the deadlines that are a fixed delay from `now`, as the
 //! connections' timeouts are: every deadline of one delay comes in order,
 //! so a FIFO per delay keeps them sorted at O(1) a push and a pop (the
-//! kernel's and Netty's timer wheels rest on the same fact). An entry is
-//! 16 bytes and has no key: its owner remembers the deadline it armed and
-//! judges, when the entry comes out, whether it is still the one
-//! ([`Lanes::forget`], [`Lanes::retain`]).
+//! kernel's and Netty's timer wheels rest on the same fact); the rare
+//! deadline no lane can keep in order goes to a small heap beside them.
+//! An entry is 16 bytes and has no key: its owner remembers the deadline
+//! it armed and judges, when the entry comes out, whether it is still the
+//! one ([`Lanes::forget`], [`Lanes::retain`]).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -34,12 +35,6 @@ impl TimerKey {
     pub(crate) const NULL: TimerKey = TimerKey {
         slot: u32::MAX,
         seq: u32::MAX,
-    };
-
-    /// Stands for an entry of [`Lanes`], which has no key.
-    pub(crate) const LANE: TimerKey = TimerKey {
-        slot: u32::MAX,
-        seq: u32::MAX - 1,
     };
 
     /// The key as one integer, for public ids.
@@ -211,20 +206,23 @@ impl<T> TimerQueue<T> {
 }
 
 /// How many distinct delays [`Lanes`] keeps a FIFO for; a deadline of
-/// another delay is refused, and its caller falls back to a
-/// [`TimerQueue`]. Five timeouts of the configuration and a few per
-/// connection overrides fit.
+/// another delay goes to the overflow heap. Five timeouts of the
+/// configuration and a few per-connection overrides fit.
 const LANES: usize = 8;
 
 /// Deadlines a fixed delay from `now`, one FIFO per delay, ordered by
-/// construction. Entries cannot be cancelled: the owner of a value keeps
-/// the deadline it armed, ignores an entry that no longer matches it when
-/// it comes out, and calls [`forget`](Lanes::forget) when it abandons one,
-/// so that [`retain`](Lanes::retain) can drop the abandoned entries before
-/// they outnumber a quarter of the live ones.
+/// construction, and a heap for the few that fit no lane. Entries cannot
+/// be cancelled: the owner of a value keeps the deadline it armed, ignores
+/// an entry that no longer matches it when it comes out, and calls
+/// [`forget`](Lanes::forget) when it abandons one, so that
+/// [`retain`](Lanes::retain) can drop the abandoned entries before they
+/// outnumber a quarter of the live ones.
 #[derive(Debug)]
 pub(crate) struct Lanes<T> {
     lanes: Vec<Lane<T>>,
+    /// Deadlines of a ninth delay, or pushed behind a later one of their
+    /// delay (a clock step): ordered by a heap.
+    overflow: BinaryHeap<Reverse<(u64, T)>>,
     /// Entries abandoned by their owners and still queued.
     forgotten: usize,
 }
@@ -235,30 +233,35 @@ struct Lane<T> {
     q: VecDeque<(u64, T)>,
 }
 
-impl<T: Copy> Default for Lanes<T> {
+impl<T: Copy + Ord> Default for Lanes<T> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<T: Copy> Lanes<T> {
+impl<T: Copy + Ord> Lanes<T> {
     pub(crate) fn new() -> Self {
         Lanes {
             lanes: Vec::new(),
+            overflow: BinaryHeap::new(),
             forgotten: 0,
         }
     }
 
-    /// Queue `value` for tick `at`, if `at` is a delay from `now` that a
-    /// lane holds or can hold and comes no earlier than that lane's last
-    /// deadline; otherwise hand `value` back. A deadline at or before
-    /// `now` is always handed back: a lane is for the future, so that
-    /// nothing pushed while due entries are taken out is taken out in the
-    /// same round.
-    pub(crate) fn push(&mut self, now: u64, at: u64, value: T) -> Result<(), T> {
-        if at <= now {
-            return Err(value);
+    /// Queue `value` for tick `at`, or for `now + 1` if `at` is not in the
+    /// future, so that nothing pushed while due entries are taken out is
+    /// taken out in the same round. Returns the deadline queued: in the
+    /// lane of its delay if that lane can keep it in order, else in the
+    /// overflow heap.
+    pub(crate) fn push(&mut self, now: u64, at: u64, value: T) -> u64 {
+        let at = at.max(now + 1);
+        if let Err(value) = self.push_lane(now, at, value) {
+            self.overflow.push(Reverse((at, value)));
         }
+        at
+    }
+
+    fn push_lane(&mut self, now: u64, at: u64, value: T) -> Result<(), T> {
         let delay = at - now;
         let lane = match self.lanes.iter().position(|l| l.delay == delay) {
             Some(i) => i,
@@ -287,9 +290,11 @@ impl<T: Copy> Lanes<T> {
 
     /// The earliest deadline queued (possibly of an abandoned entry).
     pub(crate) fn next_deadline(&self) -> Option<u64> {
+        let heap = self.overflow.peek().map(|Reverse((at, _))| *at);
         self.lanes
             .iter()
             .filter_map(|l| l.q.front().map(|&(at, _)| at))
+            .chain(heap)
             .min()
     }
 
@@ -299,8 +304,20 @@ impl<T: Copy> Lanes<T> {
             .lanes
             .iter_mut()
             .filter(|l| l.q.front().is_some_and(|&(at, _)| at <= now))
-            .min_by_key(|l| l.q.front().map(|&(at, _)| at))?;
-        lane.q.pop_front()
+            .min_by_key(|l| l.q.front().map(|&(at, _)| at));
+        let heap = self
+            .overflow
+            .peek()
+            .map(|Reverse((at, _))| *at)
+            .filter(|&at| at <= now);
+        match (lane, heap) {
+            (Some(lane), Some(h)) if h < lane.q.front().map_or(u64::MAX, |&(at, _)| at) => {
+                self.overflow.pop().map(|Reverse(e)| e)
+            }
+            (Some(lane), _) => lane.q.pop_front(),
+            (None, Some(_)) => self.overflow.pop().map(|Reverse(e)| e),
+            (None, None) => None,
+        }
     }
 
     /// An owner abandoned one queued entry (it armed another, or went
@@ -333,12 +350,19 @@ impl<T: Copy> Lanes<T> {
                 lane.q.shrink_to(lane.q.len() * 2);
             }
         }
+        self.overflow.retain(|&Reverse((at, v))| live(at, v));
         self.forgotten = 0;
     }
 
     /// Entries queued, abandoned ones included.
     pub(crate) fn len(&self) -> usize {
-        self.lanes.iter().map(|l| l.q.len()).sum()
+        self.lanes.iter().map(|l| l.q.len()).sum::<usize>() + self.overflow.len()
+    }
+
+    /// Entries in the overflow heap.
+    #[cfg(test)]
+    fn overflowed(&self) -> usize {
+        self.overflow.len()
     }
 }
 
@@ -434,10 +458,11 @@ mod tests {
     #[test]
     fn lanes_pop_in_deadline_order_across_delays() {
         let mut l = Lanes::new();
-        assert_eq!(l.push(0, 300, "idle a"), Ok(()));
-        assert_eq!(l.push(0, 60, "eof a"), Ok(()));
-        assert_eq!(l.push(10, 310, "idle b"), Ok(()));
-        assert_eq!(l.push(20, 80, "eof b"), Ok(()));
+        assert_eq!(l.push(0, 300, "idle a"), 300);
+        assert_eq!(l.push(0, 60, "eof a"), 60);
+        assert_eq!(l.push(10, 310, "idle b"), 310);
+        assert_eq!(l.push(20, 80, "eof b"), 80);
+        assert_eq!(l.overflowed(), 0);
         assert_eq!(l.next_deadline(), Some(60));
         assert_eq!(drain_lanes(&mut l, 100), vec![(60, "eof a"), (80, "eof b")]);
         assert_eq!(l.next_deadline(), Some(300));
@@ -449,19 +474,29 @@ mod tests {
     }
 
     #[test]
-    fn lanes_hand_back_what_they_cannot_keep_in_order() {
+    fn lanes_keep_what_no_lane_can_order_in_the_overflow_heap() {
         let mut l = Lanes::new();
-        assert_eq!(l.push(5, 5, "due now"), Err("due now"));
-        assert_eq!(l.push(100, 200, "a"), Ok(()));
+        // Due now: queued for the next tick, not this round's.
+        assert_eq!(l.push(5, 5, "due now"), 6);
+        assert_eq!(drain_lanes(&mut l, 5), vec![]);
+        assert_eq!(l.push(100, 200, "a"), 200);
         // The same delay from an earlier `now` would come out of order.
-        assert_eq!(l.push(90, 190, "earlier"), Err("earlier"));
-        for d in 1..LANES as u64 {
-            assert_eq!(l.push(100, 200 + d, "other delay"), Ok(()));
+        assert_eq!(l.push(90, 190, "earlier"), 190);
+        assert_eq!(l.overflowed(), 1);
+        for d in 1..LANES as u64 - 1 {
+            assert_eq!(l.push(100, 200 + d, "other delay"), 200 + d);
         }
-        assert_eq!(l.push(100, 500, "ninth delay"), Err("ninth delay"));
+        assert_eq!(l.overflowed(), 1);
+        assert_eq!(l.push(100, 150, "ninth delay"), 150);
+        assert_eq!(l.overflowed(), 2);
+        // Lanes and heap come out as one queue, by deadline.
+        let out = drain_lanes(&mut l, 201);
+        let at: Vec<u64> = out.iter().map(|&(at, _)| at).collect();
+        assert_eq!(at, [6, 150, 190, 200, 201]);
         // An emptied lane takes a new delay.
-        assert_eq!(drain_lanes(&mut l, 200), vec![(200, "a")]);
-        assert_eq!(l.push(100, 500, "ninth delay"), Ok(()));
+        assert_eq!(l.push(201, 701, "new delay"), 701);
+        assert_eq!(l.overflowed(), 0);
+        assert_eq!(l.len(), LANES - 2);
     }
 
     #[test]
@@ -469,7 +504,7 @@ mod tests {
         let mut l = Lanes::new();
         let mut live = std::collections::HashSet::new();
         for now in 0..100_000u64 {
-            l.push(now, now + 300_000, now).unwrap();
+            l.push(now, now + 300_000, now);
             live.insert(now);
             if now % 10 != 0 {
                 // Nine in ten are abandoned at once, as a churned
