@@ -94,8 +94,9 @@ pub(crate) enum End {
     Graceful(Reason),
     /// Our FIN is out and the linger timeout passed: close now.
     GiveUp(Reason),
-    /// A socket error: report it to `handle_error`, then close.
-    Fail(Reason, io::Error),
+    /// A socket error: report it to `handle_error` (the error waits in
+    /// the connection's [`Spill`]), then close.
+    Fail(Reason),
     /// The error was reported: close.
     Failed(Reason),
     /// Reset now, dropping the queue.
@@ -109,7 +110,7 @@ impl End {
             End::Running => 0,
             End::Graceful(_) => 1,
             End::GiveUp(_) => 2,
-            End::Fail(..) | End::Failed(_) => 3,
+            End::Fail(_) | End::Failed(_) => 3,
             End::Abort(Reason::Panicked) => 5,
             End::Abort(Reason::Stopped) => 4,
             End::Abort(_) => 3,
@@ -204,6 +205,15 @@ impl Ready {
     }
 }
 
+/// What a connection keeps only while it has it: output the kernel did not
+/// take, and a socket error waiting for `handle_error`. Boxed, so that a
+/// connection with neither pays one pointer.
+#[derive(Debug, Default)]
+struct Spill {
+    queue: OutQueue,
+    error: Option<io::Error>,
+}
+
 /// Why a write is refused; see [`ConnState::write_refusal`].
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Refusal {
@@ -225,7 +235,8 @@ pub(crate) struct ConnState {
     /// Passed the high-water mark; `handle_write` is owed at the low one.
     blocked: bool,
     end: End,
-    out: Option<Box<OutQueue>>,
+    /// Queued output and an error to report, kept only while there are.
+    spill: Option<Box<Spill>>,
     bytes_in: u64,
     bytes_out: u64,
     /// Tick of the last byte moved in either direction.
@@ -280,7 +291,7 @@ impl ConnState {
             gauge: Gauge::Established,
             blocked: false,
             end: End::Running,
-            out: None,
+            spill: None,
             bytes_in: 0,
             bytes_out: 0,
             last_activity: Tick::at(now),
@@ -312,12 +323,15 @@ impl ConnState {
 
     /// Bytes queued and not yet handed to the kernel.
     pub(crate) fn pending(&self) -> usize {
-        self.out.as_ref().map_or(0, |q| q.len())
+        self.spill.as_ref().map_or(0, |s| s.queue.len())
     }
 
     /// The output queue, for the driver to flush.
     pub(crate) fn out_mut(&mut self) -> Option<&mut OutQueue> {
-        self.out.as_deref_mut()
+        self.spill
+            .as_deref_mut()
+            .map(|s| &mut s.queue)
+            .filter(|q| q.len() > 0)
     }
 
     /// The gauge this connection counts in now.
@@ -370,7 +384,7 @@ impl ConnState {
     /// The socket error to report, while [`Action::ReportError`] is due.
     pub(crate) fn error(&self) -> Option<&io::Error> {
         match &self.end {
-            End::Fail(_, e) => Some(e),
+            End::Fail(_) => self.spill.as_ref()?.error.as_ref(),
             _ => None,
         }
     }
@@ -483,9 +497,11 @@ impl ConnState {
 
     // ------------------------------------------------------------ requests
 
-    /// Record `end` if it outranks the recorded one (module docs).
-    pub(crate) fn end_with(&mut self, end: End) {
-        if end.rank() > self.end.rank() {
+    /// Record `end` if it outranks the recorded one (module docs); whether
+    /// it did.
+    pub(crate) fn end_with(&mut self, end: End) -> bool {
+        let outranks = end.rank() > self.end.rank();
+        if outranks {
             transition!("end {:?} -> {:?}", self.end, end);
             let graceful = matches!(end, End::Graceful(_));
             self.end = end;
@@ -493,6 +509,7 @@ impl ConnState {
                 self.stop_input_and_fin();
             }
         }
+        outranks
     }
 
     /// Start a lossless close (the lingering close): stop delivering input,
@@ -529,7 +546,7 @@ impl ConnState {
 
     /// Record a socket error, to be reported to `handle_error`.
     pub(crate) fn failed(&mut self, err: io::Error) {
-        self.end_with(End::Fail(Reason::from_error(&err), err));
+        self.fail(Reason::from_error(&err), err);
     }
 
     /// FIN after the queue; keep reading. A no-op once asked.
@@ -589,7 +606,10 @@ impl ConnState {
     /// Queue what the kernel did not take. Returns whether the queue is now
     /// past `high_water`.
     pub(crate) fn enqueue(&mut self, data: &[u8], high_water: usize) -> bool {
-        self.out.get_or_insert_with(Default::default).push(data);
+        self.spill
+            .get_or_insert_with(Default::default)
+            .queue
+            .push(data);
         if self.pending() > high_water && !self.blocked {
             transition!("blocked: {} B queued", self.pending());
             self.blocked = true;
@@ -672,7 +692,12 @@ impl ConnState {
     pub(crate) fn flushed(&mut self, n: usize, outcome: io::Result<Flush>, now: u64) {
         self.wrote(n, now);
         match outcome {
-            Ok(Flush::Drained) => self.out = None,
+            Ok(Flush::Drained) => {
+                if let Some(spill) = &mut self.spill {
+                    spill.queue = OutQueue::default();
+                }
+                self.drop_spill_if_empty();
+            }
             Ok(Flush::Blocked) => self.send_buffer_full(),
             Err(e) => self.failed(e),
         }
@@ -758,7 +783,9 @@ impl ConnState {
         match eof {
             Eof::Close => self.close(first),
             // Both FINs are out; ours came first.
-            Eof::HalfClose if ours_first => self.end_with(End::Graceful(Reason::Local)),
+            Eof::HalfClose if ours_first => {
+                self.end_with(End::Graceful(Reason::Local));
+            }
             Eof::HalfClose => {}
             Eof::Abort => self.abort(Reason::Aborted),
         }
@@ -767,13 +794,21 @@ impl ConnState {
     /// The peer's end came unauthenticated (TLS: a TCP FIN without
     /// `close_notify`) and the handler did not accept it.
     pub(crate) fn truncated(&mut self) {
-        self.end_with(End::Fail(
+        self.fail(
             Reason::Truncated,
             io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "the peer's stream ended without close_notify: possibly truncated",
             ),
-        ));
+        );
+    }
+
+    /// Record a failure, and keep its error for `handle_error` if it is
+    /// the end that counts.
+    fn fail(&mut self, reason: Reason, err: io::Error) {
+        if self.end_with(End::Fail(reason)) {
+            self.spill.get_or_insert_with(Default::default).error = Some(err);
+        }
     }
 
     /// `SO_ERROR` was clear.
@@ -783,9 +818,24 @@ impl ConnState {
 
     /// `handle_error` was called.
     pub(crate) fn error_reported(&mut self) {
-        if let End::Fail(reason, _) = self.end {
+        if let End::Fail(reason) = self.end {
             transition!("end Fail -> Failed({reason:?})");
             self.end = End::Failed(reason);
+            if let Some(spill) = &mut self.spill {
+                spill.error = None;
+            }
+            self.drop_spill_if_empty();
+        }
+    }
+
+    /// Free the spill once it holds neither output nor an error.
+    fn drop_spill_if_empty(&mut self) {
+        if self
+            .spill
+            .as_ref()
+            .is_some_and(|s| s.queue.len() == 0 && s.error.is_none())
+        {
+            self.spill = None;
         }
     }
 
@@ -868,7 +918,7 @@ impl ConnState {
         let reason = Reason::TimedOut(kind);
         match kind {
             Timeout::Connect | Timeout::Handshake => {
-                self.end_with(End::Fail(reason, io::ErrorKind::TimedOut.into()));
+                self.fail(reason, io::ErrorKind::TimedOut.into());
             }
             Timeout::Linger => {
                 // A close begun by a timeout keeps that timeout as its
@@ -927,7 +977,7 @@ mod tests {
     fn state_is_small() {
         let size = std::mem::size_of::<ConnState>();
         println!("size_of::<ConnState>() = {size} bytes");
-        assert!(size <= 80, "ConnState takes {size} bytes");
+        assert!(size <= 56, "ConnState takes {size} bytes");
     }
 
     #[test]
@@ -953,10 +1003,10 @@ mod tests {
                 End::Graceful(Reason::TimedOut(Timeout::Idle))
             ));
             st.failed(io::ErrorKind::ConnectionReset.into());
-            assert!(matches!(st.end, End::Fail(Reason::Reset, _)));
+            assert!(matches!(st.end, End::Fail(Reason::Reset)));
             st.abort(Reason::Aborted);
             assert!(
-                matches!(st.end, End::Fail(Reason::Reset, _)),
+                matches!(st.end, End::Fail(Reason::Reset)),
                 "equal rank: first stays"
             );
             st.abort(Reason::Stopped);
@@ -1073,7 +1123,7 @@ mod tests {
             assert_eq!(st.expire(1_200, &cfg()), Some(Timeout::Connect));
             assert!(matches!(
                 st.end,
-                End::Fail(Reason::TimedOut(Timeout::Connect), _)
+                End::Fail(Reason::TimedOut(Timeout::Connect))
             ));
             assert_eq!(
                 st.error().map(io::Error::kind),
@@ -1136,7 +1186,7 @@ mod tests {
             assert_eq!(st.expire(1_100, &cfg), Some(Timeout::Handshake));
             assert!(matches!(
                 st.end,
-                End::Fail(Reason::TimedOut(Timeout::Handshake), _)
+                End::Fail(Reason::TimedOut(Timeout::Handshake))
             ));
         }
 
