@@ -44,6 +44,10 @@ pub(crate) enum ConnTimer {
     User,
 }
 
+/// Marks a [`TimerId`] of the lanes (its low bits: the sequence number);
+/// the heap's ids never have it (a slab index below 2^31).
+const LANE_TIMER: u64 = 1 << 63;
+
 /// What a timer entry wakes.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum TimerTarget {
@@ -72,10 +76,15 @@ pub(crate) struct Core {
     conns: Slab<Slot>,
     gens: Generations,
     pub(crate) timers: TimerQueue<TimerTarget>,
-    /// The connections' timeout entries whose deadline is a fixed delay
-    /// from now (nearly all): by slot index and generation, no key; the
-    /// rest go to `timers`.
+    /// The connections' timeout entries, by slot index and generation,
+    /// with no key: the connection keeps the deadline it armed.
     pub(crate) timeouts: Lanes<(u32, u32)>,
+    /// Handler timers, one per connection at a time (a second one goes to
+    /// `timers`), by slot index and sequence number, with no key: the
+    /// connection keeps the number.
+    pub(crate) lane_timers: Lanes<(u32, u32)>,
+    /// The sequence number of the next lane timer; never 0.
+    next_lane_timer: u32,
     /// Connections whose recorded requests the reactor still has to apply.
     pub(crate) dirty: Vec<ConnId>,
     /// Connections that spent their read budget with input left.
@@ -124,6 +133,8 @@ impl Core {
             gens: Generations::new(reactor),
             timers: TimerQueue::new(),
             timeouts: Lanes::new(),
+            lane_timers: Lanes::new(),
+            next_lane_timer: 1,
             dirty: Vec::new(),
             requeue: Vec::new(),
             buf: vec![0; config.read_buffer_size],
@@ -602,10 +613,14 @@ impl Core {
 
     /// The earliest deadline of any timer.
     pub(crate) fn next_deadline(&mut self) -> Option<u64> {
-        match (self.timers.next_deadline(), self.timeouts.next_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.timers.next_deadline(),
+            self.timeouts.next_deadline(),
+            self.lane_timers.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Close the descriptor, free the slot, and tell the handler, last.
@@ -616,6 +631,9 @@ impl Core {
         let st = slot.state;
         if st.armed().is_some() {
             self.abandon_timeout();
+        }
+        if st.lane_timer() != 0 {
+            self.abandon_lane_timer();
         }
         if how == Teardown::Reset {
             // Best effort: the RST is what the caller asked for; if the
@@ -663,12 +681,22 @@ impl Core {
 
     // ------------------------------------------------------------ timers
 
-    /// Call `handle_timer` once, after `after`.
+    /// Call `handle_timer` once, after `after`: in the lanes if the
+    /// connection has no timer there yet and the deadline is in the future
+    /// (a zero delay waits for the next iteration, not the next tick), else
+    /// in the heap.
     pub(crate) fn set_timer(&mut self, key: usize, after: Duration) -> TimerId {
         // The clock is read once per iteration, and an iteration can be
         // long: a timer counted from a stale tick would fire early.
         self.update_clock();
         let at = self.now.saturating_add(millis(after));
+        if at > self.now && self.conns[key].state.lane_timer() == 0 {
+            let seq = self.next_lane_timer;
+            self.next_lane_timer = seq.wrapping_add(1).max(1);
+            self.lane_timers.push(self.now, at, (key as u32, seq));
+            self.conns[key].state.set_lane_timer(seq);
+            return TimerId(LANE_TIMER | u64::from(seq));
+        }
         let id = self.id_of(key);
         let k = self.timers.insert(
             at,
@@ -677,8 +705,44 @@ impl Core {
         TimerId(k.to_bits())
     }
 
+    /// A lane timer entry of slot `index` came due: its connection's
+    /// handler timer fires, unless it was cancelled or the slot moved on.
+    pub(crate) fn on_lane_timer_entry(&mut self, index: u32, seq: u32) {
+        let key = index as usize;
+        match self.conns.get_mut(key) {
+            Some(slot) if slot.state.lane_timer() == seq => {
+                slot.state.set_lane_timer(0);
+                let id = self.gens.current(key);
+                self.on_conn_timer(id, ConnTimer::User, TimerId(LANE_TIMER | u64::from(seq)));
+            }
+            _ => self.lane_timers.popped_forgotten(),
+        }
+    }
+
+    /// A connection gave up its lane timer (cancelled, or closed).
+    fn abandon_lane_timer(&mut self) {
+        self.lane_timers.forget();
+        if self.lane_timers.is_sparse() {
+            let conns = &self.conns;
+            self.lane_timers.retain(|_, (index, seq)| {
+                conns
+                    .get(index as usize)
+                    .is_some_and(|slot| slot.state.lane_timer() == seq)
+            });
+        }
+    }
+
     /// Cancel a handler timer of connection `key`.
     pub(crate) fn cancel_timer(&mut self, key: usize, timer: TimerId) -> bool {
+        if timer.0 & LANE_TIMER != 0 {
+            let st = &mut self.conns[key].state;
+            if st.lane_timer() != timer.0 as u32 {
+                return false;
+            }
+            st.set_lane_timer(0);
+            self.abandon_lane_timer();
+            return true;
+        }
         let k = TimerKey::from_bits(timer.0);
         let id = self.id_of(key);
         match self.timers.get(k) {
@@ -755,6 +819,6 @@ mod tests {
         let slot = std::mem::size_of::<Slot>();
         let stream = std::mem::size_of::<Stream>();
         println!("size_of::<Slot>() = {slot} bytes, of which the socket {stream}");
-        assert!(slot - stream <= 72, "a connection slot takes {slot} bytes");
+        assert!(slot - stream <= 80, "a connection slot takes {slot} bytes");
     }
 }

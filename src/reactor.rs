@@ -597,35 +597,50 @@ impl Reactor {
         round
     }
 
+    /// Fire what is due, earliest deadline first across the three queues
+    /// (ties: the heap's, then the handlers' lane timers, then the
+    /// connections' timeouts).
     fn fire_timers(&mut self) -> usize {
         let mut fired = 0;
+        let now = self.core.now;
         // Timers armed while these fire (a listener resting for zero time,
-        // a handler re-arming for zero) wait for the next iteration.
-        let mark = Some(self.core.timers.mark());
-        while let Some((key, target)) = self.core.timers.pop_expired_before(self.core.now, mark) {
+        // a handler re-arming for zero) wait for the next iteration; the
+        // lanes take only deadlines after the `now` of their push.
+        let mark = self.core.timers.mark();
+        loop {
+            let heap = self.core.timers.due_before(now, mark);
+            let lane = self.core.lane_timers.next_deadline().filter(|&at| at <= now);
+            let timeout = self.core.timeouts.next_deadline().filter(|&at| at <= now);
+            let Some(first) = [heap, lane, timeout].into_iter().flatten().min() else {
+                break;
+            };
             fired += 1;
-            match target {
-                TimerTarget::Conn(index, generation, which) => {
-                    let id = self.core.id_at(index, generation);
-                    self.core.on_conn_timer(id, which, TimerId(key.to_bits()));
-                    self.core.apply_dirty();
-                }
-                TimerTarget::Listener(id) => {
-                    if let Some(l) = self.listeners.get_mut(id.0 as usize) {
-                        l.resting = None;
-                        self.accept(id);
+            if heap == Some(first) {
+                let Some((key, target)) = self.core.timers.pop_expired_before(now, Some(mark))
+                else {
+                    break;
+                };
+                match target {
+                    TimerTarget::Conn(index, generation, which) => {
+                        let id = self.core.id_at(index, generation);
+                        self.core.on_conn_timer(id, which, TimerId(key.to_bits()));
                     }
+                    TimerTarget::Listener(id) => {
+                        if let Some(l) = self.listeners.get_mut(id.0 as usize) {
+                            l.resting = None;
+                            self.accept(id);
+                        }
+                    }
+                    TimerTarget::Drain => self.abort_all(Reason::Stopped),
                 }
-                TimerTarget::Drain => self.abort_all(Reason::Stopped),
+            } else if lane == Some(first) {
+                if let Some((_, (index, seq))) = self.core.lane_timers.pop_expired(now) {
+                    self.core.on_lane_timer_entry(index, seq);
+                }
+            } else if let Some((at, (index, generation))) = self.core.timeouts.pop_expired(now) {
+                let id = self.core.id_at(index, generation);
+                self.core.on_timeouts_entry(id, at);
             }
-        }
-        // The connections' fixed-delay timeouts. Each lane was pushed only
-        // deadlines after the `now` of its push, so what is pushed while
-        // these fire waits for a later round.
-        while let Some((at, (index, generation))) = self.core.timeouts.pop_expired(self.core.now) {
-            fired += 1;
-            let id = self.core.id_at(index, generation);
-            self.core.on_timeouts_entry(id, at);
             self.core.apply_dirty();
         }
         fired

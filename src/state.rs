@@ -245,6 +245,10 @@ pub(crate) struct ConnState {
     since: Tick,
     /// Idle timeout in ms; 0 disables it.
     idle_ms: u32,
+    /// The handler's timer kept in the reactor's lanes, by its sequence
+    /// number (its entry there names this slot and this number); 0: none.
+    /// A second timer at once goes to the reactor's heap.
+    timer: u32,
     /// The deadline of the one timer entry that guards every timeout of
     /// this connection; `u64::MAX`: none (no deadline is that far). The
     /// entry has no key: it is this connection's while this matches it.
@@ -297,6 +301,7 @@ impl ConnState {
             last_activity: Tick::at(now),
             since: Tick::at(now),
             idle_ms,
+            timer: 0,
             armed: u64::MAX,
         };
         st.gauge = st.classify();
@@ -387,6 +392,17 @@ impl ConnState {
             End::Fail(_) => self.spill.as_ref()?.error.as_ref(),
             _ => None,
         }
+    }
+
+    /// The sequence number of the handler's timer kept in the lanes; 0:
+    /// none.
+    pub(crate) fn lane_timer(&self) -> u32 {
+        self.timer
+    }
+
+    /// Record (a sequence number) or clear (0) the lane timer.
+    pub(crate) fn set_lane_timer(&mut self, seq: u32) {
+        self.timer = seq;
     }
 
     /// The timer entry guarding this connection's timeouts.
@@ -977,7 +993,7 @@ mod tests {
     fn state_is_small() {
         let size = std::mem::size_of::<ConnState>();
         println!("size_of::<ConnState>() = {size} bytes");
-        assert!(size <= 56, "ConnState takes {size} bytes");
+        assert!(size <= 64, "ConnState takes {size} bytes");
     }
 
     #[test]

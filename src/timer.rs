@@ -135,6 +135,15 @@ impl<T> TimerQueue<T> {
         self.next_seq
     }
 
+    /// The deadline of the earliest timer due at `now` that was inserted
+    /// before `mark`; see [`pop_expired_before`](TimerQueue::pop_expired_before).
+    pub(crate) fn due_before(&mut self, now: u64, mark: u32) -> Option<u64> {
+        self.prune_dead_top();
+        let Reverse(top) = self.heap.peek()?;
+        // Wrapping order: inserted before `mark`.
+        (top.deadline <= now && top.seq.wrapping_sub(mark) >= 1 << 31).then_some(top.deadline)
+    }
+
     /// Remove and return one timer whose deadline is at or before `now`.
     #[cfg(test)]
     pub(crate) fn pop_expired(&mut self, now: u64) -> Option<(TimerKey, T)> {

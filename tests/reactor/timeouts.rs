@@ -692,6 +692,45 @@ fn timers_die_with_the_connection() {
     );
 }
 
+/// Handler timers fire in deadline order even when the loop comes late
+/// and all of them are due at once: the first timer of a connection is
+/// kept in the reactor's lanes, the next ones in its heap, and the two are
+/// read as one queue. Here the first is also the earliest (20 ms), then
+/// 60 and 40 ms; the loop does not run until all are due.
+#[test]
+fn handler_timers_fire_in_deadline_order_when_the_loop_is_late() {
+    let ids: Rc<RefCell<Vec<(TimerId, u64)>>> = Rc::default();
+    let fired: Rc<RefCell<Vec<TimerId>>> = Rc::default();
+    let set = Rc::new(Cell::new(false));
+    let mut r = reactor();
+    let (i2, f2, s2) = (ids.clone(), fired.clone(), set.clone());
+    let addr = listen(&mut r, move || {
+        let (i3, f3, s3) = (i2.clone(), f2.clone(), s2.clone());
+        Recorder::new(&log())
+            .on_connect(move |c| {
+                for after in [20, 60, 40] {
+                    i3.borrow_mut().push((c.set_timer(ms(after)), after));
+                }
+                s3.set(true);
+            })
+            .on_timer(move |_, t| f3.borrow_mut().push(t))
+    });
+    let _c = Client::connect(addr);
+    run_until(&mut r, |_| set.get());
+    // A long iteration elsewhere in the program: every timer comes due.
+    let start = Instant::now();
+    while start.elapsed() < ms(80) {
+        std::hint::spin_loop();
+    }
+    run_until(&mut r, |_| fired.borrow().len() == 3);
+    let by_deadline: Vec<u64> = fired
+        .borrow()
+        .iter()
+        .map(|t| ids.borrow().iter().find(|(id, _)| id == t).unwrap().1)
+        .collect();
+    assert_eq!(by_deadline, [20, 40, 60]);
+}
+
 /// Timeouts of many lengths at once: twelve connections, each with its own
 /// idle timeout (set in `handle_connect`, the longest first), more lengths
 /// than the reactor keeps a FIFO for, so some go to its general timer
