@@ -57,6 +57,29 @@
 //!   after reading to the peer's FIN, `close()` alone sends a clean FIN,
 //!   which is why this crate skips the `shutdown` call then.
 //!
+//! # Must every close wait for the peer's FIN?
+//!
+//! No: only when the peer might still send. The lingering read protects
+//! against input that arrives after our close; a protocol in which the
+//! peer said it sends nothing more (an HTTP/1.1 request with
+//! `Connection: close`, read to its end) can close at once, as nginx does
+//! then: [`Conn::close_promptly`](crate::Conn::close_promptly) flushes and
+//! calls `close()` without the `shutdown` and the wait. If input is waiting
+//! or comes before the queue drains, it falls back to the lingering close;
+//! input that comes after the descriptor is closed gets a RST, which Linux
+//! peers survive (they read our reply, then end of file) but a stack that
+//! flushes its receive queue on RST may not. The HTTP example closes
+//! promptly only when the client asked to close.
+//!
+//! Whichever close, the reply's last segment can carry our FIN:
+//! [`Conn::write_last`](crate::Conn::write_last) writes with `MSG_MORE`, so
+//! the kernel holds a short segment until the FIN joins it, one segment
+//! fewer for both sides to send and acknowledge.
+//!
+//! - `reactor::close_modes`: `b9_close_promptly_closes_before_the_peers_fin`,
+//!   `b9_close_promptly_lingers_when_input_comes_anyway`,
+//!   `b10_write_last_sends_the_fin_in_the_reply_segment`.
+//!
 //! Other facts a closing strategy has to live with, each pinned in
 //! `linux_facts`: data that arrived before a peer's RST can still
 //! be read, then one `ECONNRESET`, then reads return 0 (V2); after the

@@ -163,7 +163,7 @@
 //! | `listener` | accept loop, batch limit, connection limit, `EMFILE` |
 //! | `transport` | TCP, Unix and TLS (`tls.rs`) streams and listeners behind one interface; [`Addr`], [`Bind`], [`Connect`], [`PeerCred`] |
 //! | `outq` | the output queue |
-//! | `timer` | the pure timer queues: a heap for any deadline, FIFO lanes for the fixed-delay timeouts |
+//! | `timer` | the pure timer queues: a heap for any deadline; FIFO lanes (with an overflow heap) for the connections' timeouts and each connection's first handler timer |
 //! | `token` | ids ([`ConnId`] with generations, [`ListenerId`], [`TimerId`]) and `mio::Token`s |
 //! | [`guide`] | closing TCP connections, question by question, each answer tied to a test |
 //! | [`framing`] | asynchat-style framing (sans-IO), its [`Handler`] adapter and its error |
