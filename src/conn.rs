@@ -315,7 +315,7 @@ impl<'a> Conn<'a> {
     pub fn is_connecting(&self) -> bool {
         matches!(
             self.core.state(self.key).writing(),
-            Writing::Connecting { .. }
+            Writing::Connecting | Writing::ConnectingThenFin
         )
     }
 

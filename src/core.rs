@@ -236,7 +236,7 @@ impl Core {
         let idle_ms = self.config.idle_timeout.map_or(0, |d| millis_u32(d).max(1));
         let writing = match writing {
             // An accepted TLS connection handshakes first.
-            Writing::Open if stream.handshakes() => Writing::Handshaking { fin: false },
+            Writing::Open if stream.handshakes() => Writing::Handshaking,
             other => other,
         };
         let state = ConnState::new(writing, self.now, idle_ms);
@@ -252,7 +252,7 @@ impl Core {
     /// Start an outbound connection.
     pub(crate) fn connect(&mut self, to: Connect, handler: Box<dyn Handler>) -> io::Result<ConnId> {
         let (stream, early_error) = Stream::connect(&to)?;
-        let id = self.insert(stream, handler, Writing::Connecting { fin: false })?;
+        let id = self.insert(stream, handler, Writing::Connecting)?;
         if let Some(e) = early_error {
             self.conns[id.index as usize].state.failed(e);
         }
@@ -299,7 +299,10 @@ impl Core {
     pub(crate) fn greet(&mut self, id: ConnId) {
         if let Some(key) = self.live(id) {
             // A TLS connection is greeted when its handshake completes.
-            if !matches!(self.conns[key].state.writing(), Writing::Handshaking { .. }) {
+            if !matches!(
+                self.conns[key].state.writing(),
+                Writing::Handshaking | Writing::HandshakingThenFin
+            ) {
                 self.call(key, |h, c| h.handle_connect(c));
             }
         }
@@ -368,12 +371,29 @@ impl Core {
         self.stats.bytes_out += written as u64;
         if last && written > 0 {
             // `advance` pushes the held segment if no FIN comes.
-            self.corked = Some(key);
+            if let Some(other) = self.corked.replace(key).filter(|&k| k != key) {
+                // One held at a time (another connection's `write_last`
+                // in the same callback): that one goes now.
+                self.push_held(other);
+            }
             self.touch(key);
         } else if failed {
             self.touch(key);
         }
         Ok(())
+    }
+
+    /// `write_last` held a segment and no FIN was asked for: send it.
+    fn push_held(&mut self, key: usize) {
+        let Some(slot) = self.conns.get_mut(key) else {
+            return;
+        };
+        if slot.state.write_refusal().is_none() {
+            if let Err(e) = slot.stream.push() {
+                slot.state.failed(e);
+                self.touch(key);
+            }
+        }
     }
 
     // ------------------------------------------------------------ the driver
@@ -407,13 +427,7 @@ impl Core {
         let Some(key) = self.live(id) else { return };
         if self.corked == Some(key) {
             self.corked = None;
-            let slot = &mut self.conns[key];
-            if slot.state.write_refusal().is_none() {
-                // `write_last` without a FIN after it: send what it held.
-                if let Err(e) = slot.stream.push() {
-                    slot.state.failed(e);
-                }
-            }
+            self.push_held(key);
         }
         // Lent out while callbacks run: `handle_read` borrows it.
         let mut buf = std::mem::take(&mut self.buf);
@@ -628,6 +642,9 @@ impl Core {
         let id = self.gens.current(key);
         let slot = self.conns.remove(key);
         self.gens.retire(key);
+        if self.corked == Some(key) {
+            self.corked = None;
+        }
         let st = slot.state;
         if st.armed().is_some() {
             self.abandon_timeout();
@@ -819,6 +836,6 @@ mod tests {
         let slot = std::mem::size_of::<Slot>();
         let stream = std::mem::size_of::<Stream>();
         println!("size_of::<Slot>() = {slot} bytes, of which the socket {stream}");
-        assert!(slot - stream <= 80, "a connection slot takes {slot} bytes");
+        assert!(slot - stream <= 72, "a connection slot takes {slot} bytes");
     }
 }

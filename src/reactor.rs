@@ -609,7 +609,11 @@ impl Reactor {
         let mark = self.core.timers.mark();
         loop {
             let heap = self.core.timers.due_before(now, mark);
-            let lane = self.core.lane_timers.next_deadline().filter(|&at| at <= now);
+            let lane = self
+                .core
+                .lane_timers
+                .next_deadline()
+                .filter(|&at| at <= now);
             let timeout = self.core.timeouts.next_deadline().filter(|&at| at <= now);
             let Some(first) = [heap, lane, timeout].into_iter().flatten().min() else {
                 break;

@@ -70,12 +70,16 @@ pub(crate) enum Reading {
 /// Our write half.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Writing {
-    /// Outbound connect in flight; writes are queued. `fin`: a
-    /// `shutdown_write` or `close` is waiting for the connect.
-    Connecting { fin: bool },
+    /// Outbound connect in flight; writes are queued.
+    Connecting,
+    /// As `Connecting`, and a `shutdown_write` or `close` waits for the
+    /// connect.
+    ConnectingThenFin,
     /// Connected, a TLS handshake in flight; writes are queued as while
     /// connecting.
-    Handshaking { fin: bool },
+    Handshaking,
+    /// As `Handshaking`, and a `shutdown_write` or `close` waits for it.
+    HandshakingThenFin,
     /// Writes go out.
     Open,
     /// FIN once the queue drains; writes are refused.
@@ -342,7 +346,13 @@ impl ConnState {
     /// The gauge this connection counts in now.
     pub(crate) fn classify(&self) -> Gauge {
         match (self.writing, self.reading) {
-            (Writing::Connecting { .. } | Writing::Handshaking { .. }, _) => Gauge::Connecting,
+            (
+                Writing::Connecting
+                | Writing::ConnectingThenFin
+                | Writing::Handshaking
+                | Writing::HandshakingThenFin,
+                _,
+            ) => Gauge::Connecting,
             (_, Reading::Discarding | Reading::Done) => Gauge::Lingering,
             (Writing::Shut, _) => Gauge::HalfClosedOut,
             (_, Reading::Eof) => Gauge::HalfClosedIn,
@@ -373,9 +383,7 @@ impl ConnState {
             return Some(Refusal::Closed);
         }
         match self.writing {
-            Writing::Open
-            | Writing::Connecting { fin: false }
-            | Writing::Handshaking { fin: false } => None,
+            Writing::Open | Writing::Connecting | Writing::Handshaking => None,
             _ => Some(Refusal::Shutdown),
         }
     }
@@ -425,14 +433,14 @@ impl ConnState {
             End::Running | End::Graceful(_) => {}
         }
         match self.writing {
-            Writing::Connecting { .. } => {
+            Writing::Connecting | Writing::ConnectingThenFin => {
                 return if self.ready.has(Ready::WRITABLE | Ready::ERROR) {
                     Action::CheckConnect
                 } else {
                     Action::Wait
                 };
             }
-            Writing::Handshaking { .. } => {
+            Writing::Handshaking | Writing::HandshakingThenFin => {
                 // Input to process, an error to meet, or messages of ours
                 // the socket can now take.
                 let due = self.ready.has(Ready::READABLE | Ready::ERROR)
@@ -568,8 +576,8 @@ impl ConnState {
     /// FIN after the queue; keep reading. A no-op once asked.
     pub(crate) fn shutdown_write(&mut self) {
         let next = match self.writing {
-            Writing::Connecting { .. } => Writing::Connecting { fin: true },
-            Writing::Handshaking { .. } => Writing::Handshaking { fin: true },
+            Writing::Connecting | Writing::ConnectingThenFin => Writing::ConnectingThenFin,
+            Writing::Handshaking | Writing::HandshakingThenFin => Writing::HandshakingThenFin,
             Writing::Open => Writing::Closing,
             other => other,
         };
@@ -662,13 +670,12 @@ impl ConnState {
     /// The outbound connect completed; a TLS handshake follows if
     /// `handshake`.
     pub(crate) fn connected(&mut self, now: u64, handshake: bool) {
-        let Writing::Connecting { fin } = self.writing else {
-            return;
-        };
-        let next = match (handshake, fin) {
-            (true, fin) => Writing::Handshaking { fin },
-            (false, true) => Writing::Closing,
-            (false, false) => Writing::Open,
+        let next = match (self.writing, handshake) {
+            (Writing::Connecting, true) => Writing::Handshaking,
+            (Writing::ConnectingThenFin, true) => Writing::HandshakingThenFin,
+            (Writing::Connecting, false) => Writing::Open,
+            (Writing::ConnectingThenFin, false) => Writing::Closing,
+            _ => return,
         };
         transition!("writing {:?} -> {next:?}", self.writing);
         self.writing = next;
@@ -678,10 +685,11 @@ impl ConnState {
 
     /// The TLS handshake completed: the connection is established.
     pub(crate) fn handshaken(&mut self, now: u64) {
-        let Writing::Handshaking { fin } = self.writing else {
-            return;
+        let next = match self.writing {
+            Writing::Handshaking => Writing::Open,
+            Writing::HandshakingThenFin => Writing::Closing,
+            _ => return,
         };
-        let next = if fin { Writing::Closing } else { Writing::Open };
         transition!("writing {:?} -> {next:?}", self.writing);
         self.writing = next;
         self.last_activity = Tick::at(now);
@@ -779,9 +787,7 @@ impl ConnState {
         self.ready.clear(Ready::READABLE | Ready::FIN_NEXT);
         let ours_first = !matches!(
             self.writing,
-            Writing::Open
-                | Writing::Connecting { fin: false }
-                | Writing::Handshaking { fin: false }
+            Writing::Open | Writing::Connecting | Writing::Handshaking
         );
         transition!("reading {:?} -> Eof", self.reading);
         let was = std::mem::replace(&mut self.reading, Reading::Eof);
@@ -868,10 +874,10 @@ impl ConnState {
         let since = self.since.back(now);
         let last_activity = self.last_activity.back(now);
         match self.writing {
-            Writing::Connecting { .. } => {
+            Writing::Connecting | Writing::ConnectingThenFin => {
                 return ms(cfg.connect_timeout).map(|t| (since.saturating_add(t), Timeout::Connect))
             }
-            Writing::Handshaking { .. } => {
+            Writing::Handshaking | Writing::HandshakingThenFin => {
                 return ms(cfg.handshake_timeout)
                     .map(|t| (since.saturating_add(t), Timeout::Handshake))
             }
@@ -993,7 +999,7 @@ mod tests {
     fn state_is_small() {
         let size = std::mem::size_of::<ConnState>();
         println!("size_of::<ConnState>() = {size} bytes");
-        assert!(size <= 64, "ConnState takes {size} bytes");
+        assert!(size <= 56, "ConnState takes {size} bytes");
     }
 
     #[test]
@@ -1085,7 +1091,7 @@ mod tests {
 
         #[test]
         fn counts_as_connecting_and_only_the_connect_timeout_applies() {
-            let st = state(Writing::Connecting { fin: false }, Reading::Open);
+            let st = state(Writing::Connecting, Reading::Open);
             assert_eq!(st.classify(), Gauge::Connecting);
             assert_eq!(
                 st.next_timeout(&cfg(), 1_000),
@@ -1096,7 +1102,7 @@ mod tests {
 
         #[test]
         fn writability_asks_for_the_outcome() {
-            let mut st = state(Writing::Connecting { fin: false }, Reading::Open);
+            let mut st = state(Writing::Connecting, Reading::Open);
             st.readiness(false, false, true, false);
             assert_eq!(st.next_action(LOW, Io::PLAIN), Action::CheckConnect);
             st.connect_pending();
@@ -1108,16 +1114,16 @@ mod tests {
 
         #[test]
         fn writes_are_queued_not_written_through() {
-            let st = state(Writing::Connecting { fin: false }, Reading::Open);
+            let st = state(Writing::Connecting, Reading::Open);
             assert_eq!(st.write_refusal(), None);
             assert!(!st.may_write_through());
         }
 
         #[test]
         fn shutdown_waits_for_the_connect() {
-            let mut st = state(Writing::Connecting { fin: false }, Reading::Open);
+            let mut st = state(Writing::Connecting, Reading::Open);
             st.shutdown_write();
-            assert_eq!(st.writing, Writing::Connecting { fin: true });
+            assert_eq!(st.writing, Writing::ConnectingThenFin);
             assert_eq!(st.write_refusal(), Some(Refusal::Shutdown));
             st.connected(1_100, false);
             assert_eq!(st.writing, Writing::Closing);
@@ -1125,16 +1131,16 @@ mod tests {
 
         #[test]
         fn close_waits_for_the_connect_and_then_lingers() {
-            let mut st = state(Writing::Connecting { fin: false }, Reading::Open);
+            let mut st = state(Writing::Connecting, Reading::Open);
             st.close(Reason::Local);
-            assert_eq!(st.writing, Writing::Connecting { fin: true });
+            assert_eq!(st.writing, Writing::ConnectingThenFin);
             assert_eq!(st.reading, Reading::Discarding);
             assert!(matches!(st.end, End::Graceful(Reason::Local)));
         }
 
         #[test]
         fn the_connect_timeout_fails_with_its_own_reason() {
-            let mut st = state(Writing::Connecting { fin: false }, Reading::Open);
+            let mut st = state(Writing::Connecting, Reading::Open);
             assert_eq!(st.expire(1_199, &cfg()), None);
             assert_eq!(st.expire(1_200, &cfg()), Some(Timeout::Connect));
             assert!(matches!(
@@ -1162,7 +1168,7 @@ mod tests {
 
         #[test]
         fn waits_when_nothing_is_readable_and_nothing_to_send() {
-            let mut st = state(Writing::Handshaking { fin: false }, Reading::Open);
+            let mut st = state(Writing::Handshaking, Reading::Open);
             st.readiness(false, false, true, false);
             assert_eq!(
                 st.next_action(LOW, TLS_IDLE),
@@ -1178,11 +1184,11 @@ mod tests {
 
         #[test]
         fn writes_are_queued_and_the_end_waits() {
-            let mut st = state(Writing::Handshaking { fin: false }, Reading::Open);
+            let mut st = state(Writing::Handshaking, Reading::Open);
             assert_eq!(st.write_refusal(), None);
             assert!(!st.may_write_through());
             st.shutdown_write();
-            assert_eq!(st.writing, Writing::Handshaking { fin: true });
+            assert_eq!(st.writing, Writing::HandshakingThenFin);
             st.handshaken(2_000);
             assert_eq!(st.writing, Writing::Closing);
             assert_eq!(st.classify(), Gauge::Established);
@@ -1190,7 +1196,7 @@ mod tests {
 
         #[test]
         fn the_handshake_timeout_fails_with_its_own_reason() {
-            let mut st = state(Writing::Connecting { fin: false }, Reading::Open);
+            let mut st = state(Writing::Connecting, Reading::Open);
             st.connected(1_000, true);
             assert_eq!(st.classify(), Gauge::Connecting);
             let mut cfg = cfg();

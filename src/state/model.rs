@@ -255,7 +255,7 @@ impl World {
             .iter()
             .map(|&c| {
                 let writing = if c {
-                    Writing::Connecting { fin: false }
+                    Writing::Connecting
                 } else {
                     Writing::Open
                 };
@@ -638,7 +638,10 @@ impl World {
     fn expire(&mut self, i: usize) {
         let sim = &mut self.sims[i];
         let (closing, failing) = (sim.model.closing(), sim.model.failing());
-        let connecting = matches!(sim.st.writing(), Writing::Connecting { .. });
+        let connecting = matches!(
+            sim.st.writing(),
+            Writing::Connecting | Writing::ConnectingThenFin
+        );
         let Some(kind) = sim.st.expire(self.now, &self.cfg) else {
             return;
         };
@@ -681,9 +684,13 @@ impl World {
                     // Edge-triggered: input that can be taken must have
                     // been, or no event will ever say it is there.
                     let k = &sim.kernel;
-                    let takes_input =
-                        matches!(sim.st.reading(), Reading::Open | Reading::Discarding | Reading::Done)
-                            && !matches!(sim.st.writing(), Writing::Connecting { .. });
+                    let takes_input = matches!(
+                        sim.st.reading(),
+                        Reading::Open | Reading::Discarding | Reading::Done
+                    ) && !matches!(
+                        sim.st.writing(),
+                        Writing::Connecting | Writing::ConnectingThenFin
+                    );
                     if takes_input && !sim.model.failing() {
                         assert!(
                             k.rx == 0 && (!k.rx_fin || sim.model.peer_fin_read),

@@ -485,8 +485,9 @@ impl Stream {
     /// leaves with them. Other transports write as usual.
     pub(crate) fn write_more(&mut self, data: &[u8]) -> io::Result<usize> {
         match self {
-            Stream::Tcp(s) => rustix::net::send(&*s, data, rustix::net::SendFlags::MORE)
-                .map_err(io::Error::from),
+            Stream::Tcp(s) => {
+                rustix::net::send(&*s, data, rustix::net::SendFlags::MORE).map_err(io::Error::from)
+            }
             other => other.write(data),
         }
     }
@@ -495,7 +496,9 @@ impl Stream {
     /// (clearing `TCP_CORK` pushes it, under the usual Nagle rule).
     pub(crate) fn push(&mut self) -> io::Result<()> {
         match self {
-            Stream::Tcp(s) => rustix::net::sockopt::set_tcp_cork(&*s, false).map_err(io::Error::from),
+            Stream::Tcp(s) => {
+                rustix::net::sockopt::set_tcp_cork(&*s, false).map_err(io::Error::from)
+            }
             _ => Ok(()),
         }
     }
