@@ -227,18 +227,20 @@ impl<'a> Conn<'a> {
     /// `close(2)` sends our FIN at once, without waiting for the peer's.
     ///
     /// Lossless while the peer keeps its word: nothing is unread, so the
-    /// close sends FIN, not RST. If input is waiting, or comes before the
-    /// queue drains, it is discarded and the close lingers as
-    /// [`close`](Conn::close) does. Over TLS, `close_notify` must go first,
-    /// and the close lingers.
+    /// close sends FIN, not RST. If input the reactor has seen is unread,
+    /// or input is announced before the queue drains, it is discarded and
+    /// the close lingers as [`close`](Conn::close) does. Over TLS,
+    /// `close_notify` must go first, and the close lingers.
     ///
     /// # Notes
     ///
-    /// Input that comes after the descriptor is closed gets a RST from our
-    /// kernel. Linux keeps what the peer had received readable, then EOF,
-    /// but a peer whose stack drops its receive queue on a RST (RFC 793
-    /// allows it) can lose the end of our reply: that is the risk the
-    /// lingering close takes away, and the reason this is not the default.
+    /// Input that reaches our kernel after the last event the reactor read
+    /// (and before the descriptor is closed), or after the close, gets a
+    /// RST from our kernel. Linux keeps what the peer had received
+    /// readable, then EOF, but a peer whose stack drops its receive queue
+    /// on a RST (RFC 793 allows it) can lose the end of our reply: that is
+    /// the risk the lingering close takes away, and the reason this is not
+    /// the default.
     pub fn close_promptly(&mut self) {
         let st = self.core.state_mut(self.key);
         let reason = st.graceful_reason();

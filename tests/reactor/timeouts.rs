@@ -733,8 +733,8 @@ fn handler_timers_fire_in_deadline_order_when_the_loop_is_late() {
 
 /// Timeouts of many lengths at once: twelve connections, each with its own
 /// idle timeout (set in `handle_connect`, the longest first), more lengths
-/// than the reactor keeps a FIFO for, so some go to its general timer
-/// queue. Every connection times out, none early, in the order of its
+/// than the reactor keeps a FIFO for, so some go to the lanes' overflow
+/// heap. Every connection times out, none early, in the order of its
 /// deadline.
 #[test]
 fn idle_timeouts_of_many_lengths_close_in_deadline_order() {
