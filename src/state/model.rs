@@ -60,6 +60,8 @@ enum Req {
     Write(usize),
     Shutdown,
     Close,
+    /// `close_promptly`: no lingering read unless input is seen.
+    ClosePromptly,
     CloseWith,
     Abort,
     Pause,
@@ -365,7 +367,7 @@ impl World {
                     st.shutdown_write();
                 }
             }
-            Req::Close => {
+            Req::Close | Req::ClosePromptly => {
                 let r = if m.peer_fin_read {
                     Reason::PeerClosed
                 } else {
@@ -375,7 +377,11 @@ impl World {
                     m.fin_requested = true;
                 }
                 m.causes.push(Cause::Graceful(r));
-                st.close(st.graceful_reason());
+                if matches!(req, Req::Close) {
+                    st.close(st.graceful_reason());
+                } else {
+                    st.close_promptly(st.graceful_reason());
+                }
             }
             Req::CloseWith => {
                 let r = Reason::Protocol(crate::ProtocolError::Malformed);
@@ -537,6 +543,12 @@ impl World {
     /// `Core::finalize`.
     fn finalize(&mut self, i: usize, reason: Reason, how: Teardown) {
         let sim = &mut self.sims[i];
+        if how == Teardown::Close && matches!(sim.st.end, End::Graceful(_)) {
+            // close(2) with unread bytes sends RST, not FIN (V1): a
+            // lossless close reads everything first (giving up at the
+            // linger timeout may leave input unread, and reset).
+            assert_eq!(sim.kernel.rx, 0, "close(2) with unread input: {sim:?}");
+        }
         let dropped = sim.st.pending() as u64;
         self.stats.open -= 1;
         self.stats.leave(sim.st.gauge());
@@ -721,6 +733,7 @@ fn req() -> impl Strategy<Value = Req> {
         4 => (0usize..400).prop_map(Req::Write),
         1 => Just(Req::Shutdown),
         1 => Just(Req::Close),
+        1 => Just(Req::ClosePromptly),
         1 => Just(Req::CloseWith),
         1 => Just(Req::Abort),
         1 => Just(Req::Pause),
