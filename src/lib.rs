@@ -57,6 +57,7 @@
 //! |---|---|---|
 //! | [`Conn::shutdown_write`] | FIN after the queue; we keep reading | sent |
 //! | [`Conn::close`] | FIN after the queue, then read and discard until the peer's FIN (*lingering close*), then `close(2)` | sent |
+//! | [`Conn::close_promptly`] | for a peer that said it sends nothing more: FIN by `close(2)` once the queue drains, no lingering read (it lingers if input is seen) | sent |
 //! | [`Eof::Close`] (default) | after the peer's FIN: FIN after the queue, by `close(2)` alone | sent |
 //! | [`Conn::abort`], [`Eof::Abort`] | RST now (`SO_LINGER` 0) | dropped, counted |
 //!
@@ -69,7 +70,8 @@
 //! to the peer's FIN first, so the reply arrives whole with a clean EOF
 //! (tests `linux_facts`, `reactor::close_modes`). When the peer's FIN has
 //! already been read, `close(2)` alone sends our FIN and no `shutdown` call
-//! is made.
+//! is made. [`Conn::write_last`] before any of these lets a short reply and
+//! the FIN leave in one segment.
 //!
 //! Every connection ends with one [`Handler::handle_close`] whose
 //! [`Closed`] says why ([`Reason`]: local close, peer closed, reset, timed
