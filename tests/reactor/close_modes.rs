@@ -463,34 +463,32 @@ fn b9_close_promptly_closes_before_the_peers_fin(t: Transport) {
 }
 
 /// B9: the peer sends more although it was expected not to, and the bytes
-/// are unread when the handler closes promptly (reading paused): closing
-/// the descriptor then would reset, so the close lingers as `close` does.
-/// The peer gets the whole reply and a clean EOF, not `ECONNRESET`; the
-/// connection ends at the peer's FIN, its input counted.
+/// are unread when the handler closes promptly: the first read takes only
+/// 8 bytes of them (an 8-byte read buffer), so the reactor knows more is
+/// waiting. Closing the descriptor then would reset, so the close lingers
+/// as `close` does: the peer gets the whole reply and a clean EOF, not
+/// `ECONNRESET`, and the connection ends at the peer's FIN, its input
+/// counted.
 fn b9_close_promptly_lingers_when_input_comes_anyway(t: Transport) {
     let reply = pattern(64 * KIB, 10);
     let log = log();
-    let mut r = reactor_with(no_timeouts);
-    let id = Rc::new(Cell::new(None));
-    let (l2, id2) = (log.clone(), id.clone());
+    let mut r = reactor_with(|c| {
+        no_timeouts(c);
+        c.read_buffer_size = 8;
+    });
+    let (l2, reply2) = (log.clone(), reply.clone());
     let addr = t.listen(&mut r, move || {
-        let id = id2.clone();
+        let reply = reply2.clone();
         Recorder::new(&l2).on_read(move |c, _| {
-            id.set(Some(c.id()));
-            c.pause_reading();
+            if c.may_send() {
+                c.write_last(&reply).expect("write_last");
+                c.close_promptly();
+            }
         })
     });
     let mut c = Client::connect(addr);
-    c.send(b"request");
-    run_until(&mut r, |_| id.get().is_some());
-    c.send(b"and more than was promised");
-    // The reactor sees the new input (and keeps it, reading is paused).
-    turns(&mut r, 2, Duration::from_millis(5));
-    {
-        let mut conn = r.conn(id.get().unwrap()).expect("open");
-        conn.write_last(&reply).expect("write_last");
-        conn.close_promptly();
-    }
+    let sent = b"request, and more than was promised";
+    c.send(sent);
     run_until(&mut r, |_| c.done());
     c.assert_whole_reply(&reply);
     turns(&mut r, 3, Duration::from_millis(5));
@@ -500,8 +498,8 @@ fn b9_close_promptly_lingers_when_input_comes_anyway(t: Transport) {
     run_until(&mut r, |_| closed(&log).is_some());
     let cl = closed(&log).unwrap();
     assert_eq!((cl.reason, cl.dropped), (Reason::Local, 0));
-    let sent = b"request".len() + b"and more than was promised".len();
-    assert_eq!(cl.bytes_in, sent as u64);
+    assert_eq!(cl.bytes_in, sent.len() as u64);
+    assert_eq!(count(&log, |e| matches!(e, Ev::Read(_))), 1);
 }
 
 /// B10: `write_last` then `close` sends the reply's last bytes and our FIN
