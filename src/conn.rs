@@ -18,7 +18,7 @@ use crate::config::millis_u32;
 use crate::core::{Control, Core};
 use crate::error::Result;
 use crate::handler::Handler;
-use crate::state::{Reading, Writing};
+use crate::state::Reading;
 use crate::stats::Stats;
 use crate::token::{ConnId, TimerId};
 use crate::transport::{Addr, Connect, PeerCred};
@@ -315,10 +315,7 @@ impl<'a> Conn<'a> {
 
     /// Whether an outbound connect is still in flight.
     pub fn is_connecting(&self) -> bool {
-        matches!(
-            self.core.state(self.key).writing(),
-            Writing::Connecting | Writing::ConnectingThenFin
-        )
+        self.core.state(self.key).writing().is_connecting()
     }
 
     /// Call [`Handler::handle_timer`] once, after `after`. Timers have

@@ -299,10 +299,7 @@ impl Core {
     pub(crate) fn greet(&mut self, id: ConnId) {
         if let Some(key) = self.live(id) {
             // A TLS connection is greeted when its handshake completes.
-            if !matches!(
-                self.conns[key].state.writing(),
-                Writing::Handshaking | Writing::HandshakingThenFin
-            ) {
+            if !self.conns[key].state.writing().is_handshaking() {
                 self.call(key, |h, c| h.handle_connect(c));
             }
         }
@@ -602,16 +599,13 @@ impl Core {
 
     /// A connection no longer waits for the timeout entry it armed.
     fn abandon_timeout(&mut self) {
-        self.timeouts.forget();
-        if self.timeouts.is_sparse() {
-            let (conns, gens) = (&self.conns, &self.gens);
-            self.timeouts.retain(|at, (index, generation)| {
-                gens.is_current(gens.id(index, generation))
-                    && conns
-                        .get(index as usize)
-                        .is_some_and(|slot| slot.state.armed() == Some(at))
-            });
-        }
+        let (conns, gens) = (&self.conns, &self.gens);
+        self.timeouts.abandon(|at, (index, generation)| {
+            gens.is_current(gens.id(index, generation))
+                && conns
+                    .get(index as usize)
+                    .is_some_and(|slot| slot.state.armed() == Some(at))
+        });
     }
 
     /// A timeout entry of [`Lanes`] for connection `id` came due at `at`:
@@ -738,15 +732,12 @@ impl Core {
 
     /// A connection gave up its lane timer (cancelled, or closed).
     fn abandon_lane_timer(&mut self) {
-        self.lane_timers.forget();
-        if self.lane_timers.is_sparse() {
-            let conns = &self.conns;
-            self.lane_timers.retain(|_, (index, seq)| {
-                conns
-                    .get(index as usize)
-                    .is_some_and(|slot| slot.state.lane_timer() == seq)
-            });
-        }
+        let conns = &self.conns;
+        self.lane_timers.abandon(|_, (index, seq)| {
+            conns
+                .get(index as usize)
+                .is_some_and(|slot| slot.state.lane_timer() == seq)
+        });
     }
 
     /// Cancel a handler timer of connection `key`.

@@ -88,6 +88,18 @@ pub(crate) enum Writing {
     Shut,
 }
 
+impl Writing {
+    /// An outbound connect is in flight (a FIN may wait for it).
+    pub(crate) fn is_connecting(self) -> bool {
+        matches!(self, Writing::Connecting | Writing::ConnectingThenFin)
+    }
+
+    /// A TLS handshake is in flight (a FIN may wait for it).
+    pub(crate) fn is_handshaking(self) -> bool {
+        matches!(self, Writing::Handshaking | Writing::HandshakingThenFin)
+    }
+}
+
 /// How the connection as a whole is ending; see the module docs for the
 /// rule between competing causes.
 #[derive(Debug)]

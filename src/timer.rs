@@ -15,7 +15,7 @@
 //! deadline no lane can keep in order goes to a small heap beside them.
 //! An entry is 16 bytes and has no key: its owner remembers the deadline
 //! it armed and judges, when the entry comes out, whether it is still the
-//! one ([`Lanes::forget`], [`Lanes::retain`]).
+//! one ([`Lanes::abandon`]).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -223,9 +223,8 @@ const LANES: usize = 8;
 /// construction, and a heap for the few that fit no lane. Entries cannot
 /// be cancelled: the owner of a value keeps the deadline it armed, ignores
 /// an entry that no longer matches it when it comes out, and calls
-/// [`forget`](Lanes::forget) when it abandons one, so that
-/// [`retain`](Lanes::retain) can drop the abandoned entries before they
-/// outnumber a quarter of the live ones.
+/// [`abandon`](Lanes::abandon) when it abandons one, which drops the
+/// abandoned entries before they outnumber a quarter of the live ones.
 #[derive(Debug)]
 pub(crate) struct Lanes<T> {
     lanes: Vec<Lane<T>>,
@@ -312,26 +311,36 @@ impl<T: Copy + Ord> Lanes<T> {
         let lane = self
             .lanes
             .iter_mut()
-            .filter(|l| l.q.front().is_some_and(|&(at, _)| at <= now))
-            .min_by_key(|l| l.q.front().map(|&(at, _)| at));
+            .filter_map(|l| Some((l.q.front()?.0, l)))
+            .filter(|&(at, _)| at <= now)
+            .min_by_key(|&(at, _)| at);
         let heap = self
             .overflow
             .peek()
             .map(|Reverse((at, _))| *at)
             .filter(|&at| at <= now);
-        match (lane, heap) {
-            (Some(lane), Some(h)) if h < lane.q.front().map_or(u64::MAX, |&(at, _)| at) => {
-                self.overflow.pop().map(|Reverse(e)| e)
+        if let Some((at, lane)) = lane {
+            if heap.map_or(true, |h| at <= h) {
+                return lane.q.pop_front();
             }
-            (Some(lane), _) => lane.q.pop_front(),
-            (None, Some(_)) => self.overflow.pop().map(|Reverse(e)| e),
-            (None, None) => None,
         }
+        heap?;
+        self.overflow.pop().map(|Reverse(e)| e)
     }
 
     /// An owner abandoned one queued entry (it armed another, or went
-    /// away); it will ignore it, or [`retain`](Lanes::retain) drops it.
-    pub(crate) fn forget(&mut self) {
+    /// away): it will ignore it when it comes out, and once abandoned
+    /// entries pass a quarter of the live ones, only the entries `live`
+    /// accepts are kept ([`retain`](Lanes::retain)).
+    pub(crate) fn abandon(&mut self, live: impl FnMut(u64, T) -> bool) {
+        self.forget();
+        if self.is_sparse() {
+            self.retain(live);
+        }
+    }
+
+    /// Count one abandoned entry.
+    fn forget(&mut self) {
         self.forgotten += 1;
     }
 
@@ -343,12 +352,12 @@ impl<T: Copy + Ord> Lanes<T> {
 
     /// Whether abandoned entries passed a quarter of the live ones (and a
     /// small floor): time to [`retain`](Lanes::retain).
-    pub(crate) fn is_sparse(&self) -> bool {
+    fn is_sparse(&self) -> bool {
         self.forgotten > 64 && self.forgotten * 4 > self.len().saturating_sub(self.forgotten)
     }
 
     /// Keep only the entries `live` accepts, in order.
-    pub(crate) fn retain(&mut self, mut live: impl FnMut(u64, T) -> bool) {
+    fn retain(&mut self, mut live: impl FnMut(u64, T) -> bool) {
         for lane in &mut self.lanes {
             lane.q.retain(|&(at, v)| live(at, v));
             // A lane that held many more (the idle deadlines of a crowd
@@ -519,10 +528,7 @@ mod tests {
                 // Nine in ten are abandoned at once, as a churned
                 // connection abandons its idle deadline.
                 live.remove(&now);
-                l.forget();
-                if l.is_sparse() {
-                    l.retain(|_, v| live.contains(&v));
-                }
+                l.abandon(|_, v| live.contains(&v));
             }
         }
         assert_eq!(live.len(), 10_000);

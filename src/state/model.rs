@@ -650,10 +650,7 @@ impl World {
     fn expire(&mut self, i: usize) {
         let sim = &mut self.sims[i];
         let (closing, failing) = (sim.model.closing(), sim.model.failing());
-        let connecting = matches!(
-            sim.st.writing(),
-            Writing::Connecting | Writing::ConnectingThenFin
-        );
+        let connecting = sim.st.writing().is_connecting();
         let Some(kind) = sim.st.expire(self.now, &self.cfg) else {
             return;
         };
@@ -699,10 +696,7 @@ impl World {
                     let takes_input = matches!(
                         sim.st.reading(),
                         Reading::Open | Reading::Discarding | Reading::Done
-                    ) && !matches!(
-                        sim.st.writing(),
-                        Writing::Connecting | Writing::ConnectingThenFin
-                    );
+                    ) && !sim.st.writing().is_connecting();
                     if takes_input && !sim.model.failing() {
                         assert!(
                             k.rx == 0 && (!k.rx_fin || sim.model.peer_fin_read),
