@@ -197,10 +197,7 @@ impl Http {
         }
         self.out.extend_from_slice(reply.as_bytes());
         if last {
-            // A client that asked to close (or spoke HTTP/1.0 without
-            // keep-alive) sends nothing more: no need to wait for its FIN.
-            // A close the server decided waits for it.
-            self.close(conn, None, !head.keep_alive);
+            self.close(conn, None);
         }
     }
 
@@ -219,21 +216,21 @@ impl Http {
             http::Error::HeadTooLarge | http::Error::BodyTooLarge => ProtocolError::FrameTooLarge,
             _ => ProtocolError::Malformed,
         };
-        self.close(conn, Some(why), false);
+        self.close(conn, Some(why));
     }
 
     /// Lingering close: the reply is flushed, then our FIN, and input is
     /// read and discarded until the client's FIN, so unread input never
-    /// turns the close into a reset that would destroy the reply. When
-    /// the client said it sends nothing more (`client_done`), the FIN
-    /// goes at once, with `close(2)` (what nginx does in that case).
-    fn close(&mut self, conn: &mut Conn<'_>, why: Option<ProtocolError>, client_done: bool) {
+    /// turns the close into a reset that would destroy the reply. Also
+    /// when the client sent `Connection: close`: a client may send more
+    /// after it all the same (a hostile or broken one does), and closing
+    /// before its FIN (`Conn::close_promptly`) would answer that with RST.
+    fn close(&mut self, conn: &mut Conn<'_>, why: Option<ProtocolError>) {
         self.mode = Mode::Closing;
         self.flush(conn);
         self.stash = Vec::new();
         match why {
             Some(err) => conn.close_with(err),
-            None if client_done => conn.close_promptly(),
             None => conn.close(),
         }
     }
@@ -296,7 +293,7 @@ impl Handler for Http {
         }
         if self.parser.is_idle() && self.request.is_none() && self.stash.is_empty() {
             // Between requests: nothing is lost by closing now.
-            self.close(conn, None, false);
+            self.close(conn, None);
         } else {
             self.mode = Mode::LastRequest;
         }

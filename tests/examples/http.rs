@@ -395,46 +395,6 @@ fn connection_close_is_honoured() {
     c.expect_clean_eof();
 }
 
-/// B9 in the HTTP example: a request with `Connection: close`, read to
-/// its end, is the client's word that nothing follows, so the server
-/// closes at once (`close_promptly`) without waiting for the client's FIN:
-/// the client reads the response and a clean EOF, and bytes it sends
-/// after that meet a closed socket (our kernel answers them with RST, so
-/// the next write fails). A close the server decides itself (a 400 for a
-/// malformed request) lingers instead: the same late bytes are read and
-/// discarded, and the client's writes go on succeeding.
-#[test]
-fn b9_connection_close_request_is_closed_without_waiting_for_the_client() {
-    let s = server(&[]);
-    // Writes after the response and its EOF: `tries` of them, or with
-    // none, until one fails (the RST answering the first comes back within
-    // a write or two on loopback; 5 s bound the wait).
-    let writes_after_eof = |request: &[u8], status: u16, tries: Option<usize>| {
-        let mut c = Conn::open(s.addr);
-        c.send(request);
-        assert_eq!(c.response().status, status);
-        c.expect_clean_eof();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let mut n = 0;
-        while tries.map_or(Instant::now() < deadline, |t| n < t) {
-            c.stream.write_all(b"late")?;
-            n += 1;
-        }
-        io::Result::Ok(())
-    };
-    let close_request = b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
-    let closed = writes_after_eof(close_request, 200, None);
-    assert!(
-        matches!(
-            closed.as_ref().map_err(|e| e.kind()),
-            Err(io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset)
-        ),
-        "late bytes after a Connection: close response: {closed:?}"
-    );
-    let lingering = writes_after_eof(b"NOT A REQUEST LINE\r\n\r\n", 400, Some(3));
-    assert!(lingering.is_ok(), "the 400's close lingers: {lingering:?}");
-}
-
 /// HTTP/1.0 closes after the response unless the client asks for
 /// keep-alive; then the response says `Connection: keep-alive` and the
 /// connection serves another request.
