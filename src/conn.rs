@@ -236,11 +236,13 @@ impl<'a> Conn<'a> {
     ///
     /// Input that reaches our kernel after the last event the reactor read
     /// (and before the descriptor is closed), or after the close, gets a
-    /// RST from our kernel. Linux keeps what the peer had received
-    /// readable, then EOF, but a peer whose stack drops its receive queue
-    /// on a RST (RFC 793 allows it) can lose the end of our reply: that is
-    /// the risk the lingering close takes away, and the reason this is not
-    /// the default.
+    /// RST from our kernel. A Linux peer still reads what it had received,
+    /// but then `ECONNRESET` where it would have read end of file, and a
+    /// peer whose stack drops its receive queue on a RST (RFC 793 allows
+    /// it) can lose the end of our reply: that is the risk the lingering
+    /// close takes away, and the reason this is not the default. A peer
+    /// that breaks its word meets it: the HTTP example does not use this
+    /// for `Connection: close`, since a hostile client may send on.
     pub fn close_promptly(&mut self) {
         let st = self.core.state_mut(self.key);
         let reason = st.graceful_reason();

@@ -66,10 +66,14 @@
 //! then: [`Conn::close_promptly`](crate::Conn::close_promptly) flushes and
 //! calls `close()` without the `shutdown` and the wait. If input is waiting
 //! or comes before the queue drains, it falls back to the lingering close;
-//! input that comes after the descriptor is closed gets a RST, which Linux
-//! peers survive (they read our reply, then end of file) but a stack that
-//! flushes its receive queue on RST may not. The HTTP example closes
-//! promptly only when the client asked to close.
+//! input that comes after the reactor last looked gets a RST: a Linux
+//! peer still reads our whole reply, but then `ECONNRESET` where it would
+//! have read end of file, and a stack that flushes its receive queue on
+//! RST may lose the reply's end. A promise is only
+//! as good as the peer: the HTTP example does not close promptly, because
+//! a hostile client that sends after its `Connection: close`
+//! (`examples::bad_input::http_server_survives_a_hostile_corpus`) must
+//! still get a clean end of file.
 //!
 //! Whichever close, the reply's last segment can carry our FIN:
 //! [`Conn::write_last`](crate::Conn::write_last) writes with `MSG_MORE`, so
