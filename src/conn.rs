@@ -395,14 +395,16 @@ impl<'a> Ctx<'a> {
     /// # Errors
     ///
     /// Creating, binding or registering the socket failed (`EMFILE`,
-    /// `AddrInUse`, `AddrNotAvailable`); the handler is dropped and gets no
-    /// callback.
+    /// `AddrInUse`, `AddrNotAvailable`); `InvalidInput`: the reactor keeps
+    /// handlers of another type inline
+    /// ([`Reactor::with_inline_handlers`](crate::Reactor::with_inline_handlers)).
+    /// The handler is then dropped and gets no callback.
     pub fn connect<H: Handler + 'static>(
         &mut self,
         to: impl Into<Connect>,
         handler: H,
     ) -> io::Result<ConnId> {
-        self.core.connect(to.into(), Box::new(handler))
+        self.core.connect(to.into(), handler)
     }
 
     /// Make [`Reactor::run`](crate::Reactor::run) return after this

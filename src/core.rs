@@ -3,7 +3,8 @@
 //! connection's state machine asks for ([`Core::advance`]).
 //!
 //! Every handler callback goes through [`Core::call`], which lends the
-//! handler out of its slot, catches a panic, and puts it back. Requests a
+//! handler table out ([`crate::handlers`]), catches a panic, and takes the
+//! table back. Requests a
 //! callback makes are recorded in the connection's state and the
 //! connection is marked dirty; the reactor advances dirty connections after
 //! the callback returns, so no callback runs re-entrantly.
@@ -21,16 +22,16 @@ use crate::config::{millis, millis_u32, Config};
 use crate::conn::{Conn, Ctx};
 use crate::error::{Error, Result};
 use crate::handler::{Handler, Truncated};
+use crate::handlers::{self, Table, Waiting};
 use crate::state::{Action, ConnState, End, Refusal, Teardown, Writing};
 use crate::stats::Stats;
 use crate::timer::{Lanes, TimerKey, TimerQueue};
 use crate::token::{self, ConnId, Generations, ListenerId, TimerId};
 use crate::transport::{Connect, Handshake, Input, Stream};
 
-/// One connection: its handler (absent while one of its callbacks runs),
-/// its socket and its state.
+/// One connection: its socket and its state (its handler is in the
+/// table, under the same key).
 pub(crate) struct Slot {
-    handler: Option<Box<dyn Handler>>,
     stream: Stream,
     pub(crate) state: ConnState,
 }
@@ -74,6 +75,12 @@ pub(crate) enum Control {
 /// connections with recorded requests, configuration and counters.
 pub(crate) struct Core {
     conns: Slab<Slot>,
+    /// The connections' handlers, by slot; `None` while a callback has it.
+    handlers: Option<Box<dyn Table>>,
+    /// The one handler type the table takes, if it is inline.
+    holds: Option<(std::any::TypeId, &'static str)>,
+    /// Handlers made while the table was lent, to move in when it is back.
+    waiting: Vec<Waiting>,
     gens: Generations,
     pub(crate) timers: TimerQueue<TimerTarget>,
     /// The connections' timeout entries, by slot index and generation,
@@ -127,9 +134,17 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
 }
 
 impl Core {
-    pub(crate) fn new(registry: Registry, config: Config, reactor: u32) -> Self {
+    pub(crate) fn new(
+        registry: Registry,
+        config: Config,
+        reactor: u32,
+        handlers: Box<dyn Table>,
+    ) -> Self {
         Core {
             conns: Slab::new(),
+            holds: handlers.holds(),
+            handlers: Some(handlers),
+            waiting: Vec::new(),
             gens: Generations::new(reactor),
             timers: TimerQueue::new(),
             timeouts: Lanes::new(),
@@ -219,11 +234,23 @@ impl Core {
         self.dirty.push(id);
     }
 
-    /// Register `stream` and give it a slot.
-    pub(crate) fn insert(
+    /// Whether handlers of type `T` may join this reactor.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` naming both types: the table is inline, of another
+    /// type.
+    pub(crate) fn admits<T: 'static>(&self) -> io::Result<()> {
+        handlers::admits::<T>(self.holds)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+    }
+
+    /// Register `stream` and give it a slot, and `handler` its place in the
+    /// table (its type was [admitted](Core::admits)).
+    pub(crate) fn insert<T: Handler + 'static>(
         &mut self,
         mut stream: Stream,
-        handler: Box<dyn Handler>,
+        handler: T,
         writing: Writing,
     ) -> io::Result<ConnId> {
         let entry = self.conns.vacant_entry();
@@ -241,16 +268,25 @@ impl Core {
         };
         let state = ConnState::new(writing, self.now, idle_ms);
         self.stats.opened(state.gauge());
-        entry.insert(Slot {
-            handler: Some(handler),
-            stream,
-            state,
-        });
+        let key = entry.key();
+        entry.insert(Slot { stream, state });
+        match self.handlers.as_deref_mut() {
+            Some(table) => {
+                let placed = handlers::place(table, key, handler);
+                debug_assert!(placed.is_ok(), "a handler type not admitted");
+            }
+            None => self.waiting.push(Waiting::new(self.holds, key, handler)),
+        }
         Ok(id)
     }
 
     /// Start an outbound connection.
-    pub(crate) fn connect(&mut self, to: Connect, handler: Box<dyn Handler>) -> io::Result<ConnId> {
+    pub(crate) fn connect<T: Handler + 'static>(
+        &mut self,
+        to: Connect,
+        handler: T,
+    ) -> io::Result<ConnId> {
+        self.admits::<T>()?;
         let (stream, early_error) = Stream::connect(&to)?;
         let id = self.insert(stream, handler, Writing::Connecting)?;
         if let Some(e) = early_error {
@@ -274,14 +310,19 @@ impl Core {
         key: usize,
         f: impl FnOnce(&mut dyn Handler, &mut Conn<'_>) -> R,
     ) -> Option<R> {
-        let mut handler = self.conns[key].handler.take()?;
+        let mut table = self.handlers.take()?;
+        let mut f = Some(f);
+        let mut out = None;
         let result = catch_unwind(AssertUnwindSafe(|| {
-            let mut conn = Conn::new(self, key);
-            f(&mut *handler, &mut conn)
+            table.with(key, &mut |h| {
+                if let Some(f) = f.take() {
+                    out = Some(f(h, &mut Conn::new(self, key)));
+                }
+            })
         }));
-        self.conns[key].handler = Some(handler);
+        self.give_back(table);
         match result {
-            Ok(r) => Some(r),
+            Ok(_) => out,
             Err(payload) => {
                 log::error!(
                     "handler of {} panicked: {}; aborting it",
@@ -293,6 +334,17 @@ impl Core {
                 None
             }
         }
+    }
+
+    /// The table is back from a callback: the handlers made meanwhile move
+    /// in.
+    fn give_back(&mut self, mut table: Box<dyn Table>) {
+        if !self.waiting.is_empty() {
+            for waiting in std::mem::take(&mut self.waiting) {
+                waiting.settle(&mut *table);
+            }
+        }
+        self.handlers = Some(table);
     }
 
     /// A listener accepted `id`: tell its handler.
@@ -676,9 +728,9 @@ impl Core {
             closed.bytes_in,
             closed.bytes_out
         );
-        if let Some(mut handler) = slot.handler {
+        if let Some(mut table) = self.handlers.take() {
             let result = catch_unwind(AssertUnwindSafe(|| {
-                handler.handle_close(&mut Ctx::new(self), &closed)
+                table.with(key, &mut |h| h.handle_close(&mut Ctx::new(self), &closed))
             }));
             if let Err(payload) = result {
                 log::error!(
@@ -687,6 +739,10 @@ impl Core {
                 );
                 self.stats.panics += 1;
             }
+            // Before a handler made in `handle_close` moves in: its
+            // connection may have this slot already.
+            table.remove(key);
+            self.give_back(table);
         }
     }
 
@@ -820,13 +876,13 @@ mod tests {
 
     #[test]
     fn a_connection_slot_is_small() {
-        // Userspace memory of a connection without buffers: the slab slot
-        // (state, socket, boxed handler pointer). Printed for the docs. The
+        // Userspace memory of a connection without buffers and handler: the
+        // slab slot (state, socket). Printed for the docs. The
         // socket is 4 bytes in a release build (8 with the tls feature's
         // boxed session); debug builds add mio's 8-byte selector id.
         let slot = std::mem::size_of::<Slot>();
         let stream = std::mem::size_of::<Stream>();
         println!("size_of::<Slot>() = {slot} bytes, of which the socket {stream}");
-        assert!(slot - stream <= 72, "a connection slot takes {slot} bytes");
+        assert!(slot - stream <= 56, "a connection slot takes {slot} bytes");
     }
 }

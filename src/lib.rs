@@ -193,6 +193,7 @@ pub mod framing;
 mod group;
 pub mod guide;
 mod handler;
+mod handlers;
 mod listener;
 mod outq;
 mod reactor;

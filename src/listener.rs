@@ -18,10 +18,25 @@ use crate::handler::Handler;
 use crate::state::Writing;
 use crate::timer::TimerKey;
 use crate::token::ConnId;
-use crate::transport::{Addr, Listening};
+use crate::transport::{Addr, Listening, Stream};
 
-/// Makes one handler per accepted connection.
-pub(crate) type Factory = Box<dyn FnMut() -> Box<dyn Handler>>;
+/// Makes the handler of an accepted connection and gives both their
+/// places: `Err` with the panic's payload if making the handler panicked
+/// (the socket is then closed).
+pub(crate) type Factory = Box<dyn FnMut(&mut Core, Stream) -> std::thread::Result<io::Result<ConnId>>>;
+
+/// A [`Factory`] from a function making handlers of one type (admitted by
+/// the core beforehand).
+pub(crate) fn factory<F, H>(mut make: F) -> Factory
+where
+    F: FnMut() -> H + 'static,
+    H: Handler + 'static,
+{
+    Box::new(move |core, stream| {
+        let handler = catch_unwind(AssertUnwindSafe(&mut make))?;
+        Ok(core.insert(stream, handler, Writing::Open))
+    })
+}
 
 pub(crate) struct Listener {
     pub(crate) socket: Listening,
@@ -90,8 +105,8 @@ impl Listener {
                         core.stats.refused += 1;
                         continue; // dropped: closed at once
                     }
-                    let handler = match catch_unwind(AssertUnwindSafe(&mut self.factory)) {
-                        Ok(h) => h,
+                    let inserted = match (self.factory)(core, stream) {
+                        Ok(inserted) => inserted,
                         Err(payload) => {
                             log::error!(
                                 "handler factory panicked: {}; closing {peer}",
@@ -102,7 +117,7 @@ impl Listener {
                             continue;
                         }
                     };
-                    match core.insert(stream, handler, Writing::Open) {
+                    match inserted {
                         Ok(id) => {
                             core.stats.accepted += 1;
                             accepted.push(id);

@@ -21,7 +21,8 @@ use crate::config::Config;
 use crate::conn::{Conn, Ctx, Outside};
 use crate::core::{panic_message, Control, Core, TimerTarget};
 use crate::handler::Handler;
-use crate::listener::{Listener, Reserve, Round};
+use crate::handlers::{self, Table};
+use crate::listener::{self, Listener, Reserve, Round};
 use crate::stats::Stats;
 use crate::token::{self, ConnId, ListenerId, Target, TimerId};
 use crate::transport::{Addr, Bind, Connect, Listening};
@@ -200,6 +201,49 @@ impl Reactor {
     /// inside when `config` does not pass [`Config::validate`]; creating the
     /// epoll instance, its eventfd or its timerfd failed.
     pub fn with_config(config: Config) -> io::Result<Self> {
+        Self::build(config, handlers::boxed())
+    }
+
+    /// A reactor with `config` that keeps every connection's handler
+    /// inline, as an `H`, in a table beside the connections: no allocation
+    /// and no pointer per connection for the handler (a boxed handler
+    /// costs one allocation, its chunk's header and a 16-byte pointer).
+    /// Listeners and connects of this reactor take handlers of type `H`
+    /// only; for several protocols in one reactor, make `H` an enum of
+    /// them, or use [`Reactor::new`], which boxes each handler.
+    ///
+    /// ```
+    /// use halfclose::{Config, Conn, Handler, Reactor};
+    ///
+    /// struct Echo;
+    ///
+    /// impl Handler for Echo {
+    ///     fn handle_read(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
+    ///         conn.write(data);
+    ///     }
+    /// }
+    ///
+    /// struct Other;
+    ///
+    /// impl Handler for Other {
+    ///     fn handle_read(&mut self, _: &mut Conn<'_>, _: &[u8]) {}
+    /// }
+    ///
+    /// let mut reactor = Reactor::with_inline_handlers::<Echo>(Config::default())?;
+    /// reactor.listen("127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap(), || Echo)?;
+    /// let refused = reactor.listen("127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap(), || Other);
+    /// assert_eq!(refused.unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Reactor::with_config`].
+    pub fn with_inline_handlers<H: Handler + 'static>(config: Config) -> io::Result<Self> {
+        Self::build(config, handlers::inline::<H>())
+    }
+
+    fn build(config: Config, handlers: Box<dyn Table>) -> io::Result<Self> {
         config.validate().map_err(io::Error::from)?;
         let poll = Poll::new()?;
         let waker = Waker::new(poll.registry(), token::WAKER)?;
@@ -213,7 +257,7 @@ impl Reactor {
         let id = NEXT_REACTOR.fetch_add(1, Ordering::Relaxed);
         Ok(Reactor {
             events: Events::with_capacity(config.events_capacity),
-            core: Core::new(registry, config, id),
+            core: Core::new(registry, config, id, handlers),
             poll,
             listeners: Slab::new(),
             reserve: Reserve::new(),
@@ -256,12 +300,15 @@ impl Reactor {
     /// # Errors
     ///
     /// Creating, binding or registering the socket failed; `AddrInUse`
-    /// names a Unix socket path in use (see [`Bind::remove_stale`]).
-    pub fn listen<F, H>(&mut self, at: impl Into<Bind>, mut factory: F) -> io::Result<ListenerId>
+    /// names a Unix socket path in use (see [`Bind::remove_stale`]);
+    /// `InvalidInput`: the reactor keeps handlers of another type inline
+    /// ([`Reactor::with_inline_handlers`]).
+    pub fn listen<F, H>(&mut self, at: impl Into<Bind>, factory: F) -> io::Result<ListenerId>
     where
         F: FnMut() -> H + 'static,
         H: Handler + 'static,
     {
+        self.core.admits::<H>()?;
         let mut socket = Listening::bind(&at.into(), &self.core.config)?;
         let local_addr = socket.local_addr()?;
         let entry = self.listeners.vacant_entry();
@@ -273,7 +320,7 @@ impl Reactor {
         )?;
         entry.insert(Listener {
             socket,
-            factory: Box::new(move || Box::new(factory()) as Box<dyn Handler>),
+            factory: listener::factory(factory),
             local_addr,
             resting: None,
         });
