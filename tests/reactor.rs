@@ -24,7 +24,9 @@ mod reactor {
     mod embedding;
     mod framing;
     mod half_close;
+
     mod handler_faults;
+    mod inline_handlers;
     mod reset;
     mod smoke;
     mod timeouts;
