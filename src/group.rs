@@ -150,6 +150,30 @@ impl<T: Send + 'static> Group<T> {
         S: Fn(usize, &mut Reactor, SocketAddr) -> io::Result<SocketAddr> + Send + Sync + 'static,
         R: Fn(usize, Reactor) -> io::Result<T> + Send + Sync + 'static,
     {
+        Group::spawn_with(reactors, config, addr, Reactor::with_config, setup, run)
+    }
+
+    /// As [`spawn`](Group::spawn), each reactor made by `build` (given
+    /// `config` with `SO_REUSEPORT` set) rather than
+    /// [`Reactor::with_config`]: for reactors that keep their handlers
+    /// inline, `Reactor::with_inline_handlers::<H>`.
+    ///
+    /// # Errors
+    ///
+    /// As [`listen`](Group::listen).
+    pub fn spawn_with<B, S, R>(
+        reactors: usize,
+        config: Config,
+        addr: SocketAddr,
+        build: B,
+        setup: S,
+        run: R,
+    ) -> io::Result<Group<T>>
+    where
+        B: Fn(Config) -> io::Result<Reactor> + Send + Sync + 'static,
+        S: Fn(usize, &mut Reactor, SocketAddr) -> io::Result<SocketAddr> + Send + Sync + 'static,
+        R: Fn(usize, Reactor) -> io::Result<T> + Send + Sync + 'static,
+    {
         if reactors == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -158,7 +182,7 @@ impl<T: Send + 'static> Group<T> {
         }
         let mut config = config;
         config.reuse_port = true;
-        let shared = Arc::new((setup, run));
+        let shared = Arc::new((build, setup, run));
         let mut group = Group {
             addr,
             handles: Vec::new(),
@@ -172,8 +196,8 @@ impl<T: Send + 'static> Group<T> {
             let thread = std::thread::Builder::new()
                 .name(format!("halfclose-{index}"))
                 .spawn(move || {
-                    let (setup, run) = &*shared;
-                    let started = Reactor::with_config(config).and_then(|mut reactor| {
+                    let (build, setup, run) = &*shared;
+                    let started = build(config).and_then(|mut reactor| {
                         let local = setup(index, &mut reactor, addr)?;
                         Ok((reactor, local))
                     });

@@ -705,6 +705,43 @@ fn a_group_shares_a_port_and_drains_as_one() {
     );
 }
 
+/// A group built with `spawn_with` around reactors that keep their
+/// handlers inline: each reactor refuses a listener of another handler
+/// type, and the group serves and drains as one.
+#[test]
+fn a_group_of_inline_reactors_serves_and_drains_as_one() {
+    let group = halfclose::Group::spawn_with(
+        2,
+        Config::default(),
+        "127.0.0.1:0".parse().unwrap(),
+        Reactor::with_inline_handlers::<Upper>,
+        |_, reactor, addr| {
+            let other = reactor.listen(addr, || Echo);
+            assert_eq!(
+                other.map_err(|e| e.kind()).err(),
+                Some(std::io::ErrorKind::InvalidInput),
+                "an inline reactor took another handler type"
+            );
+            let listener = reactor.listen(addr, || Upper(Vec::new()))?;
+            Ok(reactor.local_addr(listener).and_then(|a| a.inet()).unwrap())
+        },
+        |_, mut reactor| {
+            reactor.run()?;
+            Ok(reactor.stats())
+        },
+    )
+    .unwrap();
+    let addr = group.local_addr();
+    let clients: Vec<_> = (0..16)
+        .map(|i| client(addr, format!("inline {i}").into_bytes()))
+        .collect();
+    for (i, c) in clients.into_iter().enumerate() {
+        assert_eq!(c.join().unwrap().unwrap(), format!("INLINE {i}").into_bytes());
+    }
+    let stats = group.drain(ms(1_000)).unwrap();
+    assert_eq!((stats.accepted, stats.closed, stats.open), (16, 16, 0));
+}
+
 /// A client on its own thread that connects to `addr`, sends nothing and
 /// reads until our end; how that read ended, and when, from `start`. Its
 /// close, when the thread ends, answers our FIN with its own.

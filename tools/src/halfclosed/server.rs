@@ -155,7 +155,7 @@ impl One {
         let thread = std::thread::Builder::new()
             .name("halfclose-0".into())
             .spawn(move || {
-                let started = Reactor::with_config(config).and_then(|mut reactor| {
+                let started = Reactor::with_inline_handlers::<H>(config).and_then(|mut reactor| {
                     let id = reactor.listen(bind, factory)?;
                     let addr = reactor.local_addr(id).expect("listener is open");
                     Ok((reactor, addr))
@@ -238,10 +238,11 @@ impl Servers {
         let g = Arc::clone(&gauges);
         let (reactors, addr) = match listen {
             Addr::Inet(listen) => {
-                let group = Group::spawn(
+                let group = Group::spawn_with(
                     threads,
                     config,
                     *listen,
+                    Reactor::with_inline_handlers::<HoldEcho>,
                     move |_, reactor, addr| {
                         let bind = halfclose::Bind::tcp(addr);
                         let bind = match &tls {
