@@ -194,6 +194,14 @@ SPECS = [
         tls=lambda h, t: [HC_TLS, "--server-only", "--json", "--timeout", str(t)] + peer_args(h),
     ),
     Spec(
+        "halfclose-boxed", "halfclose, each handler boxed (Reactor::new's storage)",
+        lambda h, t: [HC, "--server-only", "--boxed-handlers", "--json", "--timeout", str(t)]
+        + peer_args(h),
+        # The echo example's zero-sized handler costs no allocation either way.
+        lambda: [ECHO, "--listen", LISTEN],
+        ["--threads", "2"],
+    ),
+    Spec(
         "mio", "raw mio loop",
         lambda h, t: [os.path.join(RUST_BIN, "peer_mio")] + peer_args(h),
         lambda: [os.path.join(RUST_BIN, "peer_mio"), "--listen", LISTEN, "--echo"],

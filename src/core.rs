@@ -22,7 +22,7 @@ use crate::config::{millis, millis_u32, Config};
 use crate::conn::{Conn, Ctx};
 use crate::error::{Error, Result};
 use crate::handler::{Handler, Truncated};
-use crate::handlers::{self, Table, Waiting};
+use crate::handlers::{self, Handlers, Waiting};
 use crate::state::{Action, ConnState, End, Refusal, Teardown, Writing};
 use crate::stats::Stats;
 use crate::timer::{Lanes, TimerKey, TimerQueue};
@@ -75,8 +75,9 @@ pub(crate) enum Control {
 /// connections with recorded requests, configuration and counters.
 pub(crate) struct Core {
     conns: Slab<Slot>,
-    /// The connections' handlers, by slot; `None` while a callback has it.
-    handlers: Option<Box<dyn Table>>,
+    /// The connections' handlers, by slot; `None` while a callback has
+    /// them (boxed, so that lending them moves a pointer).
+    handlers: Option<Box<Handlers>>,
     /// The one handler type the table takes, if it is inline.
     holds: Option<(std::any::TypeId, &'static str)>,
     /// Handlers made while the table was lent, to move in when it is back.
@@ -138,12 +139,12 @@ impl Core {
         registry: Registry,
         config: Config,
         reactor: u32,
-        handlers: Box<dyn Table>,
+        handlers: Handlers,
     ) -> Self {
         Core {
             conns: Slab::new(),
             holds: handlers.holds(),
-            handlers: Some(handlers),
+            handlers: Some(Box::new(handlers)),
             waiting: Vec::new(),
             gens: Generations::new(reactor),
             timers: TimerQueue::new(),
@@ -249,10 +250,24 @@ impl Core {
     /// table (its type was [admitted](Core::admits)).
     pub(crate) fn insert<T: Handler + 'static>(
         &mut self,
-        mut stream: Stream,
+        stream: Stream,
         handler: T,
         writing: Writing,
     ) -> io::Result<ConnId> {
+        let id = self.open_slot(stream, writing)?;
+        let key = id.index as usize;
+        match self.handlers.as_deref_mut() {
+            Some(table) => {
+                let placed = table.place(key, handler);
+                debug_assert!(placed.is_ok(), "a handler type not admitted");
+            }
+            None => self.waiting.push(Waiting::new(self.holds, key, handler)),
+        }
+        Ok(id)
+    }
+
+    /// Register `stream` and give it a slot.
+    fn open_slot(&mut self, mut stream: Stream, writing: Writing) -> io::Result<ConnId> {
         let entry = self.conns.vacant_entry();
         let id = self.gens.id_for(entry.key());
         self.registry.register(
@@ -268,15 +283,7 @@ impl Core {
         };
         let state = ConnState::new(writing, self.now, idle_ms);
         self.stats.opened(state.gauge());
-        let key = entry.key();
         entry.insert(Slot { stream, state });
-        match self.handlers.as_deref_mut() {
-            Some(table) => {
-                let placed = handlers::place(table, key, handler);
-                debug_assert!(placed.is_ok(), "a handler type not admitted");
-            }
-            None => self.waiting.push(Waiting::new(self.holds, key, handler)),
-        }
         Ok(id)
     }
 
@@ -311,18 +318,14 @@ impl Core {
         f: impl FnOnce(&mut dyn Handler, &mut Conn<'_>) -> R,
     ) -> Option<R> {
         let mut table = self.handlers.take()?;
-        let mut f = Some(f);
-        let mut out = None;
-        let result = catch_unwind(AssertUnwindSafe(|| {
-            table.with(key, &mut |h| {
-                if let Some(f) = f.take() {
-                    out = Some(f(h, &mut Conn::new(self, key)));
-                }
-            })
-        }));
+        let Some(handler) = table.get(key) else {
+            self.give_back(table);
+            return None;
+        };
+        let result = catch_unwind(AssertUnwindSafe(|| f(handler, &mut Conn::new(self, key))));
         self.give_back(table);
         match result {
-            Ok(_) => out,
+            Ok(r) => Some(r),
             Err(payload) => {
                 log::error!(
                     "handler of {} panicked: {}; aborting it",
@@ -338,13 +341,19 @@ impl Core {
 
     /// The table is back from a callback: the handlers made meanwhile move
     /// in.
-    fn give_back(&mut self, mut table: Box<dyn Table>) {
+    #[inline(always)]
+    fn give_back(&mut self, mut table: Box<Handlers>) {
         if !self.waiting.is_empty() {
-            for waiting in std::mem::take(&mut self.waiting) {
-                waiting.settle(&mut *table);
-            }
+            self.settle_waiting(&mut table);
         }
         self.handlers = Some(table);
+    }
+
+    #[cold]
+    fn settle_waiting(&mut self, table: &mut Handlers) {
+        for waiting in std::mem::take(&mut self.waiting) {
+            waiting.settle(table);
+        }
     }
 
     /// A listener accepted `id`: tell its handler.
@@ -728,22 +737,26 @@ impl Core {
             closed.bytes_in,
             closed.bytes_out
         );
-        if let Some(mut table) = self.handlers.take() {
-            let result = catch_unwind(AssertUnwindSafe(|| {
-                table.with(key, &mut |h| h.handle_close(&mut Ctx::new(self), &closed))
-            }));
-            if let Err(payload) = result {
-                log::error!(
-                    "handle_close of {id} panicked: {}",
-                    panic_message(&*payload)
-                );
-                self.stats.panics += 1;
-            }
-            // Before a handler made in `handle_close` moves in: its
-            // connection may have this slot already.
-            table.remove(key);
-            self.give_back(table);
+        let Some(mut table) = self.handlers.take() else {
+            return;
+        };
+        let result = match table.get(key) {
+            Some(h) => catch_unwind(AssertUnwindSafe(|| {
+                h.handle_close(&mut Ctx::new(self), &closed)
+            })),
+            None => Ok(()),
+        };
+        if let Err(payload) = result {
+            log::error!(
+                "handle_close of {id} panicked: {}",
+                panic_message(&*payload)
+            );
+            self.stats.panics += 1;
         }
+        // Before a handler made in `handle_close` moves in: its connection
+        // may have this slot already.
+        table.remove(key);
+        self.give_back(table);
     }
 
     // ------------------------------------------------------------ timers

@@ -1,15 +1,15 @@
-//! Where the reactor keeps its connections' handlers: boxed, one
-//! allocation each, any type per connection ([`Reactor::new`]); or inline,
-//! all of one type, with no allocation and no pointer per connection
-//! ([`Reactor::with_inline_handlers`]).
+//! Where the reactor keeps its connections' handlers ([`Handlers`]):
+//! boxed, one allocation each, any type per connection ([`Reactor::new`]);
+//! or inline, all of one type, with no allocation and no pointer per
+//! connection ([`Reactor::with_inline_handlers`]).
 //!
 //! The table is indexed by the connection's slot and kept beside the
 //! slots rather than in them, so that the reactor's core stays free of the
 //! handler type: a callback borrows the core mutably (its [`Conn`]) while
 //! its handler is borrowed from the table, which the core lends out for the
 //! call ([`Core::call`](crate::core::Core::call)). A handler made while the
-//! table is lent (a connect from inside a callback) waits in the core and
-//! moves in when the table comes back.
+//! table is lent (a connect from inside a callback) waits in the core
+//! ([`Waiting`]) and moves in when the table comes back.
 //!
 //! [`Reactor::new`]: crate::Reactor::new
 //! [`Reactor::with_inline_handlers`]: crate::Reactor::with_inline_handlers
@@ -20,32 +20,55 @@ use std::any::{type_name, Any, TypeId};
 use crate::handler::Handler;
 
 /// The handlers of a reactor's connections, by slot.
+pub(crate) enum Handlers {
+    /// Any type, each in its own box: the default, dispatched without a
+    /// second indirection.
+    Boxed(Vec<Option<Box<dyn Handler>>>),
+    /// One type, stored in the table ([`Inline`]), behind the one interface
+    /// a table of any type offers.
+    Inline(Box<dyn Table>),
+}
+
+/// A table of handlers of one type, whatever the type.
 pub(crate) trait Table {
-    /// Run `f` on the handler of slot `key`; `false` if there is none.
-    fn with(&mut self, key: usize, f: &mut dyn FnMut(&mut dyn Handler)) -> bool;
+    /// The handler of slot `key`, if there is one.
+    fn get(&mut self, key: usize) -> Option<&mut dyn Handler>;
 
     /// Drop the handler of slot `key`.
     fn remove(&mut self, key: usize);
 
-    /// The one type this table holds, with its name; `None`: any type.
-    fn holds(&self) -> Option<(TypeId, &'static str)>;
+    /// The type it holds and the type's name.
+    fn holds(&self) -> (TypeId, &'static str);
 
+    /// For [`Handlers::place`] to reach the typed table.
     fn as_any_mut(&mut self) -> &mut dyn Any;
 }
 
-/// Any handler type, each in its own box.
-#[derive(Default)]
-pub(crate) struct Boxed(Vec<Option<Box<dyn Handler>>>);
+/// Handlers of one type `H`, in the table itself.
+struct Inline<H>(Vec<Option<H>>);
 
-/// Handlers of one type `H`, stored in the table itself.
-pub(crate) struct Inline<H>(Vec<Option<H>>);
+impl<H: Handler + 'static> Table for Inline<H> {
+    fn get(&mut self, key: usize) -> Option<&mut dyn Handler> {
+        match self.0.get_mut(key) {
+            Some(Some(h)) => Some(h),
+            _ => None,
+        }
+    }
 
-impl<H> Default for Inline<H> {
-    fn default() -> Self {
-        Inline(Vec::new())
+    fn remove(&mut self, key: usize) {
+        drop(take(&mut self.0, key));
+    }
+
+    fn holds(&self) -> (TypeId, &'static str) {
+        (TypeId::of::<H>(), type_name::<H>())
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
     }
 }
 
+#[inline]
 fn put<T>(slots: &mut Vec<Option<T>>, key: usize, value: T) {
     if key >= slots.len() {
         slots.resize_with(key + 1, || None);
@@ -57,62 +80,65 @@ fn take<T>(slots: &mut [Option<T>], key: usize) -> Option<T> {
     slots.get_mut(key).and_then(Option::take)
 }
 
-impl Table for Boxed {
-    fn with(&mut self, key: usize, f: &mut dyn FnMut(&mut dyn Handler)) -> bool {
-        match self.0.get_mut(key).and_then(Option::as_mut) {
-            Some(h) => {
-                f(&mut **h);
-                true
-            }
-            None => false,
+impl Handlers {
+    /// A table of any type, for [`Reactor::new`](crate::Reactor::new).
+    pub(crate) fn boxed() -> Self {
+        Handlers::Boxed(Vec::new())
+    }
+
+    /// A table of one type `H`, for
+    /// [`Reactor::with_inline_handlers`](crate::Reactor::with_inline_handlers).
+    pub(crate) fn inline<H: Handler + 'static>() -> Self {
+        Handlers::Inline(Box::new(Inline::<H>(Vec::new())))
+    }
+
+    /// The one type this table takes, with its name; `None`: any type.
+    pub(crate) fn holds(&self) -> Option<(TypeId, &'static str)> {
+        match self {
+            Handlers::Inline(table) => Some(table.holds()),
+            Handlers::Boxed(_) => None,
         }
     }
 
-    fn remove(&mut self, key: usize) {
-        drop(take(&mut self.0, key));
-    }
-
-    fn holds(&self) -> Option<(TypeId, &'static str)> {
-        None
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
-    }
-}
-
-impl<H: Handler + 'static> Table for Inline<H> {
-    fn with(&mut self, key: usize, f: &mut dyn FnMut(&mut dyn Handler)) -> bool {
-        match self.0.get_mut(key).and_then(Option::as_mut) {
-            Some(h) => {
-                f(h);
-                true
-            }
-            None => false,
+    /// The handler of slot `key`, if there is one.
+    #[inline]
+    pub(crate) fn get(&mut self, key: usize) -> Option<&mut dyn Handler> {
+        match self {
+            Handlers::Boxed(slots) => match slots.get_mut(key) {
+                Some(Some(h)) => Some(&mut **h),
+                _ => None,
+            },
+            Handlers::Inline(table) => table.get(key),
         }
     }
 
-    fn remove(&mut self, key: usize) {
-        drop(take(&mut self.0, key));
+    /// Drop the handler of slot `key`.
+    pub(crate) fn remove(&mut self, key: usize) {
+        match self {
+            Handlers::Boxed(slots) => drop(take(slots, key)),
+            Handlers::Inline(table) => table.remove(key),
+        }
     }
 
-    fn holds(&self) -> Option<(TypeId, &'static str)> {
-        Some((TypeId::of::<H>(), type_name::<H>()))
+    /// Put `handler` in slot `key`. `Err` if the table keeps another type
+    /// inline (a type checked before the slot was made: see
+    /// [`admits`]).
+    #[inline]
+    pub(crate) fn place<T: Handler + 'static>(&mut self, key: usize, handler: T) -> Result<(), ()> {
+        match self {
+            Handlers::Boxed(slots) => {
+                put(slots, key, Box::new(handler));
+                Ok(())
+            }
+            Handlers::Inline(table) => match table.as_any_mut().downcast_mut::<Inline<T>>() {
+                Some(Inline(slots)) => {
+                    put(slots, key, handler);
+                    Ok(())
+                }
+                None => Err(()),
+            },
+        }
     }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
-    }
-}
-
-/// A table of one type `H`, for [`Reactor::with_inline_handlers`](crate::Reactor::with_inline_handlers).
-pub(crate) fn inline<H: Handler + 'static>() -> Box<dyn Table> {
-    Box::new(Inline::<H>::default())
-}
-
-/// A table of any type, for [`Reactor::new`](crate::Reactor::new).
-pub(crate) fn boxed() -> Box<dyn Table> {
-    Box::new(Boxed::default())
 }
 
 /// A handler made while the table was lent to a callback, for slot `key`:
@@ -121,7 +147,7 @@ pub(crate) enum Waiting {
     /// For a table of any type: already in its box.
     Boxed(usize, Box<dyn Handler>),
     /// For a table of one type: puts itself in.
-    Inline(Box<dyn FnOnce(&mut dyn Table)>),
+    Inline(Box<dyn FnOnce(&mut Handlers)>),
 }
 
 impl Waiting {
@@ -133,45 +159,23 @@ impl Waiting {
     ) -> Self {
         match holds {
             None => Waiting::Boxed(key, Box::new(handler)),
-            Some(_) => Waiting::Inline(Box::new(move |table: &mut dyn Table| {
-                // The type was admitted before the slot was made.
-                let placed = place(table, key, handler);
-                debug_assert!(placed.is_ok());
+            Some(_) => Waiting::Inline(Box::new(move |table: &mut Handlers| {
+                let placed = table.place(key, handler);
+                debug_assert!(placed.is_ok(), "a handler type not admitted");
             })),
         }
     }
 
     /// Move in.
-    pub(crate) fn settle(self, table: &mut dyn Table) {
+    pub(crate) fn settle(self, table: &mut Handlers) {
         match self {
             Waiting::Boxed(key, handler) => {
-                if let Some(Boxed(slots)) = table.as_any_mut().downcast_mut::<Boxed>() {
+                if let Handlers::Boxed(slots) = table {
                     put(slots, key, handler);
                 }
             }
             Waiting::Inline(place) => place(table),
         }
-    }
-}
-
-/// Put `handler` in slot `key` of `table`: inline if the table holds `T`,
-/// boxed if it holds any type. `Err` gives it back if the table holds
-/// another type (checked before the slot was made: see
-/// [`admits`]).
-pub(crate) fn place<T: Handler + 'static>(
-    table: &mut dyn Table,
-    key: usize,
-    handler: T,
-) -> Result<(), T> {
-    let table = table.as_any_mut();
-    if let Some(Inline(slots)) = table.downcast_mut::<Inline<T>>() {
-        put(slots, key, handler);
-        Ok(())
-    } else if let Some(Boxed(slots)) = table.downcast_mut::<Boxed>() {
-        put(slots, key, Box::new(handler));
-        Ok(())
-    } else {
-        Err(handler)
     }
 }
 
@@ -192,7 +196,7 @@ mod tests {
     use super::*;
     use crate::Conn;
 
-    struct Counter(u32);
+    struct Counter;
 
     impl Handler for Counter {
         fn handle_read(&mut self, _: &mut Conn<'_>, _: &[u8]) {}
@@ -204,33 +208,29 @@ mod tests {
         fn handle_read(&mut self, _: &mut Conn<'_>, _: &[u8]) {}
     }
 
-    fn count(table: &mut dyn Table, key: usize) -> usize {
-        let mut n = 0;
-        table.with(key, &mut |_| n += 1);
-        n
-    }
-
     #[test]
     fn an_inline_table_takes_its_own_type_only() {
-        let mut table = inline::<Counter>();
-        assert!(place(&mut *table, 3, Counter(1)).is_ok());
-        assert!(place(&mut *table, 0, Other).is_err());
-        assert_eq!(count(&mut *table, 3), 1);
-        assert_eq!(count(&mut *table, 0), 0);
-        assert_eq!(count(&mut *table, 9), 0);
+        let mut table = Handlers::inline::<Counter>();
+        assert!(table.place(3, Counter).is_ok());
+        assert!(table.place(0, Other).is_err());
+        assert!(table.get(3).is_some());
+        assert!(table.get(0).is_none() && table.get(9).is_none());
         table.remove(3);
-        assert_eq!(count(&mut *table, 3), 0);
+        assert!(table.get(3).is_none());
         assert!(admits::<Counter>(table.holds()).is_ok());
         let refused = admits::<Other>(table.holds()).unwrap_err();
-        assert!(refused.contains("Counter") && refused.contains("Other"), "{refused}");
+        assert!(
+            refused.contains("Counter") && refused.contains("Other"),
+            "{refused}"
+        );
     }
 
     #[test]
     fn a_boxed_table_takes_any_type() {
-        let mut table = boxed();
-        assert!(place(&mut *table, 0, Counter(1)).is_ok());
-        assert!(place(&mut *table, 1, Other).is_ok());
-        assert_eq!(count(&mut *table, 0) + count(&mut *table, 1), 2);
+        let mut table = Handlers::boxed();
+        assert!(table.place(0, Counter).is_ok());
+        assert!(table.place(1, Other).is_ok());
+        assert!(table.get(0).is_some() && table.get(1).is_some());
         assert!(admits::<Other>(table.holds()).is_ok());
     }
 

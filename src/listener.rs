@@ -23,7 +23,8 @@ use crate::transport::{Addr, Listening, Stream};
 /// Makes the handler of an accepted connection and gives both their
 /// places: `Err` with the panic's payload if making the handler panicked
 /// (the socket is then closed).
-pub(crate) type Factory = Box<dyn FnMut(&mut Core, Stream) -> std::thread::Result<io::Result<ConnId>>>;
+pub(crate) type Factory =
+    Box<dyn FnMut(&mut Core, Stream) -> std::thread::Result<io::Result<ConnId>>>;
 
 /// A [`Factory`] from a function making handlers of one type (admitted by
 /// the core beforehand).

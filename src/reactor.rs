@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::conn::{Conn, Ctx, Outside};
 use crate::core::{panic_message, Control, Core, TimerTarget};
 use crate::handler::Handler;
-use crate::handlers::{self, Table};
+use crate::handlers::Handlers;
 use crate::listener::{self, Listener, Reserve, Round};
 use crate::stats::Stats;
 use crate::token::{self, ConnId, ListenerId, Target, TimerId};
@@ -201,7 +201,7 @@ impl Reactor {
     /// inside when `config` does not pass [`Config::validate`]; creating the
     /// epoll instance, its eventfd or its timerfd failed.
     pub fn with_config(config: Config) -> io::Result<Self> {
-        Self::build(config, handlers::boxed())
+        Self::build(config, Handlers::boxed())
     }
 
     /// A reactor with `config` that keeps every connection's handler
@@ -240,10 +240,10 @@ impl Reactor {
     ///
     /// As [`Reactor::with_config`].
     pub fn with_inline_handlers<H: Handler + 'static>(config: Config) -> io::Result<Self> {
-        Self::build(config, handlers::inline::<H>())
+        Self::build(config, Handlers::inline::<H>())
     }
 
-    fn build(config: Config, handlers: Box<dyn Table>) -> io::Result<Self> {
+    fn build(config: Config, handlers: Handlers) -> io::Result<Self> {
         config.validate().map_err(io::Error::from)?;
         let poll = Poll::new()?;
         let waker = Waker::new(poll.registry(), token::WAKER)?;

@@ -736,7 +736,10 @@ fn a_group_of_inline_reactors_serves_and_drains_as_one() {
         .map(|i| client(addr, format!("inline {i}").into_bytes()))
         .collect();
     for (i, c) in clients.into_iter().enumerate() {
-        assert_eq!(c.join().unwrap().unwrap(), format!("INLINE {i}").into_bytes());
+        assert_eq!(
+            c.join().unwrap().unwrap(),
+            format!("INLINE {i}").into_bytes()
+        );
     }
     let stats = group.drain(ms(1_000)).unwrap();
     assert_eq!((stats.accepted, stats.closed, stats.open), (16, 16, 0));

@@ -74,8 +74,16 @@ fn inline_handlers_reply_after_the_fin_and_close_each_connection_once() {
     run_until(&mut r, |r| r.stats().open == 0);
     let mut seen = journal.borrow().clone();
     seen.sort();
-    let mut want: Vec<String> = ["connect", "eof"].repeat(3).into_iter().map(String::from).collect();
-    want.extend(requests.iter().map(|q| format!("close PeerClosed {}", q.len())));
+    let mut want: Vec<String> = ["connect", "eof"]
+        .repeat(3)
+        .into_iter()
+        .map(String::from)
+        .collect();
+    want.extend(
+        requests
+            .iter()
+            .map(|q| format!("close PeerClosed {}", q.len())),
+    );
     want.sort();
     assert_eq!(seen, want);
 }
@@ -92,10 +100,13 @@ fn inline_handlers_refuse_another_type_before_opening_a_socket() {
     assert!(err.to_string().contains("Recording"), "{err}");
     let at = listen(&mut r, || Echo);
     let err = r
-        .connect(at, Recording {
-            journal: Journal::default(),
-            got: Vec::new(),
-        })
+        .connect(
+            at,
+            Recording {
+                journal: Journal::default(),
+                got: Vec::new(),
+            },
+        )
         .expect_err("a connect with another handler type");
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     assert_eq!(r.stats().open, 0, "a refused connect made a connection");
@@ -127,7 +138,10 @@ fn a_panic_in_an_inline_handler_ends_only_its_connection() {
         .cloned()
         .collect();
     assert_eq!(closes.len(), 2, "{closes:?}");
-    assert!(closes.contains(&"close Panicked 0".to_string()), "{closes:?}");
+    assert!(
+        closes.contains(&"close Panicked 0".to_string()),
+        "{closes:?}"
+    );
     // The panicked handler's slot serves the next connection.
     let mut next = Client::request(at, b"next");
     run_until(&mut r, |_| next.done());
@@ -162,7 +176,9 @@ impl Handler for Relay {
                     front,
                     answer: Vec::new(),
                 };
-                conn.ctx().connect(*backend, ask).expect("connect from a callback");
+                conn.ctx()
+                    .connect(*backend, ask)
+                    .expect("connect from a callback");
             }
             Relay::Ask { answer, .. } => answer.extend_from_slice(data),
             Relay::Back { got } => got.extend_from_slice(data),
@@ -229,7 +245,9 @@ impl Handler for Again {
                 again: false,
                 journal: self.journal.clone(),
             };
-            let id = ctx.connect(self.at, next).expect("connect from handle_close");
+            let id = ctx
+                .connect(self.at, next)
+                .expect("connect from handle_close");
             self.journal
                 .borrow_mut()
                 .push(format!("same slot {}", slot(id) == slot(closed.id)));
@@ -264,7 +282,13 @@ fn reconnect_from_handle_close(mut r: Reactor) {
     run_until(&mut r, |r| r.stats().open == 0 && r.stats().closed == 2);
     assert_eq!(
         *journal.borrow(),
-        ["read ok", "close Local", "same slot true", "read ok", "close Local"]
+        [
+            "read ok",
+            "close Local",
+            "same slot true",
+            "read ok",
+            "close Local"
+        ]
     );
 }
 

@@ -96,7 +96,7 @@ use crate::fdlimit::{self, Limit};
 use crate::procfs;
 use crate::support::{ConnectTls, ServeTls};
 use client::{run_client, ClientJson};
-use server::{ServerJson, ServerSummary, Servers, EPOCH};
+use server::{ServerJson, ServerSummary, Servers, Storage, EPOCH};
 
 /// The longest request the server buffers; a longer one is refused.
 const MAX_REQUEST: usize = 16 << 20;
@@ -154,6 +154,10 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u64).range(1..=256))]
     pub threads: u64,
+    /// Server: keep each handler in its own box (the library's default
+    /// storage) rather than inline in the reactor's table
+    #[arg(long = "boxed-handlers")]
+    pub boxed_handlers: bool,
     /// Client source addresses, used round-robin (A or A-B, IPv4; TCP only)
     #[arg(long, value_name = "A[-B]", value_parser = parse_sources)]
     pub sources: Option<Sources>,
@@ -222,6 +226,7 @@ struct Opts {
     request_bytes: usize,
     hold: Duration,
     threads: usize,
+    storage: Storage,
     sources: Vec<IpAddr>,
     reset_every: u64,
     timeout: Duration,
@@ -251,6 +256,11 @@ impl Opts {
             request_bytes: size(a.request_bytes),
             hold: Duration::from_millis(a.hold_ms),
             threads: size(a.threads),
+            storage: if a.boxed_handlers {
+                Storage::Boxed
+            } else {
+                Storage::Inline
+            },
             sources: a.sources.map(|s| s.0).unwrap_or_default(),
             reset_every: a.reset_every,
             timeout: Duration::from_secs(a.timeout),
@@ -346,6 +356,9 @@ struct OptsJson {
     /// Left out when false.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     tls: bool,
+    /// `--boxed-handlers`; left out when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    boxed_handlers: bool,
 }
 
 impl OptsJson {
@@ -360,6 +373,7 @@ impl OptsJson {
             threads: (o.mode != Mode::Client).then_some(o.threads),
             sources: client.then_some(o.sources.len()),
             tls: o.tls(),
+            boxed_handlers: o.mode != Mode::Client && o.storage == Storage::Boxed,
         }
     }
 }
@@ -473,7 +487,9 @@ fn setup_rows(o: &Opts, fd: &Limit) -> Vec<(String, String)> {
 fn run_both(o: &Opts, fd: &Limit) -> io::Result<bool> {
     let tls = tls::setup(o)?;
     let deadline = Instant::now() + o.timeout;
-    let servers = Servers::start(&o.listen, o.threads, o.hold, deadline, tls.server)?;
+    let servers = Servers::start(
+        &o.listen, o.threads, o.storage, o.hold, deadline, tls.server,
+    )?;
     let target = servers.addr.clone();
     if !o.json {
         eprintln!(
@@ -535,7 +551,9 @@ fn run_server(o: &Opts, fd: &Limit) -> io::Result<bool> {
     let tls = tls::setup(o)?;
     let t0 = Instant::now();
     let deadline = t0 + o.timeout;
-    let servers = Servers::start(&o.listen, o.threads, o.hold, deadline, tls.server)?;
+    let servers = Servers::start(
+        &o.listen, o.threads, o.storage, o.hold, deadline, tls.server,
+    )?;
     let rss_baseline = memory().rss;
     println!("listening on {}", servers.addr);
     // Second, after the line scripts wait for: where the self-signed
@@ -806,7 +824,8 @@ mod tests {
         ))
         .unwrap();
         let deadline = Instant::now() + o.timeout;
-        let servers = Servers::start(&listen, 1, Duration::ZERO, deadline, None).unwrap();
+        let servers =
+            Servers::start(&listen, 1, Storage::Inline, Duration::ZERO, deadline, None).unwrap();
         assert_eq!(servers.addr, listen);
         assert!(path.exists());
         let client = run_client(&o, &servers.addr, None, |_, _| {}).unwrap();
@@ -819,7 +838,7 @@ mod tests {
         );
         assert!(!path.exists(), "the listener removed its socket file");
         // One reactor only: no SO_REUSEPORT for a Unix socket.
-        let e = Servers::start(&listen, 2, Duration::ZERO, deadline, None)
+        let e = Servers::start(&listen, 2, Storage::Inline, Duration::ZERO, deadline, None)
             .err()
             .unwrap();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
@@ -963,6 +982,7 @@ mod tests {
         let servers = Servers::start(
             &server_opts.listen,
             1,
+            Storage::Inline,
             Duration::ZERO,
             deadline,
             setup.server,

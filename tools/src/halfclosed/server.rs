@@ -118,6 +118,27 @@ pub(super) struct ThreadReport {
     pub(super) reset_held_max_ms: u32,
 }
 
+/// Where a server reactor keeps its handlers.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Storage {
+    /// In a table of `HoldEcho`s ([`Reactor::with_inline_handlers`]): no
+    /// allocation per connection for the handler.
+    Inline,
+    /// Each in its own box ([`Reactor::with_config`], the library's
+    /// default), for `--boxed-handlers`.
+    Boxed,
+}
+
+impl Storage {
+    /// The constructor of a reactor of this storage.
+    fn build(self) -> fn(Config) -> io::Result<Reactor> {
+        match self {
+            Storage::Inline => Reactor::with_inline_handlers::<HoldEcho>,
+            Storage::Boxed => Reactor::with_config,
+        }
+    }
+}
+
 /// The server reactors, each on its thread, and their gauges.
 pub(super) struct Servers {
     /// Where they listen (with the port the kernel picked).
@@ -146,6 +167,7 @@ impl One {
     /// On a thread: a reactor with `config` listening on `bind` with
     /// `factory`, served until it drains; its address once it listens.
     fn spawn<H: Handler + 'static>(
+        build: fn(Config) -> io::Result<Reactor>,
         config: Config,
         bind: halfclose::Bind,
         factory: impl FnMut() -> H + Send + 'static,
@@ -155,7 +177,7 @@ impl One {
         let thread = std::thread::Builder::new()
             .name("halfclose-0".into())
             .spawn(move || {
-                let started = Reactor::with_inline_handlers::<H>(config).and_then(|mut reactor| {
+                let started = build(config).and_then(|mut reactor| {
                     let id = reactor.listen(bind, factory)?;
                     let addr = reactor.local_addr(id).expect("listener is open");
                     Ok((reactor, addr))
@@ -217,6 +239,7 @@ impl Servers {
     pub(super) fn start(
         listen: &Addr,
         threads: usize,
+        storage: Storage,
         hold: Duration,
         deadline: Instant,
         tls: Option<ServerTls>,
@@ -242,7 +265,7 @@ impl Servers {
                     threads,
                     config,
                     *listen,
-                    Reactor::with_inline_handlers::<HoldEcho>,
+                    storage.build(),
                     move |_, reactor, addr| {
                         let bind = halfclose::Bind::tcp(addr);
                         let bind = match &tls {
@@ -273,9 +296,10 @@ impl Servers {
                     ));
                 }
                 let bind = crate::support::bind(unix, None);
-                let (one, addr) = One::spawn(config, bind, factory(), move |reactor| {
-                    serve(reactor, deadline, &g[0])
-                })?;
+                let (one, addr) =
+                    One::spawn(storage.build(), config, bind, factory(), move |reactor| {
+                        serve(reactor, deadline, &g[0])
+                    })?;
                 (Reactors::One(one), addr)
             }
         };
