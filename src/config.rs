@@ -150,13 +150,14 @@ impl Config {
 
 /// Milliseconds, rounded up, saturating at `u32::MAX`.
 pub(crate) fn millis_u32(d: Duration) -> u32 {
-    let ms = d.as_nanos().div_ceil(1_000_000);
-    u32::try_from(ms).unwrap_or(u32::MAX)
+    u32::try_from(millis(d)).unwrap_or(u32::MAX)
 }
 
-/// Milliseconds, rounded up.
+/// Milliseconds, rounded up, saturating at `u64::MAX`; in 64-bit
+/// arithmetic (the timeouts of every connection pass through it).
 pub(crate) fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
+    let part = u64::from(d.subsec_nanos().div_ceil(1_000_000));
+    d.as_secs().saturating_mul(1_000).saturating_add(part)
 }
 
 #[cfg(test)]
@@ -166,6 +167,33 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
+    fn milliseconds_round_up_and_saturate() {
+        let cases = [
+            (Duration::ZERO, 0),
+            (Duration::from_nanos(1), 1),
+            (Duration::from_millis(1), 1),
+            (Duration::from_nanos(1_000_001), 2),
+            (Duration::new(2, 999_999_999), 3_000),
+            (Duration::new(7, 0), 7_000),
+            (Duration::MAX, u64::MAX),
+        ];
+        for (d, ms) in cases {
+            assert_eq!(millis(d), ms, "{d:?}");
+            let exact = d.as_nanos().div_ceil(1_000_000);
+            assert_eq!(
+                u128::from(millis(d)),
+                exact.min(u128::from(u64::MAX)),
+                "{d:?}"
+            );
+        }
+        assert_eq!(
+            millis_u32(Duration::from_secs(u64::from(u32::MAX))),
+            u32::MAX
+        );
+        assert_eq!(millis_u32(Duration::from_nanos(1_500_000)), 2);
     }
 
     #[test]

@@ -4,10 +4,10 @@
 //!
 //! Every handler callback goes through [`Core::call`], which lends the
 //! handler table out ([`crate::handlers`]), catches a panic, and takes the
-//! table back. Requests a
-//! callback makes are recorded in the connection's state and the
-//! connection is marked dirty; the reactor advances dirty connections after
-//! the callback returns, so no callback runs re-entrantly.
+//! table back. Requests a callback makes are recorded in the connection's
+//! state and the connection is marked dirty; the reactor advances dirty
+//! connections after the callback returns, so no callback runs
+//! re-entrantly.
 
 use std::fmt;
 use std::io;
@@ -78,7 +78,8 @@ pub(crate) struct Core {
     /// The connections' handlers, by slot; `None` while a callback has
     /// them (boxed, so that lending them moves a pointer).
     handlers: Option<Box<Handlers>>,
-    /// The one handler type the table takes, if it is inline.
+    /// The one handler type the table takes, if it is inline (kept here:
+    /// a connect from a callback checks it while the table is lent).
     holds: Option<(std::any::TypeId, &'static str)>,
     /// Handlers made while the table was lent, to move in when it is back.
     waiting: Vec<Waiting>,
@@ -490,12 +491,16 @@ impl Core {
         // Lent out while callbacks run: `handle_read` borrows it.
         let mut buf = std::mem::take(&mut self.buf);
         let mut budget = self.config.read_budget;
+        // Checked once: the level check costs an atomic load per action.
+        let tracing = log::log_enabled!(log::Level::Trace);
         loop {
             let slot = &self.conns[key];
             let action = slot
                 .state
                 .next_action(self.config.write_low_water, slot.stream.io());
-            log::trace!("{id}: {action:?}");
+            if tracing {
+                log::trace!("{id}: {action:?}");
+            }
             match action {
                 Action::Wait => break,
                 Action::Finalize(reason, how) => {
@@ -737,6 +742,8 @@ impl Core {
             closed.bytes_in,
             closed.bytes_out
         );
+        // Never inside a callback: dirty connections are advanced after it.
+        debug_assert!(self.handlers.is_some(), "finalize while the table is lent");
         let Some(mut table) = self.handlers.take() else {
             return;
         };

@@ -92,6 +92,14 @@
 //! applied after the callback returns. A panicking handler aborts only its
 //! own connection.
 //!
+//! Each handler lives in its own box, so that one reactor serves any mix
+//! of handler types ([`Reactor::new`]). A reactor whose handlers are all of
+//! one type (an enum, for several protocols) can keep them inline in a
+//! table instead ([`Reactor::with_inline_handlers`]; for a [`Group`],
+//! [`Group::spawn_with`]): no allocation and no pointer per connection for
+//! the handler, and a listener or connect with a handler of another type
+//! is refused with `InvalidInput` before any socket is made.
+//!
 //! Timeouts guard every state: idle, peer-EOF (we hold a half-closed
 //! connection: CLOSE_WAIT), linger (our FIN is unanswered: FIN_WAIT_2), and
 //! connect; see [`Config`]. Listeners take a real backlog, accept in
@@ -147,8 +155,8 @@
 //!
 //! # Layout
 //!
-//! Imports run one way: `closed`, `handler` <- `state` <- `core` <-
-//! `reactor` <- `group`; the leaves (`timer`, `outq`, `token`, `alarm`,
+//! Imports run one way: `closed`, `handler` <- `handlers`, `state` <-
+//! `core` <- `reactor` <- `group`; the leaves (`timer`, `outq`, `token`, `alarm`,
 //! `config`, `stats`, `error`) import nothing of ours but each other's
 //! types. `conn` is the handlers' face of `core`.
 //!
@@ -157,10 +165,11 @@
 //! | `reactor` | the poll loop, event dispatch, timers firing, posted tasks, stop, drain, embedding (descriptor, self-wake, `next_timeout`) |
 //! | `group` | [`Group`]: one reactor per thread on a shared port |
 //! | `alarm` | the `timerfd` that makes the descriptor readable when a timer is due |
-//! | `core` | connection slots and ids, handler calls, and the driver that carries out what a connection's state asks for |
+//! | `core` | connection slots and ids, handler calls (with the handler table lent out), and the driver that carries out what a connection's state asks for |
 //! | `state` | the pure connection state machine: one enum per half, the end rule, `next_action`; no socket |
 //! | `conn` | the API handlers use: [`Conn`], [`Ctx`], [`Connect`], and [`Outside`] for host code |
 //! | `handler` | [`Handler`] and [`Eof`] |
+//! | `handlers` | where the handlers live: boxed (any type) or inline (one type), by slot, lent to each callback |
 //! | `closed` | [`Closed`], [`Reason`], [`Timeout`], [`ProtocolError`] |
 //! | `listener` | accept loop, batch limit, connection limit, `EMFILE` |
 //! | `transport` | TCP, Unix and TLS (`tls.rs`) streams and listeners behind one interface; [`Addr`], [`Bind`], [`Connect`], [`PeerCred`] |

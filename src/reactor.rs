@@ -230,8 +230,8 @@ impl Reactor {
     /// }
     ///
     /// let mut reactor = Reactor::with_inline_handlers::<Echo>(Config::default())?;
-    /// reactor.listen("127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap(), || Echo)?;
-    /// let refused = reactor.listen("127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap(), || Other);
+    /// reactor.listen("127.0.0.1:0", || Echo)?;
+    /// let refused = reactor.listen("127.0.0.1:0", || Other);
     /// assert_eq!(refused.unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
     /// # Ok::<(), std::io::Error>(())
     /// ```

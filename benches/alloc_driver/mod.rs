@@ -38,6 +38,9 @@ pub enum Shape {
     /// the request to the FIN, answers it, closes (`Eof::HalfClose`). 100
     /// at a time.
     HalfClose,
+    /// The same in a reactor that keeps its handlers inline
+    /// (`Reactor::with_inline_handlers`): no box per connection.
+    HalfCloseInline,
     /// The same handler holding each connection half-closed for
     /// [`HOLD`] with a timer, then answering: 1,000 held at once.
     Held,
@@ -45,13 +48,19 @@ pub enum Shape {
 
 impl Shape {
     /// Every shape, in the order the benches print them.
-    pub const ALL: [Shape; 3] = [Shape::Echo, Shape::HalfClose, Shape::Held];
+    pub const ALL: [Shape; 4] = [
+        Shape::Echo,
+        Shape::HalfClose,
+        Shape::HalfCloseInline,
+        Shape::Held,
+    ];
 
     /// Its name in the tables.
     pub fn name(self) -> &'static str {
         match self {
             Shape::Echo => "echo (Eof::Close)",
             Shape::HalfClose => "half-close echo",
+            Shape::HalfCloseInline => "half-close echo, inline handlers",
             Shape::Held => "held 20 ms, 1,000 at once",
         }
     }
@@ -62,6 +71,7 @@ impl Shape {
         match self {
             Shape::Echo => "echo",
             Shape::HalfClose => "halfclose",
+            Shape::HalfCloseInline => "halfclose-inline",
             Shape::Held => "held",
         }
     }
@@ -69,7 +79,7 @@ impl Shape {
     /// How many connections the client opens before it reads any reply.
     fn batch(self) -> usize {
         match self {
-            Shape::Echo | Shape::HalfClose => 100,
+            Shape::Echo | Shape::HalfClose | Shape::HalfCloseInline => 100,
             Shape::Held => 1_000,
         }
     }
@@ -152,10 +162,14 @@ impl Bench {
     pub fn start(shape: Shape) -> Bench {
         let mut config = Config::default();
         config.backlog = 4096;
-        let mut reactor = Reactor::with_config(config).expect("server reactor");
+        let mut reactor = match shape {
+            Shape::HalfCloseInline => Reactor::with_inline_handlers::<HoldEcho>(config),
+            _ => Reactor::with_config(config),
+        }
+        .expect("server reactor");
         let id = match shape {
             Shape::Echo => reactor.listen("127.0.0.1:0", || Echo),
-            Shape::HalfClose | Shape::Held => {
+            Shape::HalfClose | Shape::HalfCloseInline | Shape::Held => {
                 let hold = (shape == Shape::Held).then_some(HOLD);
                 reactor.listen("127.0.0.1:0", move || HoldEcho {
                     request: Vec::new(),

@@ -348,7 +348,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(ms) = args.handshake_timeout {
         config.handshake_timeout = (ms > 0).then(|| Duration::from_millis(ms));
     }
-    let mut reactor = Reactor::with_config(config)?;
+    // One handler type: kept inline, no allocation per connection for it.
+    let mut reactor = Reactor::with_inline_handlers::<Http>(config)?;
     // HTTPS: ALPN offers HTTP/1.1 only.
     let (at, note) = args.tls.apply(listen.as_str().into(), &[b"http/1.1"])?;
     let listener = reactor.listen(at, move || Http::new(limits))?;
