@@ -35,12 +35,11 @@ impl Handler for Recording {
         self.journal.borrow_mut().push("connect".into());
     }
 
-    fn handle_read(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
+    fn handle_read(&mut self, _conn: &mut Conn<'_>, data: &[u8]) {
         if data == b"boom" {
             panic!("inline_handlers: injected panic");
         }
         self.got.extend_from_slice(data);
-        let _ = conn;
     }
 
     fn handle_readable_eof(&mut self, conn: &mut Conn<'_>) -> Eof {
