@@ -671,15 +671,7 @@ fn a_group_shares_a_port_and_drains_as_one() {
     assert_eq!(group.len(), 2);
     let addr = group.local_addr();
     assert_ne!(addr.port(), 0);
-    let clients: Vec<_> = (0..64)
-        .map(|i| client(addr, format!("client {i}").into_bytes()))
-        .collect();
-    for (i, c) in clients.into_iter().enumerate() {
-        assert_eq!(
-            c.join().unwrap().unwrap(),
-            format!("CLIENT {i}").into_bytes()
-        );
-    }
+    upper_clients(addr, 64, "client");
     // Each reactor served some: ask each, on its own thread, through its
     // handle.
     let (tx, rx) = mpsc::channel();
@@ -732,17 +724,21 @@ fn a_group_of_inline_reactors_serves_and_drains_as_one() {
     )
     .unwrap();
     let addr = group.local_addr();
-    let clients: Vec<_> = (0..16)
-        .map(|i| client(addr, format!("inline {i}").into_bytes()))
-        .collect();
-    for (i, c) in clients.into_iter().enumerate() {
-        assert_eq!(
-            c.join().unwrap().unwrap(),
-            format!("INLINE {i}").into_bytes()
-        );
-    }
+    upper_clients(addr, 16, "inline");
     let stats = group.drain(ms(1_000)).unwrap();
     assert_eq!((stats.accepted, stats.closed, stats.open), (16, 16, 0));
+}
+
+/// `n` clients at once, each sending `"{word} {i}"` to an [`Upper`]
+/// server at `addr`; each must get its request in upper case.
+fn upper_clients(addr: SocketAddr, n: usize, word: &str) {
+    let clients: Vec<_> = (0..n)
+        .map(|i| client(addr, format!("{word} {i}").into_bytes()))
+        .collect();
+    for (i, c) in clients.into_iter().enumerate() {
+        let want = format!("{word} {i}").to_ascii_uppercase();
+        assert_eq!(c.join().unwrap().unwrap(), want.into_bytes());
+    }
 }
 
 /// A client on its own thread that connects to `addr`, sends nothing and

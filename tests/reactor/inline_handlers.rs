@@ -55,15 +55,26 @@ impl Handler for Recording {
     }
 }
 
+impl Recording {
+    fn new(journal: &Journal) -> Self {
+        Recording {
+            journal: journal.clone(),
+            got: Vec::new(),
+        }
+    }
+}
+
+/// Listen with a `Recording` per connection; its journal.
+fn listen_recording(r: &mut Reactor) -> (SocketAddr, Journal) {
+    let journal = Journal::default();
+    let j = journal.clone();
+    (listen(r, move || Recording::new(&j)), journal)
+}
+
 #[test]
 fn inline_handlers_reply_after_the_fin_and_close_each_connection_once() {
     let mut r = inline::<Recording>();
-    let journal = Journal::default();
-    let j = journal.clone();
-    let at = listen(&mut r, move || Recording {
-        journal: j.clone(),
-        got: Vec::new(),
-    });
+    let (at, journal) = listen_recording(&mut r);
     let requests: Vec<Vec<u8>> = (0..3).map(|i| pattern(1000 + i, i as u64)).collect();
     let mut clients: Vec<Client> = requests.iter().map(|q| Client::request(at, q)).collect();
     run_until(&mut r, |_| clients.iter_mut().all(Client::done));
@@ -90,22 +101,13 @@ fn inline_handlers_reply_after_the_fin_and_close_each_connection_once() {
 #[test]
 fn inline_handlers_refuse_another_type_before_opening_a_socket() {
     let mut r = inline::<Echo>();
-    let refused = r.listen("127.0.0.1:0", || Recording {
-        journal: Journal::default(),
-        got: Vec::new(),
-    });
+    let refused = r.listen("127.0.0.1:0", || Recording::new(&Journal::default()));
     let err = refused.expect_err("a listener of another handler type");
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     assert!(err.to_string().contains("Recording"), "{err}");
     let at = listen(&mut r, || Echo);
     let err = r
-        .connect(
-            at,
-            Recording {
-                journal: Journal::default(),
-                got: Vec::new(),
-            },
-        )
+        .connect(at, Recording::new(&Journal::default()))
         .expect_err("a connect with another handler type");
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     assert_eq!(r.stats().open, 0, "a refused connect made a connection");
@@ -117,12 +119,7 @@ fn inline_handlers_refuse_another_type_before_opening_a_socket() {
 #[test]
 fn a_panic_in_an_inline_handler_ends_only_its_connection() {
     let mut r = inline::<Recording>();
-    let journal = Journal::default();
-    let j = journal.clone();
-    let at = listen(&mut r, move || Recording {
-        journal: j.clone(),
-        got: Vec::new(),
-    });
+    let (at, journal) = listen_recording(&mut r);
     let mut bomb = Client::request(at, b"boom");
     let mut calm = Client::request(at, b"calm");
     run_until(&mut r, |_| bomb.done() && calm.done());
@@ -304,13 +301,8 @@ fn a_connect_from_handle_close_reusing_its_slot_keeps_its_boxed_handler() {
 #[test]
 fn a_reactor_that_boxes_its_handlers_takes_any_type() {
     let mut r = reactor_with(no_timeouts);
-    let journal = Journal::default();
-    let j = journal.clone();
     let echo = listen(&mut r, || Echo);
-    let recording = listen(&mut r, move || Recording {
-        journal: j.clone(),
-        got: Vec::new(),
-    });
+    let (recording, journal) = listen_recording(&mut r);
     let mut a = Client::connect(echo);
     echo_round_trip(&mut r, &mut a, b"echo");
     let mut b = Client::request(recording, b"recorded");
