@@ -18,7 +18,7 @@ use mio::{Interest, Registry};
 use slab::Slab;
 
 use crate::closed::{Closed, Reason};
-use crate::config::{millis, millis_u32, Config};
+use crate::config::{millis, Config};
 use crate::conn::{Conn, Ctx};
 use crate::error::{Error, Result};
 use crate::handler::{Handler, Truncated};
@@ -276,13 +276,12 @@ impl Core {
             token::encode_conn(id),
             Interest::READABLE | Interest::WRITABLE,
         )?;
-        let idle_ms = self.config.idle_timeout.map_or(0, |d| millis_u32(d).max(1));
         let writing = match writing {
             // An accepted TLS connection handshakes first.
             Writing::Open if stream.handshakes() => Writing::Handshaking,
             other => other,
         };
-        let state = ConnState::new(writing, self.now, idle_ms);
+        let state = ConnState::new(writing, self.now);
         self.stats.opened(state.gauge());
         entry.insert(Slot { stream, state });
         Ok(id)
@@ -639,11 +638,8 @@ impl Core {
         let st = &mut self.conns[key].state;
         let (old, new) = st.regauge();
         self.stats.moved(old, new);
-        let want = st
-            .next_timeout(&self.config, self.now)
-            .map(|(at, _)| at)
-            .filter(|&at| at < u64::MAX);
-        match (st.armed(), want) {
+        let want = st.entry_deadline(&self.config, self.now);
+        match (st.armed(self.now), want) {
             // An entry that fires early is cheaper than a re-arm on every
             // byte: it finds the later deadline and arms again.
             (Some(at), Some(w)) if at <= w => {}
@@ -670,15 +666,17 @@ impl Core {
             gens.is_current(gens.id(index, generation))
                 && conns
                     .get(index as usize)
-                    .is_some_and(|slot| slot.state.armed() == Some(at))
+                    .is_some_and(|slot| slot.state.is_armed_at(at))
         });
     }
 
     /// A timeout entry of [`Lanes`] for connection `id` came due at `at`:
     /// the connection's timeouts fire, unless it left or armed another.
     pub(crate) fn on_timeouts_entry(&mut self, id: ConnId, at: u64) {
-        let armed = self.live(id).and_then(|key| self.conns[key].state.armed());
-        if armed == Some(at) {
+        let armed = self
+            .live(id)
+            .is_some_and(|key| self.conns[key].state.is_armed_at(at));
+        if armed {
             self.on_conn_timer(id, ConnTimer::Timeouts, TimerId(TimerKey::NULL.to_bits()));
         } else {
             self.timeouts.popped_forgotten();
@@ -706,7 +704,7 @@ impl Core {
             self.corked = None;
         }
         let st = slot.state;
-        if st.armed().is_some() {
+        if st.is_armed() {
             self.abandon_timeout();
         }
         if st.lane_timer() != 0 {
@@ -903,6 +901,6 @@ mod tests {
         let slot = std::mem::size_of::<Slot>();
         let stream = std::mem::size_of::<Stream>();
         println!("size_of::<Slot>() = {slot} bytes, of which the socket {stream}");
-        assert!(slot - stream <= 56, "a connection slot takes {slot} bytes");
+        assert!(slot - stream <= 48, "a connection slot takes {slot} bytes");
     }
 }

@@ -44,7 +44,7 @@
 use std::io;
 
 use crate::closed::{Reason, Timeout};
-use crate::config::{millis, Config};
+use crate::config::{millis, millis_u32, Config};
 use crate::handler::Eof;
 use crate::outq::{Flush, OutQueue};
 use crate::stats::Gauge;
@@ -222,12 +222,36 @@ impl Ready {
 }
 
 /// What a connection keeps only while it has it: output the kernel did not
-/// take, and a socket error waiting for `handle_error`. Boxed, so that a
-/// connection with neither pays one pointer.
+/// take, a socket error waiting for `handle_error`, and an idle timeout of
+/// its own. Boxed, so that a connection with none pays one pointer.
 #[derive(Debug, Default)]
 struct Spill {
     queue: OutQueue,
     error: Option<io::Error>,
+    /// The idle timeout in ms (0: none) that replaces the configured one,
+    /// while [`Marks::OWN_IDLE`] is set.
+    idle_ms: u32,
+}
+
+/// Facts about a connection that belong to neither half, as bits.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+struct Marks(u8);
+
+impl Marks {
+    /// Passed the high-water mark: `handle_write` is owed at the low one.
+    const BLOCKED: u8 = 1;
+    /// `armed` is the deadline of this connection's timeout entry.
+    const ARMED: u8 = 2;
+    /// The handler set an idle timeout of its own: it is in the spill.
+    const OWN_IDLE: u8 = 4;
+
+    fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+
+    fn put(&mut self, bit: u8, on: bool) {
+        self.0 = if on { self.0 | bit } else { self.0 & !bit };
+    }
 }
 
 /// Why a write is refused; see [`ConnState::write_refusal`].
@@ -248,10 +272,10 @@ pub(crate) struct ConnState {
     ready: Ready,
     /// The gauge this connection is counted in (kept to move it).
     gauge: Gauge,
-    /// Passed the high-water mark; `handle_write` is owed at the low one.
-    blocked: bool,
+    marks: Marks,
     end: End,
-    /// Queued output and an error to report, kept only while there are.
+    /// Queued output, an error to report and an idle timeout of its own,
+    /// kept only while there are.
     spill: Option<Box<Spill>>,
     bytes_in: u64,
     bytes_out: u64,
@@ -259,16 +283,14 @@ pub(crate) struct ConnState {
     last_activity: Tick,
     /// Tick the current phase began: connect started, peer FIN, our FIN.
     since: Tick,
-    /// Idle timeout in ms; 0 disables it.
-    idle_ms: u32,
     /// The handler's timer kept in the reactor's lanes, by its sequence
     /// number (its entry there names this slot and this number); 0: none.
     /// A second timer at once goes to the reactor's heap.
     timer: u32,
     /// The deadline of the one timer entry that guards every timeout of
-    /// this connection; `u64::MAX`: none (no deadline is that far). The
-    /// entry has no key: it is this connection's while this matches it.
-    armed: u64,
+    /// this connection, while [`Marks::ARMED`] is set. The entry has no
+    /// key: it is this connection's while its deadline matches this one.
+    armed: Tick,
 }
 
 /// A moment of the reactor's millisecond clock kept in 32 bits (its low
@@ -279,9 +301,26 @@ pub(crate) struct ConnState {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 struct Tick(u32);
 
+/// How late the loop may be to take a due timeout entry before the
+/// entry's deadline, read back as a [`Tick`], seems 49 days ahead instead
+/// (the connection then arms a new entry: harmless).
+const ARM_LATE: u64 = 1 << 20;
+
+/// How far ahead a timeout entry may lie (a later deadline gets an entry at
+/// this distance, which fires early and arms again): what a [`Tick`] of it
+/// reads back exactly, `ARM_LATE` in the past included.
+const ARM_HORIZON: u64 = (1 << 32) - ARM_LATE - 1;
+
 impl Tick {
     fn at(now: u64) -> Tick {
         Tick(now as u32)
+    }
+
+    /// The full tick this one stands for, no more than [`ARM_LATE`] before
+    /// `now` and no more than [`ARM_HORIZON`] after it.
+    fn near(self, now: u64) -> u64 {
+        let base = now.saturating_sub(ARM_LATE);
+        base + u64::from(self.0.wrapping_sub(base as u32))
     }
 
     /// The full tick this one stands for, `now` being later.
@@ -298,7 +337,7 @@ macro_rules! transition {
 
 impl ConnState {
     /// A connection accepted (`writing` is `Open`) or connecting.
-    pub(crate) fn new(writing: Writing, now: u64, idle_ms: u32) -> Self {
+    pub(crate) fn new(writing: Writing, now: u64) -> Self {
         let mut ready = Ready::default();
         if writing == Writing::Open {
             // A fresh accepted socket can take writes before its first event.
@@ -309,16 +348,15 @@ impl ConnState {
             writing,
             ready,
             gauge: Gauge::Established,
-            blocked: false,
+            marks: Marks::default(),
             end: End::Running,
             spill: None,
             bytes_in: 0,
             bytes_out: 0,
             last_activity: Tick::at(now),
             since: Tick::at(now),
-            idle_ms,
             timer: 0,
-            armed: u64::MAX,
+            armed: Tick(0),
         };
         st.gauge = st.classify();
         st
@@ -425,9 +463,21 @@ impl ConnState {
         self.timer = seq;
     }
 
-    /// The timer entry guarding this connection's timeouts.
-    pub(crate) fn armed(&self) -> Option<u64> {
-        (self.armed != u64::MAX).then_some(self.armed)
+    /// Whether a timer entry guards this connection's timeouts.
+    pub(crate) fn is_armed(&self) -> bool {
+        self.marks.has(Marks::ARMED)
+    }
+
+    /// Whether the entry due at `at` is the one guarding this connection's
+    /// timeouts.
+    pub(crate) fn is_armed_at(&self, at: u64) -> bool {
+        self.is_armed() && self.armed == Tick::at(at)
+    }
+
+    /// The deadline of the entry guarding this connection's timeouts, read
+    /// at `now`.
+    pub(crate) fn armed(&self, now: u64) -> Option<u64> {
+        self.is_armed().then(|| self.armed.near(now))
     }
 
     // ------------------------------------------------------------ deciding
@@ -466,7 +516,7 @@ impl ConnState {
         if out && self.ready.has(Ready::WRITABLE) {
             return Action::Flush;
         }
-        if self.blocked && pending <= low_water {
+        if self.marks.has(Marks::BLOCKED) && pending <= low_water {
             // Like Node's 'drain', only while writes are still accepted.
             let notify = self.writing == Writing::Open && matches!(self.end, End::Running);
             return Action::Drained { notify };
@@ -621,9 +671,10 @@ impl ConnState {
         true
     }
 
-    /// Replace the idle timeout (0 disables it).
+    /// Replace the configured idle timeout (0 disables it).
     pub(crate) fn set_idle_ms(&mut self, ms: u32) {
-        self.idle_ms = ms;
+        self.spill.get_or_insert_with(Default::default).idle_ms = ms;
+        self.marks.put(Marks::OWN_IDLE, true);
     }
 
     /// Bytes the handler wrote straight to the socket.
@@ -646,11 +697,11 @@ impl ConnState {
             .get_or_insert_with(Default::default)
             .queue
             .push(data);
-        if self.pending() > high_water && !self.blocked {
+        if self.pending() > high_water && !self.marks.has(Marks::BLOCKED) {
             transition!("blocked: {} B queued", self.pending());
-            self.blocked = true;
+            self.marks.put(Marks::BLOCKED, true);
         }
-        self.blocked
+        self.marks.has(Marks::BLOCKED)
     }
 
     // ------------------------------------------------------------ readiness
@@ -862,12 +913,14 @@ impl ConnState {
         }
     }
 
-    /// Free the spill once it holds neither output nor an error.
+    /// Free the spill once it holds no output, no error and no idle
+    /// timeout.
     fn drop_spill_if_empty(&mut self) {
+        let own_idle = self.marks.has(Marks::OWN_IDLE);
         if self
             .spill
             .as_ref()
-            .is_some_and(|s| s.queue.len() == 0 && s.error.is_none())
+            .is_some_and(|s| s.queue.len() == 0 && s.error.is_none() && !own_idle)
         {
             self.spill = None;
         }
@@ -875,7 +928,7 @@ impl ConnState {
 
     /// The queue fell to the low-water mark.
     pub(crate) fn drained(&mut self) {
-        self.blocked = false;
+        self.marks.put(Marks::BLOCKED, false);
     }
 
     // ------------------------------------------------------------ time
@@ -906,9 +959,13 @@ impl ConnState {
         };
         // Once our FIN is out, the linger timeout alone guards the wait for
         // the peer's.
-        if self.idle_ms > 0 && self.writing != Writing::Shut {
+        let idle_ms = match &self.spill {
+            Some(spill) if self.marks.has(Marks::OWN_IDLE) => spill.idle_ms,
+            _ => cfg.idle_timeout.map_or(0, |d| millis_u32(d).max(1)),
+        };
+        if idle_ms > 0 && self.writing != Writing::Shut {
             consider(
-                Some(last_activity.saturating_add(u64::from(self.idle_ms))),
+                Some(last_activity.saturating_add(u64::from(idle_ms))),
                 Timeout::Idle,
             );
         }
@@ -930,15 +987,24 @@ impl ConnState {
         best
     }
 
-    /// Record the deadline of the timer entry now guarding the timeouts.
+    /// The deadline for a timer entry guarding the timeouts, at `now`: the
+    /// earliest timeout's, or [`ARM_HORIZON`] ahead if that is later.
+    pub(crate) fn entry_deadline(&self, cfg: &Config, now: u64) -> Option<u64> {
+        let (at, _) = self.next_timeout(cfg, now)?;
+        Some(at.min(now.saturating_add(ARM_HORIZON)))
+    }
+
+    /// Record the deadline of the timer entry now guarding the timeouts
+    /// (one from [`entry_deadline`](ConnState::entry_deadline), or later
+    /// by no more than the lanes' push moves it).
     pub(crate) fn arm(&mut self, at: u64) {
-        debug_assert!(at < u64::MAX);
-        self.armed = at;
+        self.armed = Tick::at(at);
+        self.marks.put(Marks::ARMED, true);
     }
 
     /// Forget the timer entry (it fired or was abandoned).
     pub(crate) fn disarm(&mut self) {
-        self.armed = u64::MAX;
+        self.marks.put(Marks::ARMED, false);
     }
 
     /// The timeouts' timer fired at `now`: apply the timeout that expired,
@@ -992,7 +1058,7 @@ mod tests {
     const LOW: usize = 16;
 
     fn state(writing: Writing, reading: Reading) -> ConnState {
-        let mut st = ConnState::new(writing, 1_000, 0);
+        let mut st = ConnState::new(writing, 1_000);
         st.reading = reading;
         st
     }
@@ -1011,7 +1077,7 @@ mod tests {
     fn state_is_small() {
         let size = std::mem::size_of::<ConnState>();
         println!("size_of::<ConnState>() = {size} bytes");
-        assert!(size <= 56, "ConnState takes {size} bytes");
+        assert!(size <= 48, "ConnState takes {size} bytes");
     }
 
     #[test]
@@ -1022,6 +1088,58 @@ mod tests {
         assert_eq!(t.back(before), before);
         let far = (7u64 << 32) + 123;
         assert_eq!(Tick::at(far - 1_000).back(far), far - 1_000);
+    }
+
+    #[test]
+    fn an_armed_deadline_reads_back_near_the_clock() {
+        let wrap = u64::from(u32::MAX);
+        for now in [7, 5_000, wrap - 3, wrap + 9, (9 << 32) + 77] {
+            let mut st = state(Writing::Open, Reading::Open);
+            assert_eq!(st.armed(now), None);
+            let due_late = now.saturating_sub(ARM_LATE).max(1);
+            for at in [due_late, now, now + 1, now + 100_000, now + ARM_HORIZON] {
+                st.arm(at);
+                assert_eq!(st.armed(now), Some(at), "now {now}, at {at}");
+                assert!(st.is_armed_at(at));
+                assert!(!st.is_armed_at(at + 1));
+            }
+            st.disarm();
+            assert_eq!(st.armed(now), None);
+            assert!(!st.is_armed_at(now + ARM_HORIZON));
+        }
+    }
+
+    #[test]
+    fn a_timeout_beyond_the_horizon_gets_an_early_entry_that_arms_again() {
+        let mut cfg = cfg();
+        cfg.idle_timeout = Some(Duration::from_millis(u64::from(u32::MAX)));
+        let mut st = state(Writing::Open, Reading::Open);
+        let now = 1_000;
+        let at = st.entry_deadline(&cfg, now).unwrap();
+        assert_eq!(at, now + ARM_HORIZON);
+        st.arm(at);
+        assert_eq!(st.armed(now), Some(at));
+        // The entry fires early: nothing expires, and the next entry is the
+        // real deadline, now within reach.
+        assert_eq!(st.expire(at, &cfg), None);
+        assert_eq!(st.entry_deadline(&cfg, at), Some(now + u64::from(u32::MAX)));
+    }
+
+    #[test]
+    fn an_idle_timeout_of_its_own_outlives_the_output_queue() {
+        let mut cfg = cfg();
+        cfg.idle_timeout = Some(Duration::from_secs(300));
+        let mut st = state(Writing::Open, Reading::Open);
+        assert_eq!(st.next_timeout(&cfg, 1_000), Some((301_000, Timeout::Idle)));
+        st.set_idle_ms(50);
+        st.send_buffer_full();
+        st.enqueue(b"queued", 1024);
+        st.readiness(false, false, true, false);
+        st.flushed(6, Ok(Flush::Drained), 1_010);
+        assert_eq!(st.pending(), 0);
+        assert_eq!(st.next_timeout(&cfg, 1_010), Some((1_060, Timeout::Idle)));
+        st.set_idle_ms(0);
+        assert_eq!(st.next_timeout(&cfg, 1_010), None, "0 disables it");
     }
 
     mod ranking {
@@ -1360,7 +1478,7 @@ mod tests {
         #[test]
         fn idle_timeout_runs_from_the_last_activity_and_closes_gracefully() {
             let mut st = state(Writing::Open, Reading::Open);
-            st.idle_ms = 50;
+            st.set_idle_ms(50);
             st.last_activity = Tick::at(5_000);
             assert_eq!(st.next_timeout(&cfg(), 5_000), Some((5_050, Timeout::Idle)));
             assert_eq!(st.expire(5_049, &cfg()), None);
@@ -1375,7 +1493,7 @@ mod tests {
         #[test]
         fn a_second_idle_timeout_while_closing_resets() {
             let mut st = state(Writing::Open, Reading::Open);
-            st.idle_ms = 50;
+            st.set_idle_ms(50);
             st.send_buffer_full();
             st.enqueue(b"stuck", 1024);
             st.expire(1_050, &cfg());

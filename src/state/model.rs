@@ -261,7 +261,7 @@ impl World {
                 } else {
                     Writing::Open
                 };
-                let st = ConnState::new(writing, 0, 100);
+                let st = ConnState::new(writing, 0);
                 stats.opened(st.gauge());
                 Sim {
                     st,
