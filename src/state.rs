@@ -231,6 +231,16 @@ struct Spill {
     /// The idle timeout in ms (0: none) that replaces the configured one,
     /// while [`Marks::OWN_IDLE`] is set.
     idle_ms: u32,
+    /// The upper 32 bits of the byte counts, by [`Way`], once one passed
+    /// 4 GiB (the state keeps the lower 32).
+    bytes_high: [u32; 2],
+}
+
+/// Which byte count.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Way {
+    In = 0,
+    Out = 1,
 }
 
 /// Facts about a connection that belong to neither half, as bits.
@@ -277,8 +287,9 @@ pub(crate) struct ConnState {
     /// Queued output, an error to report and an idle timeout of its own,
     /// kept only while there are.
     spill: Option<Box<Spill>>,
-    bytes_in: u64,
-    bytes_out: u64,
+    /// Bytes in and out, their lower 32 bits (the upper ones in the spill).
+    bytes_in: u32,
+    bytes_out: u32,
     /// Tick of the last byte moved in either direction.
     last_activity: Tick,
     /// Tick the current phase began: connect started, peer FIN, our FIN.
@@ -373,11 +384,36 @@ impl ConnState {
     }
 
     pub(crate) fn bytes_in(&self) -> u64 {
-        self.bytes_in
+        self.bytes(Way::In, self.bytes_in)
     }
 
     pub(crate) fn bytes_out(&self) -> u64 {
-        self.bytes_out
+        self.bytes(Way::Out, self.bytes_out)
+    }
+
+    /// A byte count from its lower bits and the spill's upper ones.
+    fn bytes(&self, way: Way, low: u32) -> u64 {
+        let high = self
+            .spill
+            .as_ref()
+            .map_or(0, |s| s.bytes_high[way as usize]);
+        (u64::from(high) << 32) | u64::from(low)
+    }
+
+    /// Count `n` more bytes one way.
+    fn count(&mut self, way: Way, n: usize) {
+        let low = match way {
+            Way::In => &mut self.bytes_in,
+            Way::Out => &mut self.bytes_out,
+        };
+        let total = u64::from(*low) + n as u64;
+        *low = total as u32;
+        let carry = (total >> 32) as u32;
+        if carry > 0 {
+            let spill = self.spill.get_or_insert_with(Default::default);
+            let high = &mut spill.bytes_high[way as usize];
+            *high = high.wrapping_add(carry);
+        }
     }
 
     /// Bytes queued and not yet handed to the kernel.
@@ -680,7 +716,7 @@ impl ConnState {
     /// Bytes the handler wrote straight to the socket.
     pub(crate) fn wrote(&mut self, n: usize, now: u64) {
         if n > 0 {
-            self.bytes_out += n as u64;
+            self.count(Way::Out, n);
             self.last_activity = Tick::at(now);
         }
     }
@@ -814,7 +850,7 @@ impl ConnState {
     /// A read returned `n > 0` bytes; `drained`: it proved the receive
     /// queue empty (a short read of a plain socket).
     pub(crate) fn read_data(&mut self, n: usize, drained: bool, now: u64) {
-        self.bytes_in += n as u64;
+        self.count(Way::In, n);
         self.last_activity = Tick::at(now);
         if self.reading == Reading::Done {
             // The peer sent more after all: wait for its FIN.
@@ -913,15 +949,13 @@ impl ConnState {
         }
     }
 
-    /// Free the spill once it holds no output, no error and no idle
-    /// timeout.
+    /// Free the spill once it holds no output, no error, no idle timeout
+    /// and no upper bits of a byte count.
     fn drop_spill_if_empty(&mut self) {
         let own_idle = self.marks.has(Marks::OWN_IDLE);
-        if self
-            .spill
-            .as_ref()
-            .is_some_and(|s| s.queue.len() == 0 && s.error.is_none() && !own_idle)
-        {
+        if self.spill.as_ref().is_some_and(|s| {
+            s.queue.len() == 0 && s.error.is_none() && !own_idle && s.bytes_high == [0; 2]
+        }) {
             self.spill = None;
         }
     }
@@ -1077,7 +1111,7 @@ mod tests {
     fn state_is_small() {
         let size = std::mem::size_of::<ConnState>();
         println!("size_of::<ConnState>() = {size} bytes");
-        assert!(size <= 48, "ConnState takes {size} bytes");
+        assert!(size <= 40, "ConnState takes {size} bytes");
     }
 
     #[test]
@@ -1088,6 +1122,26 @@ mod tests {
         assert_eq!(t.back(before), before);
         let far = (7u64 << 32) + 123;
         assert_eq!(Tick::at(far - 1_000).back(far), far - 1_000);
+    }
+
+    #[test]
+    fn byte_counts_go_past_4_gib_and_keep_their_upper_bits() {
+        let mut st = state(Writing::Open, Reading::Open);
+        let gib = 1usize << 30;
+        for _ in 0..5 {
+            st.wrote(gib, 1_000);
+        }
+        st.read_data(3 * gib, false, 1_000);
+        st.read_data(2 * gib + 7, false, 1_000);
+        assert_eq!(st.bytes_out(), 5 << 30);
+        assert_eq!(st.bytes_in(), (5 << 30) + 7);
+        // Draining the queue keeps them: the spill stays for the counts.
+        st.enqueue(b"x", 1024);
+        st.readiness(false, false, true, false);
+        st.flushed(1, Ok(Flush::Drained), 1_010);
+        assert_eq!(st.pending(), 0);
+        assert_eq!(st.bytes_out(), (5 << 30) + 1);
+        assert_eq!(st.bytes_in(), (5 << 30) + 7);
     }
 
     #[test]
