@@ -23,7 +23,7 @@ use crate::conn::{Conn, Ctx};
 use crate::error::{Error, Result};
 use crate::handler::{Handler, Truncated};
 use crate::handlers::{self, Handlers, Waiting};
-use crate::state::{Action, ConnState, End, Refusal, Teardown, Writing};
+use crate::state::{Action, ConnState, End, Limits, Refusal, Teardown, Writing};
 use crate::stats::Stats;
 use crate::timer::{Lanes, TimerKey, TimerQueue};
 use crate::token::{self, ConnId, Generations, ListenerId, TimerId};
@@ -102,6 +102,8 @@ pub(crate) struct Core {
     buf: Vec<u8>,
     registry: Registry,
     pub(crate) config: Config,
+    /// The configuration's timeouts in milliseconds.
+    limits: Limits,
     pub(crate) stats: Stats,
     epoch: Instant,
     /// Milliseconds since `epoch`, read once per loop iteration.
@@ -156,6 +158,7 @@ impl Core {
             requeue: Vec::new(),
             buf: vec![0; config.read_buffer_size],
             registry,
+            limits: Limits::from(&config),
             config,
             stats: Stats::default(),
             epoch: Instant::now(),
@@ -638,7 +641,7 @@ impl Core {
         let st = &mut self.conns[key].state;
         let (old, new) = st.regauge();
         self.stats.moved(old, new);
-        let want = st.entry_deadline(&self.config, self.now);
+        let want = st.entry_deadline(&self.limits, self.now);
         match (st.armed(self.now), want) {
             // An entry that fires early is cheaper than a re-arm on every
             // byte: it finds the later deadline and arms again.
@@ -849,7 +852,7 @@ impl Core {
                 }
             }
             ConnTimer::Timeouts => {
-                if let Some(kind) = self.conns[key].state.expire(self.now, &self.config) {
+                if let Some(kind) = self.conns[key].state.expire(self.now, &self.limits) {
                     log::debug!("{id} timed out: {kind}");
                 }
             }

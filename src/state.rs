@@ -340,6 +340,30 @@ impl Tick {
     }
 }
 
+/// The configured timeouts in milliseconds, converted once per reactor
+/// rather than at every look at a connection's deadlines.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Limits {
+    /// The idle timeout; 0: none.
+    idle_ms: u32,
+    peer_eof: Option<u64>,
+    linger: Option<u64>,
+    connect: Option<u64>,
+    handshake: Option<u64>,
+}
+
+impl From<&Config> for Limits {
+    fn from(cfg: &Config) -> Self {
+        Limits {
+            idle_ms: cfg.idle_timeout.map_or(0, |d| millis_u32(d).max(1)),
+            peer_eof: cfg.peer_eof_timeout.map(millis),
+            linger: cfg.linger_timeout.map(millis),
+            connect: cfg.connect_timeout.map(millis),
+            handshake: cfg.handshake_timeout.map(millis),
+        }
+    }
+}
+
 macro_rules! transition {
     ($($arg:tt)*) => {
         log::trace!(target: "halfclose::state", $($arg)*)
@@ -968,16 +992,18 @@ impl ConnState {
     // ------------------------------------------------------------ time
 
     /// The earliest timeout this connection is subject to, at `now`.
-    pub(crate) fn next_timeout(&self, cfg: &Config, now: u64) -> Option<(u64, Timeout)> {
-        let ms = |d: Option<std::time::Duration>| d.map(millis);
+    pub(crate) fn next_timeout(&self, lim: &Limits, now: u64) -> Option<(u64, Timeout)> {
         let since = self.since.back(now);
         let last_activity = self.last_activity.back(now);
         match self.writing {
             Writing::Connecting | Writing::ConnectingThenFin => {
-                return ms(cfg.connect_timeout).map(|t| (since.saturating_add(t), Timeout::Connect))
+                return lim
+                    .connect
+                    .map(|t| (since.saturating_add(t), Timeout::Connect))
             }
             Writing::Handshaking | Writing::HandshakingThenFin => {
-                return ms(cfg.handshake_timeout)
+                return lim
+                    .handshake
                     .map(|t| (since.saturating_add(t), Timeout::Handshake))
             }
             _ => {}
@@ -995,7 +1021,7 @@ impl ConnState {
         // the peer's.
         let idle_ms = match &self.spill {
             Some(spill) if self.marks.has(Marks::OWN_IDLE) => spill.idle_ms,
-            _ => cfg.idle_timeout.map_or(0, |d| millis_u32(d).max(1)),
+            _ => lim.idle_ms,
         };
         if idle_ms > 0 && self.writing != Writing::Shut {
             consider(
@@ -1004,16 +1030,15 @@ impl ConnState {
             );
         }
         match (self.writing, self.reading) {
-            (Writing::Shut, Reading::Discarding | Reading::Done) => consider(
-                ms(cfg.linger_timeout).map(|t| since.saturating_add(t)),
-                Timeout::Linger,
-            ),
+            (Writing::Shut, Reading::Discarding | Reading::Done) => {
+                consider(lim.linger.map(|t| since.saturating_add(t)), Timeout::Linger)
+            }
             (Writing::Shut, _) => consider(
-                ms(cfg.linger_timeout).map(|t| progress.saturating_add(t)),
+                lim.linger.map(|t| progress.saturating_add(t)),
                 Timeout::Linger,
             ),
             (_, Reading::Eof) => consider(
-                ms(cfg.peer_eof_timeout).map(|t| progress.saturating_add(t)),
+                lim.peer_eof.map(|t| progress.saturating_add(t)),
                 Timeout::PeerEof,
             ),
             _ => {}
@@ -1023,8 +1048,8 @@ impl ConnState {
 
     /// The deadline for a timer entry guarding the timeouts, at `now`: the
     /// earliest timeout's, or [`ARM_HORIZON`] ahead if that is later.
-    pub(crate) fn entry_deadline(&self, cfg: &Config, now: u64) -> Option<u64> {
-        let (at, _) = self.next_timeout(cfg, now)?;
+    pub(crate) fn entry_deadline(&self, lim: &Limits, now: u64) -> Option<u64> {
+        let (at, _) = self.next_timeout(lim, now)?;
         Some(at.min(now.saturating_add(ARM_HORIZON)))
     }
 
@@ -1043,9 +1068,9 @@ impl ConnState {
 
     /// The timeouts' timer fired at `now`: apply the timeout that expired,
     /// if progress did not move it. Returns it.
-    pub(crate) fn expire(&mut self, now: u64, cfg: &Config) -> Option<Timeout> {
+    pub(crate) fn expire(&mut self, now: u64, lim: &Limits) -> Option<Timeout> {
         self.disarm();
-        let (at, kind) = self.next_timeout(cfg, now)?;
+        let (at, kind) = self.next_timeout(lim, now)?;
         if at > now {
             return None; // progress moved the deadline
         }
@@ -1105,6 +1130,10 @@ mod tests {
             connect_timeout: Some(Duration::from_millis(200)),
             ..Config::default()
         }
+    }
+
+    fn lim() -> Limits {
+        Limits::from(&cfg())
     }
 
     #[test]
@@ -1169,14 +1198,17 @@ mod tests {
         cfg.idle_timeout = Some(Duration::from_millis(u64::from(u32::MAX)));
         let mut st = state(Writing::Open, Reading::Open);
         let now = 1_000;
-        let at = st.entry_deadline(&cfg, now).unwrap();
+        let at = st.entry_deadline(&Limits::from(&cfg), now).unwrap();
         assert_eq!(at, now + ARM_HORIZON);
         st.arm(at);
         assert_eq!(st.armed(now), Some(at));
         // The entry fires early: nothing expires, and the next entry is the
         // real deadline, now within reach.
-        assert_eq!(st.expire(at, &cfg), None);
-        assert_eq!(st.entry_deadline(&cfg, at), Some(now + u64::from(u32::MAX)));
+        assert_eq!(st.expire(at, &Limits::from(&cfg)), None);
+        assert_eq!(
+            st.entry_deadline(&Limits::from(&cfg), at),
+            Some(now + u64::from(u32::MAX))
+        );
     }
 
     #[test]
@@ -1184,16 +1216,26 @@ mod tests {
         let mut cfg = cfg();
         cfg.idle_timeout = Some(Duration::from_secs(300));
         let mut st = state(Writing::Open, Reading::Open);
-        assert_eq!(st.next_timeout(&cfg, 1_000), Some((301_000, Timeout::Idle)));
+        assert_eq!(
+            st.next_timeout(&Limits::from(&cfg), 1_000),
+            Some((301_000, Timeout::Idle))
+        );
         st.set_idle_ms(50);
         st.send_buffer_full();
         st.enqueue(b"queued", 1024);
         st.readiness(false, false, true, false);
         st.flushed(6, Ok(Flush::Drained), 1_010);
         assert_eq!(st.pending(), 0);
-        assert_eq!(st.next_timeout(&cfg, 1_010), Some((1_060, Timeout::Idle)));
+        assert_eq!(
+            st.next_timeout(&Limits::from(&cfg), 1_010),
+            Some((1_060, Timeout::Idle))
+        );
         st.set_idle_ms(0);
-        assert_eq!(st.next_timeout(&cfg, 1_010), None, "0 disables it");
+        assert_eq!(
+            st.next_timeout(&Limits::from(&cfg), 1_010),
+            None,
+            "0 disables it"
+        );
     }
 
     mod ranking {
@@ -1278,7 +1320,7 @@ mod tests {
             let st = state(Writing::Connecting, Reading::Open);
             assert_eq!(st.classify(), Gauge::Connecting);
             assert_eq!(
-                st.next_timeout(&cfg(), 1_000),
+                st.next_timeout(&lim(), 1_000),
                 Some((1_200, Timeout::Connect))
             );
             assert_eq!(st.next_action(LOW, Io::PLAIN), Action::Wait);
@@ -1325,8 +1367,8 @@ mod tests {
         #[test]
         fn the_connect_timeout_fails_with_its_own_reason() {
             let mut st = state(Writing::Connecting, Reading::Open);
-            assert_eq!(st.expire(1_199, &cfg()), None);
-            assert_eq!(st.expire(1_200, &cfg()), Some(Timeout::Connect));
+            assert_eq!(st.expire(1_199, &lim()), None);
+            assert_eq!(st.expire(1_200, &lim()), Some(Timeout::Connect));
             assert!(matches!(
                 st.end,
                 End::Fail(Reason::TimedOut(Timeout::Connect))
@@ -1386,10 +1428,13 @@ mod tests {
             let mut cfg = cfg();
             cfg.handshake_timeout = Some(Duration::from_millis(100));
             assert_eq!(
-                st.next_timeout(&cfg, 1_000),
+                st.next_timeout(&Limits::from(&cfg), 1_000),
                 Some((1_100, Timeout::Handshake))
             );
-            assert_eq!(st.expire(1_100, &cfg), Some(Timeout::Handshake));
+            assert_eq!(
+                st.expire(1_100, &Limits::from(&cfg)),
+                Some(Timeout::Handshake)
+            );
             assert!(matches!(
                 st.end,
                 End::Fail(Reason::TimedOut(Timeout::Handshake))
@@ -1534,9 +1579,9 @@ mod tests {
             let mut st = state(Writing::Open, Reading::Open);
             st.set_idle_ms(50);
             st.last_activity = Tick::at(5_000);
-            assert_eq!(st.next_timeout(&cfg(), 5_000), Some((5_050, Timeout::Idle)));
-            assert_eq!(st.expire(5_049, &cfg()), None);
-            assert_eq!(st.expire(5_050, &cfg()), Some(Timeout::Idle));
+            assert_eq!(st.next_timeout(&lim(), 5_000), Some((5_050, Timeout::Idle)));
+            assert_eq!(st.expire(5_049, &lim()), None);
+            assert_eq!(st.expire(5_050, &lim()), Some(Timeout::Idle));
             assert!(matches!(
                 st.end,
                 End::Graceful(Reason::TimedOut(Timeout::Idle))
@@ -1550,8 +1595,8 @@ mod tests {
             st.set_idle_ms(50);
             st.send_buffer_full();
             st.enqueue(b"stuck", 1024);
-            st.expire(1_050, &cfg());
-            assert_eq!(st.expire(1_100, &cfg()), Some(Timeout::Idle));
+            st.expire(1_050, &lim());
+            assert_eq!(st.expire(1_100, &lim()), Some(Timeout::Idle));
             assert_eq!(
                 st.next_action(LOW, Io::PLAIN),
                 Action::Finalize(Reason::TimedOut(Timeout::Idle), Teardown::Reset)
@@ -1613,12 +1658,12 @@ mod tests {
         fn peer_eof_timeout_is_restarted_by_progress() {
             let mut st = state(Writing::Open, Reading::Eof);
             assert_eq!(
-                st.next_timeout(&cfg(), 1_000),
+                st.next_timeout(&lim(), 1_000),
                 Some((1_500, Timeout::PeerEof))
             );
             st.last_activity = Tick::at(2_000);
             assert_eq!(
-                st.next_timeout(&cfg(), 2_000),
+                st.next_timeout(&lim(), 2_000),
                 Some((2_500, Timeout::PeerEof))
             );
         }
@@ -1650,7 +1695,7 @@ mod tests {
             st.since = Tick::at(1_000);
             st.last_activity = Tick::at(1_100);
             assert_eq!(
-                st.next_timeout(&cfg(), 1_100),
+                st.next_timeout(&lim(), 1_100),
                 Some((1_400, Timeout::Linger))
             );
         }
@@ -1661,7 +1706,7 @@ mod tests {
             st.since = Tick::at(1_000);
             st.last_activity = Tick::at(1_200);
             assert_eq!(
-                st.next_timeout(&cfg(), 1_200),
+                st.next_timeout(&lim(), 1_200),
                 Some((1_300, Timeout::Linger))
             );
         }
@@ -1671,7 +1716,7 @@ mod tests {
             let mut st = state(Writing::Open, Reading::Open);
             st.close(Reason::TimedOut(Timeout::Idle));
             st.shut_write(1_000);
-            assert_eq!(st.expire(1_300, &cfg()), Some(Timeout::Linger));
+            assert_eq!(st.expire(1_300, &lim()), Some(Timeout::Linger));
             assert_eq!(
                 st.next_action(LOW, Io::PLAIN),
                 Action::Finalize(Reason::TimedOut(Timeout::Idle), Teardown::Close)

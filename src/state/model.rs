@@ -615,7 +615,7 @@ impl World {
                     .readiness(false, false, true, !matches!(ev, Event::ConnectOk));
             }
             Event::Deadline => {
-                let Some((at, _)) = sim.st.next_timeout(&self.cfg, self.now) else {
+                let Some((at, _)) = sim.st.next_timeout(&Limits::from(&self.cfg), self.now) else {
                     return;
                 };
                 self.now = self.now.max(at);
@@ -651,7 +651,7 @@ impl World {
         let sim = &mut self.sims[i];
         let (closing, failing) = (sim.model.closing(), sim.model.failing());
         let connecting = sim.st.writing().is_connecting();
-        let Some(kind) = sim.st.expire(self.now, &self.cfg) else {
+        let Some(kind) = sim.st.expire(self.now, &Limits::from(&self.cfg)) else {
             return;
         };
         let m = &mut sim.model;
