@@ -4,8 +4,12 @@
 //! except its socket and its handler: one enum per half ([`Reading`],
 //! [`Writing`]), how the connection is ending ([`End`]), the readiness the
 //! kernel reported ([`Ready`]), the output queue, counters and deadlines.
-//! Its fields are private. It changes only through named transitions, each
-//! logged at `trace`:
+//! Its fields are private, and kept small (40 bytes; the test
+//! `state_is_small`): moments as 32-bit ticks of the reactor's millisecond
+//! clock ([`Tick`]), byte counts in 32 bits, and what few connections have
+//! (queued output, an error to report, an idle timeout of the handler's
+//! own, the upper bits of a count past 4 GiB) in one boxed spill. It
+//! changes only through named transitions, each logged at `trace`:
 //!
 //! - *requests* a handler makes through [`Conn`](crate::Conn):
 //!   [`shutdown_write`](ConnState::shutdown_write), [`close`](ConnState::close),
