@@ -332,7 +332,10 @@ impl<'a> Conn<'a> {
         self.core.cancel_timer(self.key, timer)
     }
 
-    /// Replace this connection's idle timeout (`None` disables it).
+    /// Replace this connection's idle timeout (`None` disables it). The
+    /// connection then keeps its own in a small allocation, which it
+    /// shares with its output queue; the configured one costs nothing per
+    /// connection.
     pub fn set_idle_timeout(&mut self, timeout: Option<Duration>) {
         let ms = timeout.map_or(0, |d| millis_u32(d).max(1));
         self.core.state_mut(self.key).set_idle_ms(ms);

@@ -1021,12 +1021,12 @@ impl ConnState {
                 }
             }
         };
-        // Once our FIN is out, the linger timeout alone guards the wait for
-        // the peer's.
         let idle_ms = match &self.spill {
             Some(spill) if self.marks.has(Marks::OWN_IDLE) => spill.idle_ms,
             _ => lim.idle_ms,
         };
+        // Once our FIN is out, the linger timeout alone guards the wait for
+        // the peer's.
         if idle_ms > 0 && self.writing != Writing::Shut {
             consider(
                 Some(last_activity.saturating_add(u64::from(idle_ms))),
