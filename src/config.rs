@@ -148,6 +148,12 @@ impl Config {
     }
 }
 
+/// An idle timeout in milliseconds as a connection keeps it: 0 for none,
+/// and at least 1 for any duration (a zero one fires at the next tick).
+pub(crate) fn idle_ms(timeout: Option<Duration>) -> u32 {
+    timeout.map_or(0, |d| millis_u32(d).max(1))
+}
+
 /// Milliseconds, rounded up, saturating at `u32::MAX`.
 pub(crate) fn millis_u32(d: Duration) -> u32 {
     u32::try_from(millis(d)).unwrap_or(u32::MAX)
@@ -194,6 +200,9 @@ mod tests {
             u32::MAX
         );
         assert_eq!(millis_u32(Duration::from_nanos(1_500_000)), 2);
+        assert_eq!(idle_ms(None), 0);
+        assert_eq!(idle_ms(Some(Duration::ZERO)), 1);
+        assert_eq!(idle_ms(Some(Duration::from_millis(250))), 250);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
 use crate::closed::ProtocolError;
-use crate::config::millis_u32;
+use crate::config::idle_ms;
 use crate::core::{Control, Core};
 use crate::error::Result;
 use crate::handler::Handler;
@@ -337,8 +337,7 @@ impl<'a> Conn<'a> {
     /// shares with its output queue; the configured one costs nothing per
     /// connection.
     pub fn set_idle_timeout(&mut self, timeout: Option<Duration>) {
-        let ms = timeout.map_or(0, |d| millis_u32(d).max(1));
-        self.core.state_mut(self.key).set_idle_ms(ms);
+        self.core.state_mut(self.key).set_idle_ms(idle_ms(timeout));
         self.core.touch(self.key);
     }
 

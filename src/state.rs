@@ -48,7 +48,7 @@
 use std::io;
 
 use crate::closed::{Reason, Timeout};
-use crate::config::{millis, millis_u32, Config};
+use crate::config::{idle_ms, millis, Config};
 use crate::handler::Eof;
 use crate::outq::{Flush, OutQueue};
 use crate::stats::Gauge;
@@ -359,7 +359,7 @@ pub(crate) struct Limits {
 impl From<&Config> for Limits {
     fn from(cfg: &Config) -> Self {
         Limits {
-            idle_ms: cfg.idle_timeout.map_or(0, |d| millis_u32(d).max(1)),
+            idle_ms: idle_ms(cfg.idle_timeout),
             peer_eof: cfg.peer_eof_timeout.map(millis),
             linger: cfg.linger_timeout.map(millis),
             connect: cfg.connect_timeout.map(millis),
